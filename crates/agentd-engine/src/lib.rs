@@ -1,1 +1,20 @@
-//! placeholder
+//! agentd's engine: the one place sessions live and change.
+//!
+//! Principal types: [`Engine`] (create, control, answer and watch sessions), [`Agent`] and
+//! [`AgentRegistry`] (agent kinds as plug-ins), [`SessionContext`] (an agent's window on its
+//! session), [`EventLog`] (gap-free, committed-before-seen events). Adapters and the native
+//! API call the engine; they hold no session logic of their own.
+#![deny(missing_docs)]
+
+mod agent;
+mod engine;
+mod event_log;
+mod live;
+mod runner;
+mod subscribe;
+
+pub use agent::{Agent, AgentError, AgentRegistry, Completion, SessionContext};
+pub use engine::{Engine, EngineConfig, EngineError, NewSession, SessionAnswer};
+pub use event_log::{AppendError, EventLog};
+pub use live::InputAnswer;
+pub use subscribe::EventStream;

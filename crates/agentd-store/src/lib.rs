@@ -1,1 +1,107 @@
-//! placeholder
+//! agentd's persistence.
+//!
+//! [`Store`] is the one interface the engine and the API use; [`SqliteStore`] implements it
+//! over an embedded SQLite file (WAL). The SQL is portable (`$n` placeholders, BIGINT
+//! millisecond times, TEXT JSON), so a PostgreSQL implementation can follow without touching
+//! callers. Principal types: [`Store`], [`EventWrite`] (events and the session changes they
+//! carry, committed together), [`SessionQuery`], [`ApiKeyRecord`].
+#![deny(missing_docs)]
+
+mod records;
+mod sqlite;
+
+use std::sync::Arc;
+
+use agentd_domain::{ApiKeyId, Event, ProjectId, Session, SessionId, SessionPatch, SessionStatus};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use records::*;
+pub use sqlite::SqliteStore;
+
+/// A store failure. Callers log it and answer 5xx; its text never reaches a client.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed the operation.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored row could not be read back.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Shared handle to the store.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Everything agentd keeps. Every project-scoped read takes the project id, so another
+/// project's ids simply are not found.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// The project called `name`, created if missing.
+    async fn ensure_project(&self, name: &str) -> StoreResult<Project>;
+    /// The project called `name`, if any.
+    async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>>;
+
+    /// Stores a new key (already hashed).
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()>;
+    /// The unrevoked key whose hash is `key_hash`.
+    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Every key, revoked ones included, oldest first.
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Marks a key revoked; false when there is no such unrevoked key.
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Stores a new session.
+    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    /// One session of the project.
+    async fn get_session(&self, project: ProjectId, id: SessionId) -> StoreResult<Option<Session>>;
+    /// Sessions matching `query`, in its order, at most `query.limit` (+1 to tell "more").
+    async fn list_sessions(&self, query: &SessionQuery) -> StoreResult<Vec<Session>>;
+    /// Applies a patch; returns the updated session, or None when it does not exist.
+    async fn patch_session(
+        &self,
+        project: ProjectId,
+        id: SessionId,
+        patch: &SessionPatch,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>>;
+    /// Deletes a session and its events; false when it did not exist.
+    async fn delete_session(&self, project: ProjectId, id: SessionId) -> StoreResult<bool>;
+    /// Deletes the project's sessions that ended before `before`; returns how many.
+    async fn delete_sessions_ended_before(
+        &self,
+        project: ProjectId,
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+    /// Every session (of any project) in one of `statuses`, oldest first.
+    async fn sessions_in_status(&self, statuses: &[SessionStatus]) -> StoreResult<Vec<Session>>;
+    /// How many sessions are in each status (statuses with none are left out).
+    async fn count_sessions_by_status(&self) -> StoreResult<Vec<(SessionStatus, u64)>>;
+
+    /// Commits events and the session changes they carry, all or nothing.
+    async fn append_events(&self, writes: &[EventWrite]) -> StoreResult<()>;
+    /// A session's events with `seq > after`, in order, at most `limit`.
+    async fn events_after(&self, session: SessionId, after: u64, limit: u32) -> StoreResult<Vec<Event>>;
+
+    /// Claims an idempotency key for a request, or reports what it was used for before.
+    async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin>;
+    /// Records the response of a claimed request.
+    async fn idempotency_complete(
+        &self,
+        project: ProjectId,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> StoreResult<()>;
+    /// Releases a claim whose request did not complete (so a retry may run it).
+    async fn idempotency_release(&self, project: ProjectId, key: &str) -> StoreResult<()>;
+}

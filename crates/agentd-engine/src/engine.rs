@@ -1,0 +1,494 @@
+//! The engine facade: every command on a session, checked against the status machine.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use agentd_domain::{
+    Event, EventKind, FieldError, IllegalTransition, Mode, NewEvent, Priority, ProjectId,
+    Session, SessionId, SessionPatch, SessionSpec, SessionStatus, Transition, Usage,
+};
+use agentd_store::{SessionQuery, SharedStore, StoreError};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::agent::AgentRegistry;
+use crate::event_log::{AppendError, EventLog, committed};
+use crate::live::{InputAnswer, LiveSession, PendingRequest};
+use crate::runner::RunQueue;
+
+/// Engine settings (validated by the caller's config layer).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Sessions that may run at once on this node.
+    pub max_concurrent_sessions: usize,
+}
+
+/// Why a command was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No such session in this project.
+    #[error("session not found")]
+    NotFound,
+    /// The status machine does not allow it.
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    /// The session is not in a state where this makes sense.
+    #[error("{0}")]
+    Conflict(String),
+    /// An input field is wrong.
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// No agent implements the mode yet.
+    #[error("mode `{0}` is not available: no agent implementation is registered for it")]
+    ModeUnavailable(Mode),
+    /// The server is shutting down and takes no new sessions.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The event log failed.
+    #[error(transparent)]
+    Log(#[from] AppendError),
+}
+
+/// A session to create: the parsed request.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// The task and its bounds.
+    pub spec: SessionSpec,
+    /// Label.
+    pub name: Option<String>,
+    /// Labels.
+    pub tags: Vec<String>,
+    /// Queue priority.
+    pub priority: Priority,
+    /// End user.
+    pub user_id: Option<String>,
+    /// Client data.
+    pub metadata: Map<String, Value>,
+}
+
+/// A person's answer to the open request of a session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionAnswer {
+    /// Which request is answered (optional: the open one).
+    pub request_id: Option<String>,
+    /// The text, for an input request.
+    pub text: Option<String>,
+    /// The decision, for a permission request.
+    pub granted: Option<bool>,
+}
+
+pub(crate) struct Inner {
+    pub store: SharedStore,
+    pub log: EventLog,
+    pub registry: AgentRegistry,
+    pub live: Mutex<HashMap<SessionId, Arc<LiveSession>>>,
+    pub queue: RunQueue,
+    pub slots: Arc<Semaphore>,
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
+    pub accepting: std::sync::atomic::AtomicBool,
+}
+
+/// The session engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Starts the engine: settles sessions a dead process left running (failed, reason
+    /// `interrupted`), requeues queued ones, then starts the runner.
+    pub async fn start(
+        store: SharedStore,
+        registry: AgentRegistry,
+        config: EngineConfig,
+    ) -> Result<Engine, EngineError> {
+        let (log, _writer) = EventLog::start(store.clone());
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                store,
+                log,
+                registry,
+                live: Mutex::new(HashMap::new()),
+                queue: RunQueue::default(),
+                slots: Arc::new(Semaphore::new(config.max_concurrent_sessions.max(1))),
+                tasks: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+                accepting: std::sync::atomic::AtomicBool::new(true),
+            }),
+        };
+        engine.recover().await?;
+        let dispatcher = engine.clone();
+        engine.inner.tasks.spawn(async move { dispatcher.dispatch().await });
+        Ok(engine)
+    }
+
+    async fn recover(&self) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let stranded = store
+            .sessions_in_status(&[SessionStatus::Running, SessionStatus::Paused, SessionStatus::Waiting])
+            .await?;
+        let mut pending = Vec::new();
+        for session in &stranded {
+            let live = self.adopt(session);
+            let error = "the server stopped while this session was running";
+            let changed = live.transition(Transition::Fail, failed_event(error, "interrupted"), |_, change| {
+                change.error = Some(error.to_owned());
+            })?;
+            pending.push(changed.pending);
+            tracing::warn!(session_id = %session.id, project_id = %session.project_id, "settled a session interrupted by a previous shutdown");
+        }
+        for p in pending {
+            committed(p).await?;
+        }
+        for session in &stranded {
+            self.forget(session.id);
+        }
+        for session in store.sessions_in_status(&[SessionStatus::Queued]).await? {
+            let live = self.adopt(&session);
+            self.inner.queue.push(live);
+        }
+        Ok(())
+    }
+
+    fn adopt(&self, session: &Session) -> Arc<LiveSession> {
+        let live = LiveSession::new(
+            session.id,
+            session.project_id,
+            session.spec.clone(),
+            session.priority,
+            session.status,
+            session.last_seq,
+            self.inner.log.clone(),
+        );
+        self.lock_live().insert(session.id, live.clone());
+        live
+    }
+
+    pub(crate) fn forget(&self, id: SessionId) {
+        self.lock_live().remove(&id);
+    }
+
+    fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<LiveSession>>> {
+        self.inner.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn live(&self, project: ProjectId, id: SessionId) -> Option<Arc<LiveSession>> {
+        self.lock_live()
+            .get(&id)
+            .filter(|live| live.project_id == project)
+            .cloned()
+    }
+
+    /// The store behind the engine.
+    pub fn store(&self) -> &SharedStore {
+        &self.inner.store
+    }
+
+    /// The modes that can be used.
+    pub fn available_modes(&self) -> Vec<Mode> {
+        self.inner.registry.modes()
+    }
+
+    /// Events committed since start.
+    pub fn events_appended(&self) -> u64 {
+        self.inner.log.appended_total()
+    }
+
+    /// Sessions held in memory (queued, running, paused or waiting).
+    pub fn live_count(&self) -> usize {
+        self.lock_live().len()
+    }
+
+    /// Creates a session and queues it.
+    pub async fn create_session(&self, project: ProjectId, new: NewSession) -> Result<Session, EngineError> {
+        if !self.inner.accepting.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
+        if self.inner.registry.get(new.spec.mode).is_none() {
+            return Err(EngineError::ModeUnavailable(new.spec.mode));
+        }
+        let now = Utc::now();
+        let session = Session {
+            id: SessionId::new(),
+            project_id: project,
+            status: SessionStatus::Queued,
+            spec: new.spec,
+            name: new.name,
+            tags: new.tags,
+            priority: new.priority,
+            user_id: new.user_id,
+            metadata: new.metadata,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            ended_at: None,
+            error: None,
+            response: None,
+            response_type: None,
+            usage: Usage::default(),
+            last_seq: 0,
+        };
+        self.inner.store.insert_session(&session).await?;
+        let live = self.adopt(&session);
+        self.inner.queue.push(live);
+        Ok(session)
+    }
+
+    /// One session of the project.
+    pub async fn get_session(&self, project: ProjectId, id: SessionId) -> Result<Session, EngineError> {
+        self.inner
+            .store
+            .get_session(project, id)
+            .await?
+            .ok_or(EngineError::NotFound)
+    }
+
+    /// Sessions matching `query` (up to `limit + 1`, so callers can tell whether more exist).
+    pub async fn list_sessions(&self, query: &SessionQuery) -> Result<Vec<Session>, EngineError> {
+        Ok(self.inner.store.list_sessions(query).await?)
+    }
+
+    /// Changes a session's name, tags, priority, user id or metadata.
+    pub async fn patch_session(
+        &self,
+        project: ProjectId,
+        id: SessionId,
+        patch: &SessionPatch,
+    ) -> Result<Session, EngineError> {
+        let session = self
+            .inner
+            .store
+            .patch_session(project, id, patch, Utc::now())
+            .await?
+            .ok_or(EngineError::NotFound)?;
+        if let (Some(priority), Some(live)) = (patch.priority, self.live(project, id)) {
+            live.set_priority(priority);
+        }
+        Ok(session)
+    }
+
+    /// Deletes a finished session and its events.
+    pub async fn delete_session(&self, project: ProjectId, id: SessionId) -> Result<(), EngineError> {
+        if let Some(live) = self.live(project, id) {
+            let status = live.status();
+            if !status.is_terminal() {
+                return Err(EngineError::Conflict(format!(
+                    "cannot delete a session that is {status}; stop it first"
+                )));
+            }
+        }
+        if self.inner.store.delete_session(project, id).await? {
+            Ok(())
+        } else {
+            Err(EngineError::NotFound)
+        }
+    }
+
+    /// Deletes the project's sessions that ended before `before`; returns how many.
+    pub async fn cleanup_sessions(&self, project: ProjectId, before: DateTime<Utc>) -> Result<u64, EngineError> {
+        Ok(self.inner.store.delete_sessions_ended_before(project, before).await?)
+    }
+
+    /// The live session, or the refusal that fits its stored state.
+    async fn live_or_refusal(
+        &self,
+        project: ProjectId,
+        id: SessionId,
+        transition: Transition,
+    ) -> Result<Arc<LiveSession>, EngineError> {
+        if let Some(live) = self.live(project, id) {
+            return Ok(live);
+        }
+        let session = self.get_session(project, id).await?;
+        Err(EngineError::Illegal(IllegalTransition {
+            from: session.status,
+            transition,
+        }))
+    }
+
+    /// Stops a session.
+    pub async fn stop(&self, project: ProjectId, id: SessionId) -> Result<Session, EngineError> {
+        let live = self.live_or_refusal(project, id, Transition::Stop).await?;
+        let changed = live.transition(
+            Transition::Stop,
+            NewEvent::new(EventKind::Stopped, json!({"reason": "stopped by user"})),
+            |_, _| {},
+        )?;
+        committed(changed.pending).await?;
+        self.get_session(project, id).await
+    }
+
+    /// Pauses a running or waiting session: its agent takes no further step.
+    pub async fn pause(&self, project: ProjectId, id: SessionId) -> Result<Session, EngineError> {
+        let live = self.live_or_refusal(project, id, Transition::Pause).await?;
+        let changed = live.transition(Transition::Pause, NewEvent::new(EventKind::Paused, json!({})), |_, _| {})?;
+        committed(changed.pending).await?;
+        self.get_session(project, id).await
+    }
+
+    /// Resumes a paused session (back to `waiting` when a person's answer is still due).
+    pub async fn resume(&self, project: ProjectId, id: SessionId) -> Result<Session, EngineError> {
+        let live = self
+            .live_or_refusal(project, id, Transition::Resume { to_waiting: false })
+            .await?;
+        let to_waiting = live.lock().pending.is_some();
+        let changed = live.transition(
+            Transition::Resume { to_waiting },
+            NewEvent::new(EventKind::Resumed, json!({})),
+            |_, _| {},
+        )?;
+        committed(changed.pending).await?;
+        self.get_session(project, id).await
+    }
+
+    /// Answers the session's open input or permission request.
+    pub async fn answer_input(
+        &self,
+        project: ProjectId,
+        id: SessionId,
+        answer: SessionAnswer,
+    ) -> Result<Event, EngineError> {
+        let live = self.live_or_refusal(project, id, Transition::Answer).await?;
+        let mut reply = None;
+        let mut invalid = None;
+        let is_permission;
+        let changed = {
+            let pending_id = match &live.lock().pending {
+                Some(PendingRequest::Input { id, permission, .. }) => {
+                    is_permission = *permission;
+                    if *permission && answer.granted.is_none() {
+                        invalid = Some(FieldError::new("granted", "this is a permission request: answer with granted true or false"));
+                    } else if !*permission && answer.text.is_none() {
+                        invalid = Some(FieldError::new("text", "this is an input request: answer with text"));
+                    }
+                    id.clone()
+                }
+                Some(PendingRequest::SafetyCheck { id, .. }) => {
+                    return Err(EngineError::Conflict(format!(
+                        "the open request is safety check `{id}`: confirm or deny it instead"
+                    )));
+                }
+                None => return Err(EngineError::Conflict("no input request is pending".into())),
+            };
+            if let Some(asked) = &answer.request_id {
+                if *asked != pending_id {
+                    return Err(EngineError::Conflict(format!(
+                        "request `{asked}` is not pending; the open request is `{pending_id}`"
+                    )));
+                }
+            }
+            if let Some(error) = invalid {
+                return Err(error.into());
+            }
+            let data = if let Some(granted) = answer.granted.filter(|_| is_permission) {
+                json!({"request_id": pending_id, "kind": "permission", "granted": granted})
+            } else {
+                json!({"request_id": pending_id, "kind": "input"})
+            };
+            live.transition(Transition::Answer, NewEvent::new(EventKind::InputReceived, data), |state, _| {
+                if let Some(PendingRequest::Input { reply: r, permission, .. }) = state.pending.take() {
+                    reply = Some((r, permission));
+                }
+            })?
+        };
+        if let Some((r, permission)) = reply {
+            let value = if permission {
+                InputAnswer::Permission(answer.granted.unwrap_or(false))
+            } else {
+                InputAnswer::Text(answer.text.unwrap_or_default())
+            };
+            let _ = r.send(value);
+        }
+        first_event(committed(changed.pending).await?)
+    }
+
+    /// Confirms (`true`) or denies a pending safety check.
+    pub async fn resolve_safety_check(
+        &self,
+        project: ProjectId,
+        id: SessionId,
+        check_id: &str,
+        confirm: bool,
+    ) -> Result<Event, EngineError> {
+        let live = self.live_or_refusal(project, id, Transition::Answer).await?;
+        let mut reply = None;
+        {
+            let state = live.lock();
+            match &state.pending {
+                Some(PendingRequest::SafetyCheck { id, .. }) if id == check_id => {}
+                Some(other) => {
+                    return Err(EngineError::Conflict(format!(
+                        "safety check `{check_id}` is not pending; the open request is `{}`",
+                        other.id()
+                    )));
+                }
+                None => {
+                    return Err(EngineError::Conflict(format!(
+                        "safety check `{check_id}` is not pending: no safety check is pending"
+                    )));
+                }
+            }
+        }
+        let data = json!({"check_id": check_id, "confirmed": confirm});
+        let changed = live.transition(
+            Transition::Answer,
+            NewEvent::new(EventKind::SafetyCheckResolved, data),
+            |state, _| {
+                if let Some(PendingRequest::SafetyCheck { reply: r, .. }) = state.pending.take() {
+                    reply = Some(r);
+                }
+            },
+        )?;
+        if let Some(r) = reply {
+            let _ = r.send(confirm);
+        }
+        first_event(committed(changed.pending).await?)
+    }
+
+    /// Stops taking sessions, settles the running ones (failed, reason `shutdown`; queued
+    /// ones stay queued for the next start), and waits for the event log to flush.
+    pub async fn shutdown(&self) {
+        self.inner.accepting.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.inner.shutdown.cancel();
+        let live: Vec<_> = self.lock_live().values().cloned().collect();
+        let mut pending = Vec::new();
+        for session in live {
+            if session.status() == SessionStatus::Queued {
+                continue;
+            }
+            let error = "the server shut down while this session was running";
+            if let Ok(changed) = session.transition(Transition::Fail, failed_event(error, "shutdown"), |_, change| {
+                change.error = Some(error.to_owned());
+            }) {
+                pending.push(changed.pending);
+            }
+        }
+        for p in pending {
+            if let Err(error) = committed(p).await {
+                tracing::error!(%error, "could not record a session's shutdown");
+            }
+        }
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}
+
+/// The `failed` event for `error` with a short `reason` code.
+pub(crate) fn failed_event(error: &str, reason: &str) -> NewEvent {
+    NewEvent::new(EventKind::Failed, json!({"error": error, "reason": reason}))
+}
+
+fn first_event(events: Vec<Arc<Event>>) -> Result<Event, EngineError> {
+    events
+        .into_iter()
+        .next()
+        .map(|e| (*e).clone())
+        .ok_or(EngineError::Log(AppendError::Closed))
+}

@@ -1,0 +1,261 @@
+//! The event log's writer: assigns each session's gap-free `seq`, commits events (with the
+//! session changes they carry) in group commits, and only then publishes them to live
+//! subscribers. One task owns the seq counters, so no lock is held across I/O.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use agentd_domain::{Event, NewEvent, SessionId};
+use agentd_store::{EventWrite, SessionChange, SharedStore, StoreError};
+use chrono::Utc;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Most appends folded into one transaction.
+const MAX_GROUP: usize = 512;
+
+/// Why an append did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The session is not registered with the log (it ended, or never started).
+    #[error("session {0} is not accepting events")]
+    NotRegistered(SessionId),
+    /// The writer has shut down.
+    #[error("the event log is closed")]
+    Closed,
+}
+
+/// One event to append, with the session change it carries.
+pub(crate) struct Entry {
+    pub event: NewEvent,
+    pub change: Option<SessionChange>,
+}
+
+enum Command {
+    Register {
+        session: SessionId,
+        last_seq: u64,
+    },
+    Append {
+        session: SessionId,
+        entries: Vec<Entry>,
+        publish: broadcast::Sender<Arc<Event>>,
+        /// Forget the session's counter after this append (it carried the terminal event).
+        last: bool,
+        reply: oneshot::Sender<Result<Vec<Arc<Event>>, AppendError>>,
+    },
+}
+
+/// Handle to the writer task. Cheap to clone.
+#[derive(Clone)]
+pub struct EventLog {
+    tx: mpsc::UnboundedSender<Command>,
+    appended: Arc<AtomicU64>,
+}
+
+/// A pending append; await it to learn that the events are committed.
+pub(crate) type Pending = oneshot::Receiver<Result<Vec<Arc<Event>>, AppendError>>;
+
+impl EventLog {
+    /// Starts the writer over `store`. It runs until every handle is dropped, then finishes
+    /// what was queued and returns.
+    pub fn start(store: SharedStore) -> (EventLog, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let appended = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            store,
+            rx,
+            last_seq: HashMap::new(),
+            appended: appended.clone(),
+        };
+        (EventLog { tx, appended }, tokio::spawn(writer.run()))
+    }
+
+    /// Events committed since start.
+    pub fn appended_total(&self) -> u64 {
+        self.appended.load(Ordering::Relaxed)
+    }
+
+    /// Tells the writer where a session's log stands, so it can continue it.
+    pub(crate) fn register(&self, session: SessionId, last_seq: u64) {
+        let _ = self.tx.send(Command::Register { session, last_seq });
+    }
+
+    /// Queues events for commit. Sending is synchronous, so the order of calls is the order
+    /// of seqs; await the result to know they are committed (and published).
+    pub(crate) fn append(
+        &self,
+        session: SessionId,
+        entries: Vec<Entry>,
+        publish: broadcast::Sender<Arc<Event>>,
+        last: bool,
+    ) -> Pending {
+        let (reply, pending) = oneshot::channel();
+        let command = Command::Append {
+            session,
+            entries,
+            publish,
+            last,
+            reply,
+        };
+        if let Err(mpsc::error::SendError(Command::Append { reply, .. })) = self.tx.send(command) {
+            let _ = reply.send(Err(AppendError::Closed));
+        }
+        pending
+    }
+}
+
+/// Awaits a pending append.
+pub(crate) async fn committed(pending: Pending) -> Result<Vec<Arc<Event>>, AppendError> {
+    pending.await.unwrap_or(Err(AppendError::Closed))
+}
+
+struct Writer {
+    store: SharedStore,
+    rx: mpsc::UnboundedReceiver<Command>,
+    last_seq: HashMap<SessionId, u64>,
+    appended: Arc<AtomicU64>,
+}
+
+struct Staged {
+    events: Vec<Arc<Event>>,
+    writes: Vec<EventWrite>,
+    publish: broadcast::Sender<Arc<Event>>,
+    session: SessionId,
+    last: bool,
+    reply: oneshot::Sender<Result<Vec<Arc<Event>>, AppendError>>,
+}
+
+impl Staged {
+    fn renumber(&mut self, base: u64) {
+        for (i, (event, write)) in self.events.iter_mut().zip(&mut self.writes).enumerate() {
+            let seq = base + 1 + i as u64;
+            Arc::make_mut(event).seq = seq;
+            write.event.seq = seq;
+        }
+    }
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut batch = Vec::new();
+        while self.rx.recv_many(&mut batch, MAX_GROUP).await > 0 {
+            self.process(std::mem::take(&mut batch)).await;
+        }
+    }
+
+    async fn process(&mut self, commands: Vec<Command>) {
+        // Seqs are assigned on a scratch copy and kept only once the commit succeeds.
+        let mut next: HashMap<SessionId, u64> = HashMap::new();
+        let mut staged = Vec::new();
+        for command in commands {
+            match command {
+                Command::Register { session, last_seq } => {
+                    self.last_seq.insert(session, last_seq);
+                    next.remove(&session);
+                }
+                Command::Append {
+                    session,
+                    entries,
+                    publish,
+                    last,
+                    reply,
+                } => {
+                    let Some(base) = next
+                        .get(&session)
+                        .or_else(|| self.last_seq.get(&session))
+                        .copied()
+                    else {
+                        let _ = reply.send(Err(AppendError::NotRegistered(session)));
+                        continue;
+                    };
+                    let now = Utc::now();
+                    let mut seq = base;
+                    let mut events = Vec::with_capacity(entries.len());
+                    let mut writes = Vec::with_capacity(entries.len());
+                    for entry in entries {
+                        seq += 1;
+                        let event = Event {
+                            session_id: session,
+                            seq,
+                            kind: entry.event.kind,
+                            data: entry.event.data,
+                            created_at: now,
+                        };
+                        writes.push(EventWrite {
+                            event: event.clone(),
+                            change: entry.change,
+                        });
+                        events.push(Arc::new(event));
+                    }
+                    next.insert(session, seq);
+                    staged.push(Staged {
+                        events,
+                        writes,
+                        publish,
+                        session,
+                        last,
+                        reply,
+                    });
+                }
+            }
+        }
+        if staged.is_empty() {
+            return;
+        }
+        let writes: Vec<EventWrite> = staged.iter().flat_map(|s| s.writes.iter().cloned()).collect();
+        match self.store.append_events(&writes).await {
+            Ok(()) => {
+                for s in staged {
+                    self.settle(s, Ok(()));
+                }
+            }
+            Err(error) if staged.len() == 1 => {
+                if let Some(s) = staged.pop() {
+                    self.settle(s, Err(error));
+                }
+            }
+            Err(error) => {
+                // One bad append must not sink its neighbours: retry each on its own, its
+                // seqs renumbered from what is actually committed so no gap can appear.
+                tracing::warn!(%error, count = staged.len(), "group commit failed; retrying appends one by one");
+                for mut s in staged {
+                    let Some(base) = self.last_seq.get(&s.session).copied() else {
+                        let _ = s.reply.send(Err(AppendError::NotRegistered(s.session)));
+                        continue;
+                    };
+                    s.renumber(base);
+                    let result = self.store.append_events(&s.writes).await;
+                    self.settle(s, result);
+                }
+            }
+        }
+    }
+
+    fn settle(&mut self, staged: Staged, result: Result<(), StoreError>) {
+        match result {
+            Ok(()) => {
+                let last_seq = staged.events.last().map(|e| e.seq).unwrap_or(0);
+                if staged.last {
+                    self.last_seq.remove(&staged.session);
+                } else {
+                    self.last_seq.insert(staged.session, last_seq);
+                }
+                self.appended
+                    .fetch_add(staged.events.len() as u64, Ordering::Relaxed);
+                for event in &staged.events {
+                    // No receivers is fine: nobody is watching live.
+                    let _ = staged.publish.send(event.clone());
+                }
+                let _ = staged.reply.send(Ok(staged.events));
+            }
+            Err(error) => {
+                tracing::error!(%error, session_id = %staged.session, "event append failed");
+                let _ = staged.reply.send(Err(AppendError::Store(error)));
+            }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! A session the engine is running or about to run: its in-memory state, the channels that
+//! drive it, and the one place where its status changes ([`LiveSession::transition`]).
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use agentd_domain::{
+    Event, IllegalTransition, NewEvent, Priority, ProjectId, SessionId, SessionSpec,
+    SessionStatus, Transition, Usage,
+};
+use agentd_store::SessionChange;
+use tokio::sync::{broadcast, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::event_log::{Entry, EventLog, Pending};
+
+/// Live events buffered per session before a slow subscriber is told it lagged (it then
+/// catches up from the store, so nothing is lost).
+const LIVE_BUFFER: usize = 1024;
+
+/// What a person is being asked, and where the answer goes.
+pub(crate) enum PendingRequest {
+    /// A text answer or a permission.
+    Input {
+        id: String,
+        permission: bool,
+        reply: oneshot::Sender<InputAnswer>,
+    },
+    /// A safety check to confirm or deny.
+    SafetyCheck {
+        id: String,
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+impl PendingRequest {
+    pub(crate) fn id(&self) -> &str {
+        match self {
+            PendingRequest::Input { id, .. } | PendingRequest::SafetyCheck { id, .. } => id,
+        }
+    }
+}
+
+/// A person's answer to an input or permission request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputAnswer {
+    /// The text asked for.
+    Text(String),
+    /// Whether the permission was granted.
+    Permission(bool),
+}
+
+pub(crate) struct LiveState {
+    pub status: SessionStatus,
+    pub pending: Option<PendingRequest>,
+    pub usage: Usage,
+    pub last_activity: Instant,
+}
+
+/// A non-terminal session held in memory.
+pub(crate) struct LiveSession {
+    pub id: SessionId,
+    pub project_id: ProjectId,
+    pub spec: SessionSpec,
+    priority: AtomicI64,
+    state: Mutex<LiveState>,
+    status_tx: watch::Sender<SessionStatus>,
+    pub events: broadcast::Sender<Arc<Event>>,
+    pub cancel: CancellationToken,
+    log: EventLog,
+}
+
+/// The result of a status change: the new status, and the commit to await.
+pub(crate) struct Changed {
+    pub pending: Pending,
+}
+
+impl LiveSession {
+    pub fn new(
+        id: SessionId,
+        project_id: ProjectId,
+        spec: SessionSpec,
+        priority: Priority,
+        status: SessionStatus,
+        last_seq: u64,
+        log: EventLog,
+    ) -> Arc<Self> {
+        log.register(id, last_seq);
+        Arc::new(Self {
+            id,
+            project_id,
+            spec,
+            priority: AtomicI64::new(priority.rank()),
+            state: Mutex::new(LiveState {
+                status,
+                pending: None,
+                usage: Usage::default(),
+                last_activity: Instant::now(),
+            }),
+            status_tx: watch::channel(status).0,
+            events: broadcast::channel(LIVE_BUFFER).0,
+            cancel: CancellationToken::new(),
+            log,
+        })
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, LiveState> {
+        // A poisoned lock means a panic mid-update of plain data; the data is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn status(&self) -> SessionStatus {
+        self.lock().status
+    }
+
+    pub fn priority_rank(&self) -> i64 {
+        self.priority.load(Ordering::Relaxed)
+    }
+
+    pub fn set_priority(&self, priority: Priority) {
+        self.priority.store(priority.rank(), Ordering::Relaxed);
+    }
+
+    pub fn watch_status(&self) -> watch::Receiver<SessionStatus> {
+        self.status_tx.subscribe()
+    }
+
+    pub fn last_activity(&self) -> Instant {
+        self.lock().last_activity
+    }
+
+    pub fn touch(&self) {
+        self.lock().last_activity = Instant::now();
+    }
+
+    /// Applies `transition` and queues `event` (carrying the new status) for commit, under
+    /// the session's lock so that status order and event order agree. `prepare` may adjust
+    /// state and the change once the transition is known to be legal.
+    pub fn transition(
+        &self,
+        transition: Transition,
+        event: NewEvent,
+        prepare: impl FnOnce(&mut LiveState, &mut SessionChange),
+    ) -> Result<Changed, IllegalTransition> {
+        let mut state = self.lock();
+        let next = state.status.apply(transition)?;
+        let mut change = SessionChange {
+            status: Some(next),
+            ..SessionChange::default()
+        };
+        if next.is_terminal() {
+            change.ended_at = Some(chrono::Utc::now());
+            change.usage = Some(state.usage.clone());
+        }
+        prepare(&mut state, &mut change);
+        state.status = next;
+        state.last_activity = Instant::now();
+        if next.is_terminal() {
+            // Whoever waits on a person learns that nobody will answer.
+            state.pending = None;
+        }
+        let pending = self.log.append(
+            self.id,
+            vec![Entry {
+                event,
+                change: Some(change),
+            }],
+            self.events.clone(),
+            next.is_terminal(),
+        );
+        self.status_tx.send_replace(next);
+        if next.is_terminal() {
+            self.cancel.cancel();
+        }
+        Ok(Changed { pending })
+    }
+
+    /// Queues an event that changes no status; refused once the session has ended.
+    pub fn append(&self, event: NewEvent) -> Result<Pending, SessionStatus> {
+        let mut state = self.lock();
+        if state.status.is_terminal() {
+            return Err(state.status);
+        }
+        state.last_activity = Instant::now();
+        Ok(self.log.append(
+            self.id,
+            vec![Entry {
+                event,
+                change: None,
+            }],
+            self.events.clone(),
+            false,
+        ))
+    }
+}

@@ -1,0 +1,209 @@
+//! The runner: a priority queue of sessions, a bounded number of slots, and per session a
+//! task that runs the agent under the overall and inactivity timeouts.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agentd_domain::{EventKind, NewEvent, SessionStatus, Transition};
+use serde_json::json;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::time::{Instant, sleep_until};
+
+use crate::agent::{AgentError, SessionContext};
+use crate::engine::{Engine, failed_event};
+use crate::event_log::committed;
+use crate::live::LiveSession;
+
+/// Sessions waiting for a slot. Highest priority first, then first come first served; the
+/// priority is read at dequeue time, so a PATCH to a queued session takes effect.
+#[derive(Default)]
+pub(crate) struct RunQueue {
+    items: Mutex<Vec<(u64, Arc<LiveSession>)>>,
+    counter: std::sync::atomic::AtomicU64,
+    notify: Notify,
+}
+
+impl RunQueue {
+    pub fn push(&self, live: Arc<LiveSession>) {
+        let order = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.items.lock().unwrap_or_else(|e| e.into_inner()).push((order, live));
+        self.notify.notify_one();
+    }
+
+    fn pop(&self) -> Option<Arc<LiveSession>> {
+        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        let best = items
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, (order, live))| (live.priority_rank(), std::cmp::Reverse(*order)))
+            .map(|(i, _)| i)?;
+        Some(items.swap_remove(best).1)
+    }
+
+    async fn next(&self) -> Arc<LiveSession> {
+        loop {
+            let notified = self.notify.notified();
+            if let Some(live) = self.pop() {
+                return live;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Engine {
+    /// Takes queued sessions as slots free up, until shutdown.
+    pub(crate) async fn dispatch(self) {
+        let shutdown = self.inner.shutdown.clone();
+        loop {
+            let permit = tokio::select! {
+                permit = self.inner.slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+                _ = shutdown.cancelled() => return,
+            };
+            let live = tokio::select! {
+                live = self.inner.queue.next() => live,
+                _ = shutdown.cancelled() => return,
+            };
+            if live.status() != SessionStatus::Queued {
+                // Stopped while queued: already settled.
+                self.forget(live.id);
+                continue;
+            }
+            let engine = self.clone();
+            self.inner.tasks.spawn(async move { engine.run_session(live, permit).await });
+        }
+    }
+
+    async fn run_session(self, live: Arc<LiveSession>, _slot: OwnedSemaphorePermit) {
+        let id = live.id;
+        let started = live.transition(
+            Transition::Start,
+            NewEvent::new(EventKind::Started, json!({"mode": live.spec.mode, "goal": live.spec.goal})),
+            |_, change| change.started_at = Some(chrono::Utc::now()),
+        );
+        let started = match started {
+            Ok(changed) => committed(changed.pending).await.is_ok(),
+            Err(_) => false,
+        };
+        if started {
+            self.drive(&live).await;
+        }
+        self.forget(id);
+    }
+
+    async fn drive(&self, live: &Arc<LiveSession>) {
+        let Some(agent) = self.inner.registry.get(live.spec.mode) else {
+            self.finish_failed(live, "no agent implements this mode", "mode_unavailable").await;
+            return;
+        };
+        let ctx = SessionContext { live: live.clone() };
+        let mut task = tokio::spawn(async move { agent.run(ctx).await });
+        let outcome = tokio::select! {
+            joined = &mut task => Some(joined),
+            _ = enforce_timeouts(live) => {
+                task.abort();
+                None
+            }
+            _ = live.cancel.cancelled() => {
+                task.abort();
+                None
+            }
+        };
+        match outcome {
+            Some(Ok(Ok(completion))) => {
+                let usage = live.lock().usage.clone();
+                let data = json!({
+                    "response": completion.response,
+                    "response_type": completion.response_type,
+                    "usage": usage,
+                });
+                let changed = live.transition(Transition::Complete, NewEvent::new(EventKind::Completed, data), |_, change| {
+                    change.response = Some(completion.response.clone());
+                    change.response_type = Some(completion.response_type);
+                });
+                if let Ok(changed) = changed {
+                    let _ = committed(changed.pending).await;
+                }
+            }
+            Some(Ok(Err(AgentError::Failed { message, reason }))) => {
+                self.finish_failed(live, &message, &reason).await;
+            }
+            Some(Ok(Err(AgentError::Ended))) | None => {}
+            Some(Err(joined)) => {
+                tracing::error!(session_id = %live.id, error = %joined, "agent task died");
+                self.finish_failed(live, "the agent crashed", "agent_crashed").await;
+            }
+        }
+    }
+
+    async fn finish_failed(&self, live: &LiveSession, message: &str, reason: &str) {
+        let changed = live.transition(Transition::Fail, failed_event(message, reason), |_, change| {
+            change.error = Some(message.to_owned());
+        });
+        if let Ok(changed) = changed {
+            let _ = committed(changed.pending).await;
+        }
+    }
+}
+
+/// Times the session out once it has been active (running or waiting, not paused) longer
+/// than its overall timeout, or idle longer than its inactivity timeout, and resolves when
+/// that is recorded. Paused time counts for neither.
+async fn enforce_timeouts(live: &LiveSession) {
+    let overall = live.spec.timeout_seconds;
+    let idle = live.spec.inactivity_timeout_seconds;
+    let mut status = live.watch_status();
+    let mut budget = Duration::from_secs(overall);
+    let mut since = Instant::now();
+    let mut paused = false;
+    loop {
+        let current = *status.borrow_and_update();
+        if current.is_terminal() {
+            return std::future::pending().await;
+        }
+        let now = Instant::now();
+        let now_paused = current == SessionStatus::Paused;
+        if now_paused && !paused {
+            budget = budget.saturating_sub(now - since);
+        } else if !now_paused && paused {
+            since = now;
+            live.touch();
+        }
+        paused = now_paused;
+        if paused {
+            if status.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            continue;
+        }
+        let overall_deadline = since + budget;
+        let idle_deadline = live.last_activity() + Duration::from_secs(idle);
+        tokio::select! {
+            _ = sleep_until(overall_deadline.min(idle_deadline)) => {
+                let now = Instant::now();
+                let (reason, seconds) = if now >= overall_deadline {
+                    ("timeout", overall)
+                } else if now >= live.last_activity() + Duration::from_secs(idle) {
+                    ("inactivity", idle)
+                } else {
+                    continue;
+                };
+                let message = format!("the session exceeded its {reason} limit of {seconds} s");
+                let event = NewEvent::new(EventKind::TimedOut, json!({"reason": reason, "seconds": seconds}));
+                // Refused only when the status moved meanwhile (paused, ended): look again.
+                if let Ok(changed) = live.transition(Transition::TimeOut, event, |_, change| change.error = Some(message)) {
+                    let _ = committed(changed.pending).await;
+                    return;
+                }
+            }
+            changed = status.changed() => {
+                if changed.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Plain records the store reads and writes besides the domain types.
+
+use agentd_domain::{
+    ApiKeyId, Event, ProjectId, ResponseType, SessionId, SessionStatus, Usage,
+};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// A project: the owner of resources and keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    /// Its id.
+    pub id: ProjectId,
+    /// Its unique name (`default` for the one created at first start).
+    pub name: String,
+}
+
+/// A stored API key: never the secret, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// Its id.
+    pub id: ApiKeyId,
+    /// The project it acts for.
+    pub project_id: ProjectId,
+    /// A label.
+    pub name: String,
+    /// Hex SHA-256 of the secret.
+    pub key_hash: String,
+    /// The first characters of the secret, to recognise it in lists.
+    pub key_prefix: String,
+    /// Rate-limit tier name.
+    pub tier: String,
+    /// Per-key override of the tier's per-minute limit.
+    pub per_minute: Option<u64>,
+    /// Per-key override of the tier's per-day limit.
+    pub per_day: Option<u64>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The changes to a session that an event carries (committed in the same transaction).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionChange {
+    /// New status.
+    pub status: Option<SessionStatus>,
+    /// Set when the session first starts.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Set when the session ends.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why it failed or ended early.
+    pub error: Option<String>,
+    /// The agent's answer.
+    pub response: Option<Value>,
+    /// How to read the answer.
+    pub response_type: Option<ResponseType>,
+    /// Usage so far (replaces the stored value).
+    pub usage: Option<Usage>,
+}
+
+/// One event to commit, with the session change it carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventWrite {
+    /// The event, its seq already assigned.
+    pub event: Event,
+    /// What it changes on the session.
+    pub change: Option<SessionChange>,
+}
+
+/// Sort orders for session lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionSortField {
+    /// Creation time.
+    CreatedAt,
+    /// Last change.
+    UpdatedAt,
+    /// Queue priority.
+    Priority,
+    /// Name (unnamed sessions sort as the empty name).
+    Name,
+    /// Status name.
+    Status,
+}
+
+impl SessionSortField {
+    /// Every field, with its wire name.
+    pub const ALL: [(SessionSortField, &'static str); 5] = [
+        (SessionSortField::CreatedAt, "created_at"),
+        (SessionSortField::UpdatedAt, "updated_at"),
+        (SessionSortField::Priority, "priority"),
+        (SessionSortField::Name, "name"),
+        (SessionSortField::Status, "status"),
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL.iter().find(|(f, _)| *f == self).map(|(_, n)| *n).unwrap_or("created_at")
+    }
+}
+
+/// A position in a sorted list: the sort value and id of the last row seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortValue {
+    /// For time and priority sorts.
+    Int(i64),
+    /// For name and status sorts.
+    Text(String),
+}
+
+/// Filters, order and page of a session list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionQuery {
+    /// Whose sessions.
+    pub project_id: ProjectId,
+    /// Any of these statuses (empty: all).
+    pub statuses: Vec<SessionStatus>,
+    /// Carries this tag.
+    pub tag: Option<String>,
+    /// Belongs to this end user.
+    pub user_id: Option<String>,
+    /// Created at or after.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_before: Option<DateTime<Utc>>,
+    /// With (true) or without (false) an error.
+    pub has_error: Option<bool>,
+    /// Sort field.
+    pub sort: SessionSortField,
+    /// Descending when true.
+    pub descending: bool,
+    /// Continue after this row.
+    pub after: Option<(SortValue, SessionId)>,
+    /// Page size; the store returns up to `limit + 1` rows so callers can tell if more exist.
+    pub limit: u32,
+}
+
+impl SessionQuery {
+    /// All sessions of a project, newest first.
+    pub fn newest_first(project_id: ProjectId, limit: u32) -> Self {
+        Self {
+            project_id,
+            statuses: Vec::new(),
+            tag: None,
+            user_id: None,
+            created_after: None,
+            created_before: None,
+            has_error: None,
+            sort: SessionSortField::CreatedAt,
+            descending: true,
+            after: None,
+            limit,
+        }
+    }
+}
+
+/// The value a session has for a sort field (what a cursor records).
+pub fn sort_value(session: &agentd_domain::Session, field: SessionSortField) -> SortValue {
+    match field {
+        SessionSortField::CreatedAt => SortValue::Int(session.created_at.timestamp_millis()),
+        SessionSortField::UpdatedAt => SortValue::Int(session.updated_at.timestamp_millis()),
+        SessionSortField::Priority => SortValue::Int(session.priority.rank()),
+        SessionSortField::Name => SortValue::Text(session.name.clone().unwrap_or_default()),
+        SessionSortField::Status => SortValue::Text(session.status.as_str().to_owned()),
+    }
+}
+
+/// A request to use an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    /// The caller's project.
+    pub project_id: ProjectId,
+    /// The `Idempotency-Key` header value.
+    pub key: String,
+    /// Hash of method, path and body.
+    pub request_hash: String,
+    /// Now.
+    pub at: DateTime<Utc>,
+    /// Records older than this are forgotten and the key may be reused.
+    pub expire_before: DateTime<Utc>,
+}
+
+/// What became of an idempotency claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// The key is new: run the request, then complete or release it.
+    Claimed,
+    /// The key was used before.
+    Seen {
+        /// The hash of the request it was used for.
+        request_hash: String,
+        /// Its response, once that request finished.
+        response: Option<(u16, String)>,
+    },
+}
+

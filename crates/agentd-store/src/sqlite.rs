@@ -1,0 +1,592 @@
+//! The embedded SQLite implementation of [`Store`].
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use agentd_domain::{
+    ApiKeyId, Event, EventKind, Priority, ProjectId, ResponseType, Session, SessionId,
+    SessionPatch, SessionSpec, SessionStatus, Usage,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use serde::de::DeserializeOwned;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
+use uuid::Uuid;
+
+use crate::{
+    ApiKeyRecord, EventWrite, IdempotencyBegin, IdempotencyClaim, Project, SessionQuery,
+    SessionSortField, SortValue, Store, StoreError, StoreResult,
+};
+
+/// Rows per multi-row INSERT when appending events (well under SQLite's variable limit).
+const EVENT_INSERT_CHUNK: usize = 200;
+
+const SESSION_COLUMNS: &str = "id, project_id, status, mode, priority, name, user_id, tags, \
+     metadata, spec, created_at, updated_at, started_at, ended_at, error, response, \
+     response_type, usage, last_seq";
+
+/// A SQLite database file in WAL mode.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `agentd.db` in `data_dir` and applies migrations.
+    pub async fn open(data_dir: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("agentd.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: a commit survives a crash of the process (kill -9); only an OS
+            // crash or power loss can drop the last commits.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> StoreResult<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(v)
+        .single()
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {v} out of range")))
+}
+
+fn opt_from_ms(v: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
+    v.map(from_ms).transpose()
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("domain values always serialise")
+}
+
+fn from_json<T: DeserializeOwned>(column: &str, raw: &str) -> StoreResult<T> {
+    serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn parse<T: FromStr>(column: &str, raw: &str) -> StoreResult<T> {
+    raw.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{column}: unreadable value `{raw}`")))
+}
+
+fn uuid(column: &str, raw: &str) -> StoreResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| StoreError::Corrupt(format!("{column}: bad id `{raw}`")))
+}
+
+fn session_from_row(row: &SqliteRow) -> StoreResult<Session> {
+    let spec: SessionSpec = from_json("spec", row.try_get("spec")?)?;
+    Ok(Session {
+        id: SessionId::from_uuid(uuid("id", row.try_get("id")?)?),
+        project_id: ProjectId::from_uuid(uuid("project_id", row.try_get("project_id")?)?),
+        status: parse("status", row.try_get("status")?)?,
+        spec,
+        name: row.try_get("name")?,
+        tags: from_json("tags", row.try_get("tags")?)?,
+        priority: Priority::from_rank(row.try_get("priority")?),
+        user_id: row.try_get("user_id")?,
+        metadata: from_json("metadata", row.try_get("metadata")?)?,
+        created_at: from_ms(row.try_get("created_at")?)?,
+        updated_at: from_ms(row.try_get("updated_at")?)?,
+        started_at: opt_from_ms(row.try_get("started_at")?)?,
+        ended_at: opt_from_ms(row.try_get("ended_at")?)?,
+        error: row.try_get("error")?,
+        response: row
+            .try_get::<Option<&str>, _>("response")?
+            .map(|raw| from_json("response", raw))
+            .transpose()?,
+        response_type: row
+            .try_get::<Option<&str>, _>("response_type")?
+            .map(|raw| parse::<ResponseType>("response_type", raw))
+            .transpose()?,
+        usage: from_json::<Usage>("usage", row.try_get("usage")?)?,
+        last_seq: row.try_get::<i64, _>("last_seq")? as u64,
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> StoreResult<Event> {
+    let kind: &str = row.try_get("kind")?;
+    let kind = EventKind::ALL
+        .iter()
+        .copied()
+        .find(|k| k.as_str() == kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("kind: unknown event kind `{kind}`")))?;
+    Ok(Event {
+        session_id: SessionId::from_uuid(uuid("session_id", row.try_get("session_id")?)?),
+        seq: row.try_get::<i64, _>("seq")? as u64,
+        kind,
+        data: from_json("data", row.try_get("data")?)?,
+        created_at: from_ms(row.try_get("created_at")?)?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> StoreResult<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: ApiKeyId::from_uuid(uuid("id", row.try_get("id")?)?),
+        project_id: ProjectId::from_uuid(uuid("project_id", row.try_get("project_id")?)?),
+        name: row.try_get("name")?,
+        key_hash: row.try_get("key_hash")?,
+        key_prefix: row.try_get("key_prefix")?,
+        tier: row.try_get("tier")?,
+        per_minute: row.try_get::<Option<i64>, _>("per_minute")?.map(|v| v as u64),
+        per_day: row.try_get::<Option<i64>, _>("per_day")?.map(|v| v as u64),
+        created_at: from_ms(row.try_get("created_at")?)?,
+        revoked_at: opt_from_ms(row.try_get("revoked_at")?)?,
+    })
+}
+
+async fn replace_tags(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    session: SessionId,
+    tags: &[String],
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM session_tags WHERE session_id = $1")
+        .bind(session.to_string())
+        .execute(&mut **tx)
+        .await?;
+    for tag in tags {
+        sqlx::query("INSERT INTO session_tags (session_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(session.to_string())
+            .bind(tag)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+fn sort_column(field: SessionSortField) -> &'static str {
+    match field {
+        SessionSortField::CreatedAt => "created_at",
+        SessionSortField::UpdatedAt => "updated_at",
+        SessionSortField::Priority => "priority",
+        SessionSortField::Name => "COALESCE(name, '')",
+        SessionSortField::Status => "status",
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ensure_project(&self, name: &str) -> StoreResult<Project> {
+        sqlx::query("INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(ProjectId::new().to_string())
+            .bind(name)
+            .bind(ms(Utc::now()))
+            .execute(&self.pool)
+            .await?;
+        self.project_by_name(name)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("project `{name}` vanished after insert")))
+    }
+
+    async fn project_by_name(&self, name: &str) -> StoreResult<Option<Project>> {
+        let row = sqlx::query("SELECT id, name FROM projects WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(Project {
+                id: ProjectId::from_uuid(uuid("id", row.try_get("id")?)?),
+                name: row.try_get("name")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, project_id, name, key_hash, key_prefix, tier, per_minute, per_day, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(key.id.to_string())
+        .bind(key.project_id.to_string())
+        .bind(&key.name)
+        .bind(&key.key_hash)
+        .bind(&key.key_prefix)
+        .bind(&key.tier)
+        .bind(key.per_minute.map(|v| v as i64))
+        .bind(key.per_day.map(|v| v as i64))
+        .bind(ms(key.created_at))
+        .bind(key.revoked_at.map(ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        sqlx::query("SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(key_from_row)
+            .transpose()
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(key_from_row)
+            .collect()
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(ms(at))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn insert_session(&self, s: &Session) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+        )))
+        .bind(s.id.to_string())
+        .bind(s.project_id.to_string())
+        .bind(s.status.as_str())
+        .bind(s.spec.mode.as_str())
+        .bind(s.priority.rank())
+        .bind(&s.name)
+        .bind(&s.user_id)
+        .bind(json(&s.tags))
+        .bind(json(&s.metadata))
+        .bind(json(&s.spec))
+        .bind(ms(s.created_at))
+        .bind(ms(s.updated_at))
+        .bind(s.started_at.map(ms))
+        .bind(s.ended_at.map(ms))
+        .bind(&s.error)
+        .bind(s.response.as_ref().map(json))
+        .bind(s.response_type.map(|t| t.as_str()))
+        .bind(json(&s.usage))
+        .bind(s.last_seq as i64)
+        .execute(&mut *tx)
+        .await?;
+        replace_tags(&mut tx, s.id, &s.tags).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_session(&self, project: ProjectId, id: SessionId) -> StoreResult<Option<Session>> {
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = $1 AND id = $2"
+        )))
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(session_from_row)
+        .transpose()
+    }
+
+    async fn list_sessions(&self, q: &SessionQuery) -> StoreResult<Vec<Session>> {
+        let mut sql: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = "));
+        sql.push_bind(q.project_id.to_string());
+        if !q.statuses.is_empty() {
+            sql.push(" AND status IN (");
+            let mut list = sql.separated(", ");
+            for status in &q.statuses {
+                list.push_bind(status.as_str());
+            }
+            sql.push(")");
+        }
+        if let Some(tag) = &q.tag {
+            sql.push(" AND EXISTS (SELECT 1 FROM session_tags t WHERE t.session_id = sessions.id AND t.tag = ");
+            sql.push_bind(tag.clone());
+            sql.push(")");
+        }
+        if let Some(user_id) = &q.user_id {
+            sql.push(" AND user_id = ").push_bind(user_id.clone());
+        }
+        if let Some(after) = q.created_after {
+            sql.push(" AND created_at >= ").push_bind(ms(after));
+        }
+        if let Some(before) = q.created_before {
+            sql.push(" AND created_at < ").push_bind(ms(before));
+        }
+        match q.has_error {
+            Some(true) => {
+                sql.push(" AND error IS NOT NULL");
+            }
+            Some(false) => {
+                sql.push(" AND error IS NULL");
+            }
+            None => {}
+        }
+        let column = sort_column(q.sort);
+        let (cmp, dir) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
+        if let Some((value, id)) = &q.after {
+            let push_value = |sql: &mut QueryBuilder<Sqlite>| match value {
+                SortValue::Int(v) => {
+                    sql.push_bind(*v);
+                }
+                SortValue::Text(v) => {
+                    sql.push_bind(v.clone());
+                }
+            };
+            sql.push(format!(" AND ({column} {cmp} "));
+            push_value(&mut sql);
+            sql.push(format!(" OR ({column} = "));
+            push_value(&mut sql);
+            sql.push(format!(" AND id {cmp} "));
+            sql.push_bind(id.to_string());
+            sql.push("))");
+        }
+        sql.push(format!(" ORDER BY {column} {dir}, id {dir} LIMIT "));
+        sql.push_bind(i64::from(q.limit) + 1);
+        sql.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(session_from_row)
+            .collect()
+    }
+
+    async fn patch_session(
+        &self,
+        project: ProjectId,
+        id: SessionId,
+        patch: &SessionPatch,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = $1 AND id = $2"
+        )))
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut session = session_from_row(&row)?;
+        patch.apply_to(&mut session);
+        session.updated_at = at;
+        sqlx::query(
+            "UPDATE sessions SET name = $1, tags = $2, priority = $3, user_id = $4, metadata = $5, updated_at = $6 WHERE id = $7",
+        )
+        .bind(&session.name)
+        .bind(json(&session.tags))
+        .bind(session.priority.rank())
+        .bind(&session.user_id)
+        .bind(json(&session.metadata))
+        .bind(ms(at))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if patch.tags.is_some() {
+            replace_tags(&mut tx, id, &session.tags).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(session))
+    }
+
+    async fn delete_session(&self, project: ProjectId, id: SessionId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE project_id = $1 AND id = $2")
+            .bind(project.to_string())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_sessions_ended_before(
+        &self,
+        project: ProjectId,
+        before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE project_id = $1 AND ended_at IS NOT NULL AND ended_at < $2",
+        )
+        .bind(project.to_string())
+        .bind(ms(before))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn sessions_in_status(&self, statuses: &[SessionStatus]) -> StoreResult<Vec<Session>> {
+        if statuses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE status IN ("));
+        let mut list = sql.separated(", ");
+        for status in statuses {
+            list.push_bind(status.as_str());
+        }
+        sql.push(") ORDER BY created_at, id");
+        sql.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(session_from_row)
+            .collect()
+    }
+
+    async fn count_sessions_by_status(&self) -> StoreResult<Vec<(SessionStatus, u64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM sessions GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    parse::<SessionStatus>("status", row.try_get("status")?)?,
+                    row.try_get::<i64, _>("n")? as u64,
+                ))
+            })
+            .collect()
+    }
+
+    async fn append_events(&self, writes: &[EventWrite]) -> StoreResult<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in writes.chunks(EVENT_INSERT_CHUNK) {
+            let mut sql: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO events (session_id, seq, kind, data, created_at) ");
+            sql.push_values(chunk, |mut row, write| {
+                let e = &write.event;
+                row.push_bind(e.session_id.to_string())
+                    .push_bind(e.seq as i64)
+                    .push_bind(e.kind.as_str())
+                    .push_bind(json(&e.data))
+                    .push_bind(ms(e.created_at));
+            });
+            sql.build().execute(&mut *tx).await?;
+        }
+        for write in writes {
+            let e = &write.event;
+            let change = write.change.clone().unwrap_or_default();
+            sqlx::query(
+                "UPDATE sessions SET last_seq = $1, updated_at = $2, \
+                 status = COALESCE($3, status), started_at = COALESCE($4, started_at), \
+                 ended_at = COALESCE($5, ended_at), error = COALESCE($6, error), \
+                 response = COALESCE($7, response), response_type = COALESCE($8, response_type), \
+                 usage = COALESCE($9, usage) WHERE id = $10",
+            )
+            .bind(e.seq as i64)
+            .bind(ms(e.created_at))
+            .bind(change.status.map(|s| s.as_str()))
+            .bind(change.started_at.map(ms))
+            .bind(change.ended_at.map(ms))
+            .bind(change.error)
+            .bind(change.response.as_ref().map(json))
+            .bind(change.response_type.map(|t| t.as_str()))
+            .bind(change.usage.as_ref().map(json))
+            .bind(e.session_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn events_after(&self, session: SessionId, after: u64, limit: u32) -> StoreResult<Vec<Event>> {
+        sqlx::query(
+            "SELECT session_id, seq, kind, data, created_at FROM events \
+             WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(session.to_string())
+        .bind(after.min(i64::MAX as u64) as i64)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(event_from_row)
+        .collect()
+    }
+
+    async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin> {
+        let project = claim.project_id.to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM idempotency_keys WHERE project_id = $1 AND idem_key = $2 AND created_at < $3")
+            .bind(&project)
+            .bind(&claim.key)
+            .bind(ms(claim.expire_before))
+            .execute(&mut *tx)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (project_id, idem_key, request_hash, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(&project)
+        .bind(&claim.key)
+        .bind(&claim.request_hash)
+        .bind(ms(claim.at))
+        .execute(&mut *tx)
+        .await?;
+        let result = if inserted.rows_affected() == 1 {
+            IdempotencyBegin::Claimed
+        } else {
+            let row = sqlx::query(
+                "SELECT request_hash, status_code, response_body FROM idempotency_keys \
+                 WHERE project_id = $1 AND idem_key = $2",
+            )
+            .bind(&project)
+            .bind(&claim.key)
+            .fetch_one(&mut *tx)
+            .await?;
+            let status: Option<i64> = row.try_get("status_code")?;
+            let body: Option<String> = row.try_get("response_body")?;
+            IdempotencyBegin::Seen {
+                request_hash: row.try_get("request_hash")?,
+                response: status.zip(body).map(|(s, b)| (s as u16, b)),
+            }
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    async fn idempotency_complete(
+        &self,
+        project: ProjectId,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE idempotency_keys SET status_code = $1, response_body = $2 WHERE project_id = $3 AND idem_key = $4")
+            .bind(i64::from(status))
+            .bind(body)
+            .bind(project.to_string())
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn idempotency_release(&self, project: ProjectId, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE project_id = $1 AND idem_key = $2 AND status_code IS NULL")
+            .bind(project.to_string())
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
