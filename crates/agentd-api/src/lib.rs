@@ -1,1 +1,112 @@
-//! placeholder
+//! agentd's HTTP face.
+//!
+//! Principal items: [`router`] builds the whole HTTP application over an [`AppState`]
+//! (the engine plus [`ApiConfig`]); [`ApiError`] is the one error type of the native API.
+//! Only this crate knows HTTP, JSON wire shapes, SSE and WebSocket framing; handlers parse
+//! input at the edge and call the engine, which holds all session logic.
+#![deny(missing_docs)]
+
+pub mod auth;
+mod error;
+mod events;
+mod extract;
+mod idempotency;
+mod metrics;
+mod ops;
+mod sessions;
+mod state;
+pub mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ApiError, ErrorCode};
+pub use ops::VERSION;
+pub use state::{ApiConfig, AppState, SessionLimits};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "agentd",
+        description = "Self-hosted autonomous web agents. Authenticate with `Authorization: Bearer <key>` \
+                       (or `X-API-Key`). Errors are `{\"error\": {\"type\", \"code\", \"message\", \"field\"}}`. \
+                       POSTs accept `Idempotency-Key`. Rate-limit headers: X-RateLimit-Limit-Minute, \
+                       X-RateLimit-Remaining-Minute, X-RateLimit-Limit-Day, X-RateLimit-Remaining-Day."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "sessions", description = "Create, read, list, change and delete sessions"),
+        (name = "control", description = "Stop, pause, resume; answer a person-in-the-loop request"),
+        (name = "events", description = "A session's event log: JSON, SSE, WebSocket"),
+        (name = "operations", description = "Health and metrics")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (v1, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(sessions::create_session, sessions::list_sessions))
+        .routes(routes!(sessions::get_session, sessions::patch_session, sessions::delete_session))
+        .routes(routes!(sessions::cleanup_sessions))
+        .routes(routes!(sessions::stop_session))
+        .routes(routes!(sessions::pause_session))
+        .routes(routes!(sessions::resume_session))
+        .routes(routes!(sessions::answer_input))
+        .routes(routes!(sessions::resolve_safety_check))
+        .routes(routes!(events::session_events))
+        .routes(routes!(events::session_ws))
+        .split_for_parts();
+    let (_, ops_spec) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
+        .split_for_parts();
+    spec.merge(ops_spec);
+    spec.info.version = VERSION.to_owned();
+    let spec_value = serde_json::to_value(&spec).unwrap_or_default();
+    let description = ops::ApiDescription {
+        json: Arc::new(spec_value.to_string()),
+        html: Arc::new(ops::render_docs(&spec_value)),
+    };
+    let v1 = v1
+        .layer(from_fn_with_state(state.clone(), idempotency::idempotent))
+        .layer(from_fn_with_state(state.clone(), auth::authenticate));
+    let json_doc = description.clone();
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(move || async move { json_doc.json_response() }))
+        .route("/docs", get(move || async move { description.html_response() }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), metrics::track_http))
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    ApiError::new(ErrorCode::NotFound, "no such route; see /docs for the API reference").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(ErrorCode::MethodNotAllowed, "this method is not served on this route; see /docs").into_response()
+}

@@ -1,1 +1,6 @@
-fn main() {}
+//! The `agentd` binary: parses the command line and hands over to [`agentd::cli`].
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    agentd::cli::main().await
+}

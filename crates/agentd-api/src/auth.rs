@@ -1,0 +1,218 @@
+//! Who is calling: API-key authentication and per-key rate limits, as one middleware that
+//! runs before every `/v1` handler and leaves a [`Caller`] in the request.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use agentd_domain::{ApiKeyId, ProjectId};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The project the key acts for; every lookup is scoped to it.
+    pub project_id: ProjectId,
+    /// The key used.
+    pub key_id: ApiKeyId,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .copied()
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "an API key is required"))
+    }
+}
+
+/// Requests allowed per window; `None` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    /// Per minute.
+    pub per_minute: Option<u64>,
+    /// Per day.
+    pub per_day: Option<u64>,
+}
+
+/// The hex SHA-256 under which a key is stored.
+pub fn hash_key(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The key presented: `Authorization: Bearer <key>`, or `X-API-Key: <key>`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let auth = auth.trim();
+        let token = auth
+            .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("bearer "))
+            .unwrap_or(auth)
+            .trim();
+        if !token.is_empty() {
+            return Some(token);
+        }
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The key presented in a query string (`api_key=`), for WebSocket clients that cannot set
+/// headers.
+fn query_key(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "api_key")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Middleware: authenticates, applies the key's rate limits, adds the limit headers.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let secret = presented_key(req.headers())
+        .map(str::to_owned)
+        .or_else(|| query_key(req.uri().query()));
+    let Some(secret) = secret else {
+        return ApiError::new(
+            ErrorCode::Unauthorized,
+            "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+        )
+        .into_response();
+    };
+    let key = match state.store().api_key_by_hash(&hash_key(&secret)).await {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            return ApiError::new(ErrorCode::Unauthorized, "the API key is invalid or revoked").into_response();
+        }
+        Err(error) => return ApiError::internal(error).into_response(),
+    };
+    let tier = state.config.tiers.get(&key.tier).copied().unwrap_or_default();
+    let limits = RateLimits {
+        per_minute: key.per_minute.or(tier.per_minute),
+        per_day: key.per_day.or(tier.per_day),
+    };
+    let usage = match state.limiter.check(key.id, limits) {
+        Ok(usage) => usage,
+        Err(limited) => {
+            let mut error = ApiError::new(
+                ErrorCode::RateLimited,
+                format!("rate limit exceeded: at most {} requests per {}", limited.limit, limited.window),
+            );
+            error.retry_after = Some(limited.retry_after.as_secs().max(1));
+            let mut response = error.into_response();
+            limited.usage.write_headers(response.headers_mut());
+            return response;
+        }
+    };
+    req.extensions_mut().insert(Caller {
+        project_id: key.project_id,
+        key_id: key.id,
+    });
+    let mut response = next.run(req).await;
+    usage.write_headers(response.headers_mut());
+    response
+}
+
+/// Fixed windows per key, each starting at the key's first request in it.
+#[derive(Default)]
+pub struct RateLimiter {
+    windows: Mutex<HashMap<ApiKeyId, [Window; 2]>>,
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    start: Option<Instant>,
+    count: u64,
+}
+
+/// Where a key stands after a request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LimitUsage {
+    minute: Option<(u64, u64)>,
+    day: Option<(u64, u64)>,
+}
+
+impl LimitUsage {
+    fn write_headers(&self, headers: &mut HeaderMap) {
+        let mut put = |name: &'static str, v: u64| {
+            headers.insert(name, HeaderValue::from(v));
+        };
+        if let Some((limit, remaining)) = self.minute {
+            put("x-ratelimit-limit-minute", limit);
+            put("x-ratelimit-remaining-minute", remaining);
+        }
+        if let Some((limit, remaining)) = self.day {
+            put("x-ratelimit-limit-day", limit);
+            put("x-ratelimit-remaining-day", remaining);
+        }
+    }
+}
+
+/// A refused request: which limit, and when to retry.
+pub struct Limited {
+    limit: u64,
+    window: &'static str,
+    retry_after: Duration,
+    usage: LimitUsage,
+}
+
+const WINDOWS: [(Duration, &str); 2] = [
+    (Duration::from_secs(60), "minute"),
+    (Duration::from_secs(86_400), "day"),
+];
+
+impl RateLimiter {
+    /// Counts one request against `limits`, or refuses it without counting.
+    pub fn check(&self, key: ApiKeyId, limits: RateLimits) -> Result<LimitUsage, Limited> {
+        let caps = [limits.per_minute, limits.per_day];
+        if caps.iter().all(Option::is_none) {
+            return Ok(LimitUsage::default());
+        }
+        let now = Instant::now();
+        let mut all = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let windows = all.entry(key).or_insert([Window { start: None, count: 0 }; 2]);
+        for (window, (length, _)) in windows.iter_mut().zip(WINDOWS) {
+            if window.start.is_none_or(|start| now >= start + length) {
+                *window = Window { start: Some(now), count: 0 };
+            }
+        }
+        let usage = |windows: &[Window; 2]| {
+            let entry = |i: usize| caps[i].map(|cap| (cap, cap.saturating_sub(windows[i].count)));
+            LimitUsage {
+                minute: entry(0),
+                day: entry(1),
+            }
+        };
+        for (i, (length, name)) in WINDOWS.iter().enumerate() {
+            if let Some(cap) = caps[i] {
+                if windows[i].count >= cap {
+                    let start = windows[i].start.unwrap_or(now);
+                    return Err(Limited {
+                        limit: cap,
+                        window: name,
+                        retry_after: (start + *length).saturating_duration_since(now),
+                        usage: usage(windows),
+                    });
+                }
+            }
+        }
+        for window in windows.iter_mut() {
+            window.count += 1;
+        }
+        Ok(usage(windows))
+    }
+}

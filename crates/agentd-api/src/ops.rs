@@ -1,0 +1,163 @@
+//! Operations endpoints: `/healthz`, `/metrics`, and the API's own description
+//! (`/openapi.json`, rendered for people at `/docs`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::Value;
+
+use crate::state::AppState;
+use crate::wire::Health;
+
+/// The server's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Liveness and store reachability (no authentication).
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let store = state.store().ping().await.is_ok();
+    let health = Health {
+        status: if store { "ok" } else { "degraded" }.to_owned(),
+        store,
+        version: VERSION.to_owned(),
+    };
+    let status = if store { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(health)).into_response()
+}
+
+/// Prometheus metrics in the text exposition format (no authentication).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let by_status = match state.store().count_sessions_by_status().await {
+        Ok(counts) => counts,
+        Err(error) => return crate::error::ApiError::internal(error).into_response(),
+    };
+    let body = state.metrics.render(&by_status, state.engine.events_appended());
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn schema_name(v: &Value) -> String {
+    if let Some(r) = v.get("$ref").and_then(Value::as_str) {
+        return r.rsplit('/').next().unwrap_or(r).to_owned();
+    }
+    v.get("type").and_then(Value::as_str).unwrap_or("object").to_owned()
+}
+
+/// Renders the OpenAPI document as one self-contained HTML page (no scripts, no CDN), so the
+/// reference works on an offline machine.
+pub fn render_docs(spec: &Value) -> String {
+    let title = spec.pointer("/info/title").and_then(Value::as_str).unwrap_or("API");
+    let version = spec.pointer("/info/version").and_then(Value::as_str).unwrap_or("");
+    let description = spec.pointer("/info/description").and_then(Value::as_str).unwrap_or("");
+    let mut html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t} reference</title><style>\
+         body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}\
+         .op{{border:1px solid #ddd;border-radius:6px;margin:1rem 0;padding:.6rem 1rem}}\
+         .m{{display:inline-block;min-width:4.5rem;font-weight:bold;text-transform:uppercase}}\
+         code{{background:#f4f4f4;padding:0 .25rem}} table{{border-collapse:collapse}} td,th{{padding:.15rem .6rem;text-align:left;vertical-align:top}}\
+         </style></head><body><h1>{t} <small>{v}</small></h1><p>{d}</p><p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a></p>",
+        t = escape(title),
+        v = escape(version),
+        d = escape(description)
+    );
+    let empty = serde_json::Map::new();
+    let paths = spec.get("paths").and_then(Value::as_object).unwrap_or(&empty);
+    for (path, item) in paths {
+        let Some(item) = item.as_object() else { continue };
+        for method in ["get", "post", "put", "patch", "delete"] {
+            let Some(op) = item.get(method) else { continue };
+            let summary = op.get("summary").or_else(|| op.get("description")).and_then(Value::as_str).unwrap_or("");
+            html.push_str(&format!(
+                "<div class=\"op\"><span class=\"m\">{method}</span> <code>{}</code><p>{}</p>",
+                escape(path),
+                escape(summary)
+            ));
+            if let Some(params) = op.get("parameters").and_then(Value::as_array).filter(|p| !p.is_empty()) {
+                html.push_str("<table><tr><th>parameter</th><th>in</th><th>description</th></tr>");
+                for p in params {
+                    let get = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
+                    html.push_str(&format!(
+                        "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                        escape(get("name")),
+                        escape(get("in")),
+                        escape(get("description"))
+                    ));
+                }
+                html.push_str("</table>");
+            }
+            if let Some(body) = op.pointer("/requestBody/content/application~1json/schema") {
+                html.push_str(&format!("<p>Body: <a href=\"#{0}\">{0}</a></p>", escape(&schema_name(body))));
+            }
+            if let Some(responses) = op.get("responses").and_then(Value::as_object) {
+                let list: Vec<String> = responses
+                    .iter()
+                    .map(|(code, r)| match r.pointer("/content/application~1json/schema") {
+                        Some(s) => format!("{code} <a href=\"#{0}\">{0}</a>", escape(&schema_name(s))),
+                        None => code.clone(),
+                    })
+                    .collect();
+                html.push_str(&format!("<p>Responses: {}</p>", list.join(", ")));
+            }
+            html.push_str("</div>");
+        }
+    }
+    html.push_str("<h2>Schemas</h2>");
+    let schemas = spec.pointer("/components/schemas").and_then(Value::as_object).unwrap_or(&empty);
+    for (name, schema) in schemas {
+        html.push_str(&format!("<div class=\"op\" id=\"{0}\"><b>{0}</b>", escape(name)));
+        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            html.push_str("<table>");
+            for (field, p) in props {
+                let doc = p.get("description").and_then(Value::as_str).unwrap_or("");
+                let mark = if required.contains(&field.as_str()) { " (required)" } else { "" };
+                html.push_str(&format!(
+                    "<tr><td><code>{}</code>{mark}</td><td>{}</td></tr>",
+                    escape(field),
+                    escape(doc)
+                ));
+            }
+            html.push_str("</table>");
+        } else if let Some(doc) = schema.get("description").and_then(Value::as_str) {
+            html.push_str(&format!("<p>{}</p>", escape(doc)));
+        }
+        html.push_str("</div>");
+    }
+    html.push_str("</body></html>");
+    html
+}
+
+/// The pre-rendered description documents.
+#[derive(Clone)]
+pub struct ApiDescription {
+    /// `/openapi.json`.
+    pub json: std::sync::Arc<String>,
+    /// `/docs`.
+    pub html: std::sync::Arc<String>,
+}
+
+impl ApiDescription {
+    /// Serves the JSON.
+    pub fn json_response(&self) -> Response {
+        ([(header::CONTENT_TYPE, "application/json")], self.json.as_str().to_owned()).into_response()
+    }
+
+    /// Serves the HTML.
+    pub fn html_response(&self) -> Response {
+        Html(self.html.as_str().to_owned()).into_response()
+    }
+}

@@ -1,0 +1,83 @@
+//! What every handler shares: the engine, the API settings, the rate limiter and metrics.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentd_engine::Engine;
+use agentd_store::SharedStore;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{RateLimiter, RateLimits};
+use crate::metrics::Metrics;
+
+/// Bounds and defaults for session fields, applied when a session is created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionLimits {
+    /// `max_actions` when the request gives none.
+    pub default_max_actions: u32,
+    /// The largest `max_actions` accepted.
+    pub max_actions_cap: u32,
+    /// `timeout_seconds` when the request gives none.
+    pub default_timeout_seconds: u64,
+    /// The largest `timeout_seconds` accepted.
+    pub max_timeout_seconds: u64,
+    /// `inactivity_timeout_seconds` when the request gives none.
+    pub default_inactivity_timeout_seconds: u64,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            default_max_actions: 100,
+            max_actions_cap: 500,
+            default_timeout_seconds: 1_800,
+            max_timeout_seconds: 86_400,
+            default_inactivity_timeout_seconds: 300,
+        }
+    }
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body accepted (413 beyond).
+    pub body_limit_bytes: usize,
+    /// Interval of SSE comments and WebSocket pings on idle streams.
+    pub heartbeat: Duration,
+    /// Rate limits per tier name.
+    pub tiers: HashMap<String, RateLimits>,
+    /// Session field bounds.
+    pub sessions: SessionLimits,
+}
+
+/// Shared state of all handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The session engine.
+    pub engine: Engine,
+    /// HTTP settings.
+    pub config: Arc<ApiConfig>,
+    /// Per-key request counters.
+    pub limiter: Arc<RateLimiter>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// State over `engine` with `config`.
+    pub fn new(engine: Engine, config: ApiConfig) -> Self {
+        Self {
+            engine,
+            config: Arc::new(config),
+            limiter: Arc::default(),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &SharedStore {
+        self.engine.store()
+    }
+}

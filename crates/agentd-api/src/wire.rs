@@ -1,0 +1,332 @@
+//! Wire types of the native API (separate from the domain types they mirror).
+
+use agentd_domain::{Event, Session, Usage};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+/// `POST /v1/sessions`: the union of the seeds' session fields. Only `goal` is required.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSessionRequest {
+    /// The task, in plain words (required, non-empty).
+    pub goal: Option<String>,
+    /// Where a browser agent starts (http or https).
+    pub start_url: Option<String>,
+    /// browser (default) | research | chat | coding.
+    pub mode: Option<String>,
+    /// Most browser actions (1 to the configured cap; default 100).
+    pub max_actions: Option<i64>,
+    /// Most research cycles (1 to 8; default 1 for chat, 5 otherwise).
+    pub max_cycles: Option<i64>,
+    /// Overall time limit in seconds, paused time excluded (default 1800).
+    pub timeout_seconds: Option<i64>,
+    /// Ends the session after this many idle seconds, unless paused (default 300).
+    pub inactivity_timeout_seconds: Option<i64>,
+    /// Viewport width (200 to 7680; default 1024).
+    pub display_width: Option<i64>,
+    /// Viewport height (200 to 4320; default 768).
+    pub display_height: Option<i64>,
+    /// Run the browser without a window (default true).
+    pub headless: Option<bool>,
+    /// A label (at most 200 characters).
+    pub name: Option<String>,
+    /// Labels for filtering (at most 32, each 1 to 64 characters).
+    pub tags: Option<Vec<String>>,
+    /// low | normal (default) | high.
+    pub priority: Option<String>,
+    /// Your end user's id (at most 200 characters).
+    pub user_id: Option<String>,
+    /// Your data, kept with the session (a JSON object, at most 16 KiB).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+    /// Where to POST the session's events (http or https).
+    pub webhook_url: Option<String>,
+    /// Domains the agent may visit (empty: any).
+    pub allowed_domains: Option<Vec<String>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+/// `PATCH /v1/sessions/{id}`: only the given fields change; `null` clears name and user_id.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSessionRequest {
+    /// New name, or null to clear.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    /// New tags (replace the list).
+    pub tags: Option<Vec<String>>,
+    /// New priority.
+    pub priority: Option<String>,
+    /// New user id, or null to clear.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub user_id: Option<Option<String>>,
+    /// New metadata (replaces the object).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// `POST /v1/sessions/{id}/input`: the answer to the open input or permission request.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InputRequest {
+    /// The request answered (optional: the open one).
+    pub request_id: Option<String>,
+    /// The text asked for, for an input request.
+    pub text: Option<String>,
+    /// The decision, for a permission request.
+    pub granted: Option<bool>,
+}
+
+/// `POST /v1/sessions/{id}/safety_checks/{check_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyCheckDecision {
+    /// true confirms (the agent proceeds); false denies.
+    pub confirm: bool,
+}
+
+/// Query of `GET /v1/sessions`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListSessionsQuery {
+    /// Only these statuses (comma-separated).
+    pub status: Option<String>,
+    /// Only sessions carrying this tag.
+    pub tag: Option<String>,
+    /// Only this end user's sessions.
+    pub user_id: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub created_after: Option<String>,
+    /// Created before (RFC 3339).
+    pub created_before: Option<String>,
+    /// true: only sessions with an error; false: only without.
+    pub has_error: Option<String>,
+    /// created_at (default) | updated_at | priority | name | status.
+    pub sort: Option<String>,
+    /// desc (default) | asc.
+    pub order: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Query of `POST /v1/sessions/cleanup`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CleanupQuery {
+    /// Delete finished sessions that ended more than this many days ago (at least 1).
+    pub older_than_days: Option<String>,
+}
+
+/// Query of the event endpoints.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only events with a larger seq (default 0: from the start).
+    pub after: Option<String>,
+    /// Page size for JSON, 1 to 1000 (default 100).
+    pub limit: Option<String>,
+    /// The API key, for WebSocket clients that cannot send headers.
+    pub api_key: Option<String>,
+}
+
+/// Token usage and cost.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageView {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Cost in USD.
+    pub cost_usd: f64,
+}
+
+impl From<&Usage> for UsageView {
+    fn from(u: &Usage) -> Self {
+        Self {
+            input_tokens: u.input_tokens,
+            output_tokens: u.output_tokens,
+            cost_usd: u.cost_usd,
+        }
+    }
+}
+
+/// A session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    /// Its id.
+    pub id: String,
+    /// queued | running | paused | waiting | completed | failed | stopped | timed_out.
+    pub status: String,
+    /// browser | research | chat | coding.
+    pub mode: String,
+    /// The task.
+    pub goal: String,
+    /// Start URL.
+    pub start_url: Option<String>,
+    /// Most browser actions.
+    pub max_actions: u32,
+    /// Most research cycles.
+    pub max_cycles: u32,
+    /// Overall time limit.
+    pub timeout_seconds: u64,
+    /// Inactivity limit.
+    pub inactivity_timeout_seconds: u64,
+    /// Viewport width.
+    pub display_width: u32,
+    /// Viewport height.
+    pub display_height: u32,
+    /// Browser without a window.
+    pub headless: bool,
+    /// Label.
+    pub name: Option<String>,
+    /// Labels.
+    pub tags: Vec<String>,
+    /// low | normal | high.
+    pub priority: String,
+    /// End user.
+    pub user_id: Option<String>,
+    /// Client data.
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    /// Webhook URL.
+    pub webhook_url: Option<String>,
+    /// Allowed domains.
+    pub allowed_domains: Vec<String>,
+    /// Created (RFC 3339).
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// First picked up by an agent.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Reached a terminal status.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why it failed or ended early.
+    pub error: Option<String>,
+    /// The agent's answer.
+    #[schema(value_type = Option<Object>)]
+    pub response: Option<Value>,
+    /// STRING | JSON | MARKDOWN.
+    pub response_type: Option<String>,
+    /// Usage and cost.
+    pub usage: UsageView,
+    /// Seq of the newest event.
+    pub last_seq: u64,
+}
+
+impl From<&Session> for SessionView {
+    fn from(s: &Session) -> Self {
+        Self {
+            id: s.id.to_string(),
+            status: s.status.as_str().to_owned(),
+            mode: s.spec.mode.as_str().to_owned(),
+            goal: s.spec.goal.clone(),
+            start_url: s.spec.start_url.clone(),
+            max_actions: s.spec.max_actions,
+            max_cycles: s.spec.max_cycles,
+            timeout_seconds: s.spec.timeout_seconds,
+            inactivity_timeout_seconds: s.spec.inactivity_timeout_seconds,
+            display_width: s.spec.display_width,
+            display_height: s.spec.display_height,
+            headless: s.spec.headless,
+            name: s.name.clone(),
+            tags: s.tags.clone(),
+            priority: s.priority.as_str().to_owned(),
+            user_id: s.user_id.clone(),
+            metadata: s.metadata.clone(),
+            webhook_url: s.spec.webhook_url.clone(),
+            allowed_domains: s.spec.allowed_domains.clone(),
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            started_at: s.started_at,
+            ended_at: s.ended_at,
+            error: s.error.clone(),
+            response: s.response.clone(),
+            response_type: s.response_type.map(|t| t.as_str().to_owned()),
+            usage: (&s.usage).into(),
+            last_seq: s.last_seq,
+        }
+    }
+}
+
+/// A page of sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionPage {
+    /// The sessions.
+    pub data: Vec<SessionView>,
+    /// More sessions follow.
+    pub has_more: bool,
+    /// Pass as `cursor` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// Result of a cleanup.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CleanupResult {
+    /// Sessions deleted.
+    pub deleted: u64,
+}
+
+/// An event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// Its session.
+    pub session_id: String,
+    /// Its place in the session's log (1, 2, 3 ...).
+    pub seq: u64,
+    /// started | browser_started | thought | action | observation | message | log |
+    /// input_requested | input_received | safety_check_pending | safety_check_resolved |
+    /// paused | resumed | completed | failed | stopped | timed_out.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Details.
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// Committed at.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Event> for EventView {
+    fn from(e: &Event) -> Self {
+        Self {
+            session_id: e.session_id.to_string(),
+            seq: e.seq,
+            kind: e.kind.as_str().to_owned(),
+            data: e.data.clone(),
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    /// The events, in seq order.
+    pub data: Vec<EventView>,
+    /// More events follow.
+    pub has_more: bool,
+    /// Pass as `after` for the next page.
+    pub next_after: u64,
+}
+
+/// Health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// ok | degraded.
+    pub status: String,
+    /// Whether the store answered.
+    pub store: bool,
+    /// Server version.
+    pub version: String,
+}

@@ -1,0 +1,248 @@
+//! Configuration: one typed struct. Defaults live here, a TOML file (`--config`) overrides
+//! them, `AGENTD_*` environment variables override the file (nested keys with `__`, e.g.
+//! `AGENTD_SESSIONS__MAX_ACTIONS_CAP=200`), and command-line flags override everything.
+//! [`Config::validate`] checks it at start and names the bad setting.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use agentd_api::SessionLimits;
+use agentd_api::auth::RateLimits;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A secret setting: never printed, logged or echoed.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// Environment values that look like numbers arrive as numbers; a secret is text.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Unsigned(u64),
+            Signed(i64),
+        }
+        Ok(Secret(match Raw::deserialize(d)? {
+            Raw::Text(s) => s,
+            Raw::Unsigned(n) => n.to_string(),
+            Raw::Signed(n) => n.to_string(),
+        }))
+    }
+}
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Environment variables with the `AGENTD_` prefix that are not server settings (the CLI's
+/// client options), so they are not reported as unknown settings.
+const CLIENT_ENV: [&str; 2] = ["api_key", "url"];
+
+/// Every server setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub addr: String,
+    /// Where the database and other state live.
+    pub data_dir: PathBuf,
+    /// A key that must exist with exactly this value (for automation and tests).
+    pub admin_key: Option<Secret>,
+    /// Tier of the admin key.
+    pub admin_key_tier: String,
+    /// Sessions running at once on this node.
+    pub max_concurrent_sessions: usize,
+    /// Largest request body in bytes (413 beyond).
+    pub body_limit_bytes: usize,
+    /// Seconds between SSE heartbeats and WebSocket pings.
+    pub heartbeat_seconds: u64,
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `agentd=debug`.
+    pub log: String,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// Bounds and defaults of session fields.
+    pub sessions: SessionLimits,
+    /// Rate limits per tier.
+    pub tiers: HashMap<String, RateLimits>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let tier = |m, d| RateLimits {
+            per_minute: m,
+            per_day: d,
+        };
+        Self {
+            addr: "127.0.0.1:5001".into(),
+            data_dir: PathBuf::from("./agentd-data"),
+            admin_key: None,
+            admin_key_tier: "unlimited".into(),
+            max_concurrent_sessions: 16,
+            body_limit_bytes: 1024 * 1024,
+            heartbeat_seconds: 15,
+            log: "info".into(),
+            log_format: "text".into(),
+            sessions: SessionLimits::default(),
+            tiers: HashMap::from([
+                ("free".to_owned(), tier(Some(60), Some(5_000))),
+                ("standard".to_owned(), tier(Some(600), Some(200_000))),
+                ("unlimited".to_owned(), tier(None, None)),
+            ]),
+        }
+    }
+}
+
+/// A configuration problem, naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+/// Command-line overrides.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--addr`.
+    pub addr: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads defaults, then the file, then the environment, then `overrides`; validates.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError(format!("config file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed("AGENTD_").split("__").ignore(&CLIENT_ENV));
+        if let Some(addr) = &overrides.addr {
+            figment = figment.merge(Serialized::default("addr", addr));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
+        let config: Config = figment.extract().map_err(|e| {
+            let errors: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
+            ConfigError(errors.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The listen address.
+    pub fn socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.addr
+            .parse()
+            .map_err(|_| ConfigError(format!("addr (AGENTD_ADDR): `{}` is not an address such as 127.0.0.1:5001", self.addr)))
+    }
+
+    /// Checks every setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |name: &str, env: &str, why: String| Err(ConfigError(format!("{name} ({env}): {why}")));
+        self.socket_addr()?;
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir", "AGENTD_DATA_DIR", "must not be empty".into());
+        }
+        if let Some(key) = &self.admin_key {
+            let n = key.expose().len();
+            if !(8..=256).contains(&n) || key.expose().chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return bad("admin_key", "AGENTD_ADMIN_KEY", "must be 8 to 256 characters without spaces".into());
+            }
+        }
+        if !self.tiers.contains_key(&self.admin_key_tier) {
+            return bad("admin_key_tier", "AGENTD_ADMIN_KEY_TIER", format!("no tier named `{}` is configured", self.admin_key_tier));
+        }
+        if self.max_concurrent_sessions == 0 || self.max_concurrent_sessions > 10_000 {
+            return bad("max_concurrent_sessions", "AGENTD_MAX_CONCURRENT_SESSIONS", "must be between 1 and 10000".into());
+        }
+        if self.body_limit_bytes < 1024 {
+            return bad("body_limit_bytes", "AGENTD_BODY_LIMIT_BYTES", "must be at least 1024".into());
+        }
+        if self.heartbeat_seconds == 0 || self.heartbeat_seconds > 3600 {
+            return bad("heartbeat_seconds", "AGENTD_HEARTBEAT_SECONDS", "must be between 1 and 3600".into());
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return bad("log_format", "AGENTD_LOG_FORMAT", format!("must be text or json, got `{}`", self.log_format));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+            return bad("log", "AGENTD_LOG", format!("`{}` is not a log filter such as info or agentd=debug", self.log));
+        }
+        let s = &self.sessions;
+        if s.max_actions_cap == 0 {
+            return bad("sessions.max_actions_cap", "AGENTD_SESSIONS__MAX_ACTIONS_CAP", "must be at least 1".into());
+        }
+        if s.default_max_actions == 0 || s.default_max_actions > s.max_actions_cap {
+            return bad("sessions.default_max_actions", "AGENTD_SESSIONS__DEFAULT_MAX_ACTIONS", format!("must be between 1 and max_actions_cap ({})", s.max_actions_cap));
+        }
+        if s.max_timeout_seconds == 0 {
+            return bad("sessions.max_timeout_seconds", "AGENTD_SESSIONS__MAX_TIMEOUT_SECONDS", "must be at least 1".into());
+        }
+        if s.default_timeout_seconds == 0 || s.default_timeout_seconds > s.max_timeout_seconds {
+            return bad("sessions.default_timeout_seconds", "AGENTD_SESSIONS__DEFAULT_TIMEOUT_SECONDS", "must be between 1 and max_timeout_seconds".into());
+        }
+        if s.default_inactivity_timeout_seconds == 0 || s.default_inactivity_timeout_seconds > s.max_timeout_seconds {
+            return bad("sessions.default_inactivity_timeout_seconds", "AGENTD_SESSIONS__DEFAULT_INACTIVITY_TIMEOUT_SECONDS", "must be between 1 and max_timeout_seconds".into());
+        }
+        for (name, limits) in &self.tiers {
+            if limits.per_minute == Some(0) || limits.per_day == Some(0) {
+                return bad(&format!("tiers.{name}"), "config file", "limits must be at least 1 (leave one out for no limit)".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One figment error, phrased with the setting's name and where it came from.
+fn describe(e: &figment::Error) -> String {
+    let path = e.path.join(".");
+    let env_name = |name: &str| format!("AGENTD_{}", name.replace('.', "__").to_uppercase());
+    let source = match &e.metadata {
+        Some(m) if m.name.contains("environment") => env_name(&path),
+        Some(m) => match &m.source {
+            Some(figment::Source::File(file)) => file.display().to_string(),
+            _ => m.name.to_string(),
+        },
+        None => String::new(),
+    };
+    let what = match &e.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            let name = if path == *field || path.ends_with(&format!(".{field}")) {
+                path.clone()
+            } else if path.is_empty() {
+                field.clone()
+            } else {
+                format!("{path}.{field}")
+            };
+            return format!("unknown setting `{name}` ({})", env_name(&name));
+        }
+        kind => kind.to_string(),
+    };
+    if source.is_empty() {
+        format!("{path}: {what}")
+    } else {
+        format!("{path} ({source}): {what}")
+    }
+}

@@ -1,0 +1,97 @@
+//! `agentd serve`: opens the store, makes sure keys exist, starts the engine and the HTTP
+//! server, and shuts both down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentd_api::{ApiConfig, AppState};
+use agentd_engine::{AgentRegistry, Engine, EngineConfig};
+use agentd_store::SqliteStore;
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::keys;
+
+/// A started server.
+pub struct RunningServer {
+    /// Where it listens (the real port when the config said 0).
+    pub addr: SocketAddr,
+    /// The engine behind it.
+    pub engine: Engine,
+    /// The secret of a key made at first start, to print once.
+    pub first_key: Option<String>,
+    stop: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Graceful shutdown: stop accepting, settle running sessions, end streams, flush.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        self.engine.shutdown().await;
+        self.stop.cancel();
+        match tokio::time::timeout(Duration::from_secs(10), self.http).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::error!(%error, "HTTP server failed"),
+            Ok(Err(error)) => tracing::error!(%error, "HTTP server task failed"),
+            Err(_) => tracing::warn!("open connections did not close within 10 s"),
+        }
+    }
+}
+
+/// Starts everything with the agents in `registry`.
+pub async fn start(config: &Config, registry: AgentRegistry) -> anyhow::Result<RunningServer> {
+    let addr = config.socket_addr()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let store = SqliteStore::open(&config.data_dir)
+        .await
+        .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
+    let store: agentd_store::SharedStore = Arc::new(store);
+    let admin = config.admin_key.as_ref().map(|k| k.expose());
+    let first_key = keys::bootstrap(store.as_ref(), admin, &config.admin_key_tier).await?;
+    let engine = Engine::start(
+        store,
+        registry,
+        EngineConfig {
+            max_concurrent_sessions: config.max_concurrent_sessions,
+        },
+    )
+    .await?;
+    let api = ApiConfig {
+        body_limit_bytes: config.body_limit_bytes,
+        heartbeat: Duration::from_secs(config.heartbeat_seconds),
+        tiers: config.tiers.clone(),
+        sessions: config.sessions.clone(),
+    };
+    let app = agentd_api::router(AppState::new(engine.clone(), api));
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let signal = stop.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { signal.cancelled().await })
+            .await
+    });
+    tracing::info!(%addr, "agentd listening");
+    Ok(RunningServer {
+        addr,
+        engine,
+        first_key,
+        stop,
+        http,
+    })
+}
+
+/// The agents this build ships. Each mode is registered here as its implementation lands;
+/// until then a session of that mode is refused with an error that says so.
+pub fn builtin_agents() -> AgentRegistry {
+    AgentRegistry::new()
+}
