@@ -4,6 +4,7 @@
 
 use agentd_domain::{ProjectId, SessionId};
 use axum::Json;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
@@ -117,12 +118,15 @@ pub async fn session_ws(
     caller: Caller,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<EventsQuery>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let id: SessionId = parse_id("id", &id)?;
     let after = number("after", q.after, 0, 0, i64::MAX as u64)?;
     // Subscribe before upgrading so a bad id answers 404, not a closed socket.
     let events = state.engine.subscribe(caller.project_id, id, after).await?;
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::new(crate::error::ErrorCode::InvalidRequest, format!("this route speaks WebSocket only: {rejection}"))
+    })?;
     Ok(upgrade.on_upgrade(move |socket| serve_socket(socket, state, caller.project_id, id, events)))
 }
 

@@ -34,6 +34,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "the body must be JSON, sent with Content-Type: application/json",
             ));
         }
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::new(ErrorCode::InvalidJson, "the body must be a JSON object"));
+        }
         parse_json(&bytes).map(JsonBody)
     }
 }

@@ -17,3 +17,10 @@ pub use session::{
     parse_http_url,
 };
 pub use status::{IllegalTransition, SessionStatus, Transition};
+
+/// The current time at the precision agentd stores and shows (milliseconds), so a value
+/// reads the same whether it comes from a live stream or from the store.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    let t = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}

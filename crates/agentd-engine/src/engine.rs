@@ -15,15 +15,28 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::agent::AgentRegistry;
+use crate::clock::{Clock, SystemClock};
 use crate::event_log::{AppendError, EventLog, committed};
 use crate::live::{InputAnswer, LiveSession, PendingRequest};
 use crate::runner::RunQueue;
 
 /// Engine settings (validated by the caller's config layer).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineConfig {
     /// Sessions that may run at once on this node.
     pub max_concurrent_sessions: usize,
+    /// The time source of timeouts.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl EngineConfig {
+    /// `max_concurrent_sessions` slots on real time.
+    pub fn new(max_concurrent_sessions: usize) -> Self {
+        Self {
+            max_concurrent_sessions,
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 /// Why a command was refused or failed.
@@ -91,8 +104,12 @@ pub(crate) struct Inner {
     pub queue: RunQueue,
     pub slots: Arc<Semaphore>,
     pub tasks: TaskTracker,
+    /// Stops the dispatcher: no new session starts.
+    pub stop_dispatch: CancellationToken,
+    /// Ends every subscriber stream (after a last catch-up).
     pub shutdown: CancellationToken,
     pub accepting: std::sync::atomic::AtomicBool,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The session engine. Cheap to clone.
@@ -119,8 +136,10 @@ impl Engine {
                 queue: RunQueue::default(),
                 slots: Arc::new(Semaphore::new(config.max_concurrent_sessions.max(1))),
                 tasks: TaskTracker::new(),
+                stop_dispatch: CancellationToken::new(),
                 shutdown: CancellationToken::new(),
                 accepting: std::sync::atomic::AtomicBool::new(true),
+                clock: config.clock.clone(),
             }),
         };
         engine.recover().await?;
@@ -166,6 +185,7 @@ impl Engine {
             session.status,
             session.last_seq,
             self.inner.log.clone(),
+            self.inner.clock.clone(),
         );
         self.lock_live().insert(session.id, live.clone());
         live
@@ -214,7 +234,7 @@ impl Engine {
         if self.inner.registry.get(new.spec.mode).is_none() {
             return Err(EngineError::ModeUnavailable(new.spec.mode));
         }
-        let now = Utc::now();
+        let now = agentd_domain::now();
         let session = Session {
             id: SessionId::new(),
             project_id: project,
@@ -265,7 +285,7 @@ impl Engine {
         let session = self
             .inner
             .store
-            .patch_session(project, id, patch, Utc::now())
+            .patch_session(project, id, patch, agentd_domain::now())
             .await?
             .ok_or(EngineError::NotFound)?;
         if let (Some(priority), Some(live)) = (patch.priority, self.live(project, id)) {
@@ -456,7 +476,7 @@ impl Engine {
     /// ones stay queued for the next start), and waits for the event log to flush.
     pub async fn shutdown(&self) {
         self.inner.accepting.store(false, std::sync::atomic::Ordering::SeqCst);
-        self.inner.shutdown.cancel();
+        self.inner.stop_dispatch.cancel();
         let live: Vec<_> = self.lock_live().values().cloned().collect();
         let mut pending = Vec::new();
         for session in live {
@@ -475,6 +495,8 @@ impl Engine {
                 tracing::error!(%error, "could not record a session's shutdown");
             }
         }
+        // Streams end only now, so subscribers receive the settling events first.
+        self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
     }

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use agentd_domain::{Event, NewEvent, SessionId};
 use agentd_store::{EventWrite, SessionChange, SharedStore, StoreError};
-use chrono::Utc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Most appends folded into one transaction.
@@ -172,7 +171,7 @@ impl Writer {
                         let _ = reply.send(Err(AppendError::NotRegistered(session)));
                         continue;
                     };
-                    let now = Utc::now();
+                    let now = agentd_domain::now();
                     let mut seq = base;
                     let mut events = Vec::with_capacity(entries.len());
                     let mut writes = Vec::with_capacity(entries.len());

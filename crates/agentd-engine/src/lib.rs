@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod clock;
 mod engine;
 mod event_log;
 mod live;
@@ -14,6 +15,7 @@ mod runner;
 mod subscribe;
 
 pub use agent::{Agent, AgentError, AgentRegistry, Completion, SessionContext};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError, NewSession, SessionAnswer};
 pub use event_log::{AppendError, EventLog};
 pub use live::InputAnswer;

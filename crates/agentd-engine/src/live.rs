@@ -10,9 +10,10 @@ use agentd_domain::{
 };
 use agentd_store::SessionChange;
 use tokio::sync::{broadcast, oneshot, watch};
-use tokio::time::Instant;
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::event_log::{Entry, EventLog, Pending};
 
 /// Live events buffered per session before a slow subscriber is told it lagged (it then
@@ -56,6 +57,37 @@ pub(crate) struct LiveState {
     pub pending: Option<PendingRequest>,
     pub usage: Usage,
     pub last_activity: Instant,
+    /// Start of the current active (running or waiting) stretch; None while queued or paused.
+    pub active_since: Option<Instant>,
+    /// Active time of earlier stretches.
+    pub active_before: std::time::Duration,
+}
+
+/// A timeout that will fire unless something changes.
+pub(crate) struct Due {
+    pub at: Instant,
+    pub reason: &'static str,
+    pub seconds: u64,
+}
+
+impl LiveState {
+    /// When the session times out if nothing changes: the overall limit counts active time
+    /// only; the inactivity limit counts from the last event or command. None while paused.
+    pub fn timeout_due(&self, spec: &SessionSpec) -> Option<Due> {
+        let since = self.active_since?;
+        let overall = std::time::Duration::from_secs(spec.timeout_seconds).saturating_sub(self.active_before);
+        let overall = Due {
+            at: since + overall,
+            reason: "timeout",
+            seconds: spec.timeout_seconds,
+        };
+        let idle = Due {
+            at: self.last_activity + std::time::Duration::from_secs(spec.inactivity_timeout_seconds),
+            reason: "inactivity",
+            seconds: spec.inactivity_timeout_seconds,
+        };
+        Some(if overall.at <= idle.at { overall } else { idle })
+    }
 }
 
 /// A non-terminal session held in memory.
@@ -69,6 +101,7 @@ pub(crate) struct LiveSession {
     pub events: broadcast::Sender<Arc<Event>>,
     pub cancel: CancellationToken,
     log: EventLog,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The result of a status change: the new status, and the commit to await.
@@ -85,6 +118,7 @@ impl LiveSession {
         status: SessionStatus,
         last_seq: u64,
         log: EventLog,
+        clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
         log.register(id, last_seq);
         Arc::new(Self {
@@ -96,12 +130,15 @@ impl LiveSession {
                 status,
                 pending: None,
                 usage: Usage::default(),
-                last_activity: Instant::now(),
+                last_activity: clock.now(),
+                active_since: None,
+                active_before: std::time::Duration::ZERO,
             }),
             status_tx: watch::channel(status).0,
             events: broadcast::channel(LIVE_BUFFER).0,
             cancel: CancellationToken::new(),
             log,
+            clock,
         })
     }
 
@@ -126,14 +163,6 @@ impl LiveSession {
         self.status_tx.subscribe()
     }
 
-    pub fn last_activity(&self) -> Instant {
-        self.lock().last_activity
-    }
-
-    pub fn touch(&self) {
-        self.lock().last_activity = Instant::now();
-    }
-
     /// Applies `transition` and queues `event` (carrying the new status) for commit, under
     /// the session's lock so that status order and event order agree. `prepare` may adjust
     /// state and the change once the transition is known to be legal.
@@ -143,6 +172,7 @@ impl LiveSession {
         event: NewEvent,
         prepare: impl FnOnce(&mut LiveState, &mut SessionChange),
     ) -> Result<Changed, IllegalTransition> {
+        let now = self.clock.now();
         let mut state = self.lock();
         let next = state.status.apply(transition)?;
         let mut change = SessionChange {
@@ -150,12 +180,22 @@ impl LiveSession {
             ..SessionChange::default()
         };
         if next.is_terminal() {
-            change.ended_at = Some(chrono::Utc::now());
+            change.ended_at = Some(agentd_domain::now());
             change.usage = Some(state.usage.clone());
         }
         prepare(&mut state, &mut change);
+        let active = |s: SessionStatus| matches!(s, SessionStatus::Running | SessionStatus::Waiting);
+        match (active(state.status), active(next)) {
+            (false, true) => state.active_since = Some(now),
+            (true, false) => {
+                if let Some(since) = state.active_since.take() {
+                    state.active_before += now.saturating_duration_since(since);
+                }
+            }
+            _ => {}
+        }
         state.status = next;
-        state.last_activity = Instant::now();
+        state.last_activity = now;
         if next.is_terminal() {
             // Whoever waits on a person learns that nobody will answer.
             state.pending = None;
@@ -178,11 +218,12 @@ impl LiveSession {
 
     /// Queues an event that changes no status; refused once the session has ended.
     pub fn append(&self, event: NewEvent) -> Result<Pending, SessionStatus> {
+        let now = self.clock.now();
         let mut state = self.lock();
         if state.status.is_terminal() {
             return Err(state.status);
         }
-        state.last_activity = Instant::now();
+        state.last_activity = now;
         Ok(self.log.append(
             self.id,
             vec![Entry {

@@ -2,12 +2,10 @@
 //! task that runs the agent under the overall and inactivity timeouts.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use agentd_domain::{EventKind, NewEvent, SessionStatus, Transition};
 use serde_json::json;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
-use tokio::time::{Instant, sleep_until};
 
 use crate::agent::{AgentError, SessionContext};
 use crate::engine::{Engine, failed_event};
@@ -54,7 +52,7 @@ impl RunQueue {
 impl Engine {
     /// Takes queued sessions as slots free up, until shutdown.
     pub(crate) async fn dispatch(self) {
-        let shutdown = self.inner.shutdown.clone();
+        let shutdown = self.inner.stop_dispatch.clone();
         loop {
             let permit = tokio::select! {
                 permit = self.inner.slots.clone().acquire_owned() => match permit {
@@ -82,7 +80,7 @@ impl Engine {
         let started = live.transition(
             Transition::Start,
             NewEvent::new(EventKind::Started, json!({"mode": live.spec.mode, "goal": live.spec.goal})),
-            |_, change| change.started_at = Some(chrono::Utc::now()),
+            |_, change| change.started_at = Some(agentd_domain::now()),
         );
         let started = match started {
             Ok(changed) => committed(changed.pending).await.is_ok(),
@@ -151,48 +149,36 @@ impl Engine {
 
 /// Times the session out once it has been active (running or waiting, not paused) longer
 /// than its overall timeout, or idle longer than its inactivity timeout, and resolves when
-/// that is recorded. Paused time counts for neither.
+/// that is recorded. Paused time counts for neither. The deadlines are computed from state
+/// that every transition updates under the session's lock, so they do not depend on when
+/// this task gets to run.
 async fn enforce_timeouts(live: &LiveSession) {
-    let overall = live.spec.timeout_seconds;
-    let idle = live.spec.inactivity_timeout_seconds;
+    let clock = live.clock.clone();
     let mut status = live.watch_status();
-    let mut budget = Duration::from_secs(overall);
-    let mut since = Instant::now();
-    let mut paused = false;
     loop {
-        let current = *status.borrow_and_update();
+        let (current, due) = {
+            let state = live.lock();
+            (state.status, state.timeout_due(&live.spec))
+        };
+        status.mark_unchanged();
         if current.is_terminal() {
             return std::future::pending().await;
         }
-        let now = Instant::now();
-        let now_paused = current == SessionStatus::Paused;
-        if now_paused && !paused {
-            budget = budget.saturating_sub(now - since);
-        } else if !now_paused && paused {
-            since = now;
-            live.touch();
-        }
-        paused = now_paused;
-        if paused {
+        let Some(due) = due else {
             if status.changed().await.is_err() {
                 return std::future::pending().await;
             }
             continue;
-        }
-        let overall_deadline = since + budget;
-        let idle_deadline = live.last_activity() + Duration::from_secs(idle);
+        };
         tokio::select! {
-            _ = sleep_until(overall_deadline.min(idle_deadline)) => {
-                let now = Instant::now();
-                let (reason, seconds) = if now >= overall_deadline {
-                    ("timeout", overall)
-                } else if now >= live.last_activity() + Duration::from_secs(idle) {
-                    ("inactivity", idle)
-                } else {
+            _ = clock.sleep_until(due.at) => {
+                // Activity may have moved the deadline while we slept: look again.
+                let now = clock.now();
+                let Some(due) = live.lock().timeout_due(&live.spec).filter(|d| d.at <= now) else {
                     continue;
                 };
-                let message = format!("the session exceeded its {reason} limit of {seconds} s");
-                let event = NewEvent::new(EventKind::TimedOut, json!({"reason": reason, "seconds": seconds}));
+                let message = format!("the session exceeded its {} limit of {} s", due.reason, due.seconds);
+                let event = NewEvent::new(EventKind::TimedOut, json!({"reason": due.reason, "seconds": due.seconds}));
                 // Refused only when the status moved meanwhile (paused, ended): look again.
                 if let Ok(changed) = live.transition(Transition::TimeOut, event, |_, change| change.error = Some(message)) {
                     let _ = committed(changed.pending).await;

@@ -82,7 +82,10 @@ impl Follower {
         let tx = self.tx.clone();
         tokio::select! {
             _ = self.follow(live) => {}
-            _ = shutdown.cancelled() => {}
+            _ = shutdown.cancelled() => {
+                // Deliver what was committed up to the shutdown (the settling events), then end.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.catch_up()).await;
+            }
             _ = tx.closed() => {}
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentd_api::{ApiConfig, AppState};
-use agentd_engine::{AgentRegistry, Engine, EngineConfig};
+use agentd_engine::{AgentRegistry, Clock, Engine, EngineConfig, SystemClock};
 use agentd_store::SqliteStore;
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -43,8 +43,17 @@ impl RunningServer {
     }
 }
 
-/// Starts everything with the agents in `registry`.
+/// Starts everything with the agents in `registry`, on real time.
 pub async fn start(config: &Config, registry: AgentRegistry) -> anyhow::Result<RunningServer> {
+    start_with_clock(config, registry, Arc::new(SystemClock)).await
+}
+
+/// Starts everything with the agents in `registry`, timing sessions with `clock`.
+pub async fn start_with_clock(
+    config: &Config,
+    registry: AgentRegistry,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<RunningServer> {
     let addr = config.socket_addr()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
@@ -59,6 +68,7 @@ pub async fn start(config: &Config, registry: AgentRegistry) -> anyhow::Result<R
         registry,
         EngineConfig {
             max_concurrent_sessions: config.max_concurrent_sessions,
+            clock,
         },
     )
     .await?;

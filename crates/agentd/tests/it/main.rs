@@ -1,0 +1,12 @@
+//! Integration tests: the real server on port 0, spoken to over HTTP, SSE and WebSocket.
+
+mod support;
+
+mod control;
+mod crash;
+mod ops;
+mod sessions;
+mod streams;
+mod tenancy;
+mod timeouts;
+mod limits;

@@ -1,0 +1,109 @@
+//! Health, metrics, the API description, graceful shutdown and the CLI.
+
+use tokio::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn healthz_metrics_openapi_and_docs() {
+    let app = spawn_app().await;
+    let s = app.create("emit:2; done").await["id"].as_str().unwrap().to_owned();
+    app.wait_status(&s, "completed").await;
+    let health: Value = app.http.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health, json!({"status": "ok", "store": true, "version": env!("CARGO_PKG_VERSION")}));
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("agentd_sessions{status=\"completed\"} 1"), "{metrics}");
+    assert!(metrics.contains("agentd_sessions{status=\"running\"} 0"));
+    assert!(metrics.contains("agentd_events_appended_total 4"), "{metrics}");
+    assert!(metrics.contains("agentd_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/sessions\",status=\"201\"} 1"), "{metrics}");
+    let spec: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/v1/sessions", "/v1/sessions/{id}", "/v1/sessions/{id}/events", "/v1/sessions/{id}/ws", "/v1/sessions/{id}/input", "/v1/sessions/{id}/safety_checks/{check_id}", "/v1/sessions/cleanup", "/healthz", "/metrics"] {
+        assert!(spec["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    }
+    assert!(spec["components"]["schemas"]["CreateSessionRequest"]["properties"]["goal"].is_object());
+    let docs = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = docs.text().await.unwrap();
+    assert!(html.contains("/v1/sessions/{id}/stop") && html.contains("CreateSessionRequest"));
+    let (status, error) = error_of(app.http.put(app.url("/v1/sessions")).bearer_auth(&app.key).send().await.unwrap()).await;
+    assert_eq!((status, error["code"].as_str()), (405, Some("method_not_allowed")));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_settles_running_sessions_and_keeps_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_at(dir.path(), |c| c.max_concurrent_sessions = 1).await;
+    let running = app.create("wait").await["id"].as_str().unwrap().to_owned();
+    app.wait_status(&running, "running").await;
+    let queued = app.create("done:later").await["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.session(&queued).await["status"], "queued");
+    // A live SSE subscriber is closed by the shutdown rather than holding it open.
+    let sse = app.http.get(app.url(&format!("/v1/sessions/{running}/events"))).bearer_auth(&app.key).header("accept", "text/event-stream").send().await.unwrap();
+    app.shutdown().await;
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), sse.text()).await.expect("stream closed").unwrap_or_default();
+    assert!(body.contains("event: failed"), "{body}");
+
+    let app = spawn_at(dir.path(), |_| {}).await;
+    let settled = app.session(&running).await;
+    assert_eq!(settled["status"], "failed");
+    assert_eq!(app.wait_event(&running, "failed").await["data"]["reason"], "shutdown");
+    assert_eq!(app.wait_status(&queued, "completed").await["response"], "later");
+    app.shutdown().await;
+}
+
+async fn agentd(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_agentd"))
+        .args(args)
+        .env("AGENTD_DATA_DIR", dir)
+        .env_remove("AGENTD_ADMIN_KEY")
+        .output()
+        .await
+        .expect("agentd runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[tokio::test]
+async fn cli_manages_keys_and_reads_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["--help"][..], &["serve", "--help"], &["keys", "--help"], &["keys", "create", "--help"], &["sessions", "list", "--help"]] {
+        let (ok, out, _) = agentd(dir.path(), args).await;
+        assert!(ok && out.contains("Usage"), "{args:?}");
+    }
+    let (ok, secret, _) = agentd(dir.path(), &["keys", "create", "--name", "ci", "--tier", "free"]).await;
+    assert!(ok);
+    let secret = secret.trim().to_owned();
+    assert!(secret.starts_with("agd_") && secret.len() == 44);
+    let (ok, list, _) = agentd(dir.path(), &["keys", "list"]).await;
+    assert!(ok && list.contains("ci") && list.contains(&secret[..8]) && !list.contains(&secret));
+    let (ok, _, err) = agentd(dir.path(), &["keys", "create", "--tier", "gold"]).await;
+    assert!(!ok && err.contains("--tier"), "{err}");
+    let (ok, _, err) = agentd(dir.path(), &["keys", "revoke", "nope"]).await;
+    assert!(!ok && err.contains("key id"), "{err}");
+    let (ok, _, err) = agentd(dir.path(), &["serve", "--addr", "nowhere"]).await;
+    assert!(!ok && err.contains("addr"), "{err}");
+
+    let app = spawn_at(dir.path(), |_| {}).await;
+    let s = app.create("done:cli").await["id"].as_str().unwrap().to_owned();
+    app.wait_status(&s, "completed").await;
+    let client = async |args: &[&str]| {
+        let mut full = vec!["sessions", "--url", &app.base, "--api-key", &secret];
+        full.extend_from_slice(args);
+        agentd(dir.path(), &full).await
+    };
+    let (ok, out, err) = client(&["list"]).await;
+    assert!(ok && out.contains(&s) && out.contains("completed"), "{out} {err}");
+    let (ok, out, _) = client(&["show", &s]).await;
+    assert!(ok && serde_json::from_str::<Value>(&out).unwrap()["response"] == "cli");
+    let (ok, _, err) = client(&["stop", &s]).await;
+    assert!(!ok && err.contains("409"), "{err}");
+
+    let id = list.lines().find(|l| l.contains(" ci")).unwrap().split_whitespace().next().unwrap().to_owned();
+    let (ok, out, _) = agentd(dir.path(), &["keys", "revoke", &id]).await;
+    assert!(ok && out.contains("revoked"));
+    assert_eq!(app.get_as(&secret, "/v1/sessions").await.status(), 401);
+    app.shutdown().await;
+}
