@@ -24,6 +24,11 @@ use crate::wire::{EventPage, EventView, EventsQuery, InputRequest};
 const DEFAULT_EVENT_PAGE: u64 = 100;
 const MAX_EVENT_PAGE: u64 = 1_000;
 
+/// The event as the native API shows it, rendered once however many subscribers it has.
+fn wire_json(event: &agentd_engine::LoggedEvent) -> std::sync::Arc<str> {
+    event.rendered(|e| serde_json::to_string(&EventView::from(e)).unwrap_or_default())
+}
+
 fn wants_sse(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
@@ -63,12 +68,10 @@ pub async fn session_events(
         let events = state.engine.subscribe(caller.project_id, id, after).await?;
         let stream = events.map(|item| {
             item.map(|event| {
-                let view = EventView::from(&*event);
                 SseEvent::default()
                     .id(event.seq.to_string())
                     .event(event.kind.as_str())
-                    .json_data(view)
-                    .unwrap_or_default()
+                    .data(&*wire_json(&event))
             })
         });
         let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(state.config.heartbeat));
@@ -147,8 +150,8 @@ async fn serve_socket(
                     let _ = tx.send(Message::Close(Some(CloseFrame { code: 1011, reason: "event stream ended".into() }))).await;
                     return;
                 };
-                let frame = json!({"type": "event", "data": EventView::from(&*event)});
-                if tx.send(Message::Text(frame.to_string().into())).await.is_err() {
+                let frame = format!(r#"{{"type":"event","data":{}}}"#, wire_json(&event));
+                if tx.send(Message::Text(frame.into())).await.is_err() {
                     return;
                 }
                 if event.kind.is_terminal() {

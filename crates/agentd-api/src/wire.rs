@@ -206,7 +206,7 @@ pub struct SessionView {
     pub allowed_domains: Vec<String>,
     /// Created (RFC 3339).
     pub created_at: DateTime<Utc>,
-    /// Last changed.
+    /// Status or fields last changed.
     pub updated_at: DateTime<Utc>,
     /// First picked up by an agent.
     pub started_at: Option<DateTime<Utc>>,

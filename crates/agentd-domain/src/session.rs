@@ -188,7 +188,7 @@ pub struct Session {
     pub metadata: Map<String, Value>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// When anything about it last changed.
+    /// When its status or fields last changed (events alone do not count).
     pub updated_at: DateTime<Utc>,
     /// When an agent first picked it up.
     pub started_at: Option<DateTime<Utc>>,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use agentd_domain::{
-    Event, EventKind, Mode, NewEvent, ProjectId, ResponseType, SessionId, SessionSpec,
+    EventKind, Mode, NewEvent, ProjectId, ResponseType, SessionId, SessionSpec,
     SessionStatus, Transition, Usage,
 };
 use async_trait::async_trait;
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::event_log::committed;
+use crate::event_log::{SharedEvent, committed};
 use crate::live::{InputAnswer, LiveSession, PendingRequest};
 
 /// What a finished agent hands back.
@@ -112,7 +112,7 @@ impl SessionContext {
     }
 
     /// Records an event; returns it once committed.
-    pub async fn emit(&self, kind: EventKind, data: Value) -> Result<Arc<Event>, AgentError> {
+    pub async fn emit(&self, kind: EventKind, data: Value) -> Result<SharedEvent, AgentError> {
         let pending = self
             .live
             .append(NewEvent::new(kind, data))
@@ -212,8 +212,8 @@ impl SessionContext {
 }
 
 fn first(
-    result: Result<Vec<Arc<Event>>, crate::event_log::AppendError>,
-) -> Result<Arc<Event>, AgentError> {
+    result: Result<Vec<SharedEvent>, crate::event_log::AppendError>,
+) -> Result<SharedEvent, AgentError> {
     match result {
         Ok(mut events) if !events.is_empty() => Ok(events.swap_remove(0)),
         Ok(_) => Err(AgentError::Ended),

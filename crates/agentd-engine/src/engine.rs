@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::agent::AgentRegistry;
 use crate::clock::{Clock, SystemClock};
-use crate::event_log::{AppendError, EventLog, committed};
+use crate::event_log::{AppendError, EventLog, SharedEvent, committed};
 use crate::live::{InputAnswer, LiveSession, PendingRequest};
 use crate::runner::RunQueue;
 
@@ -507,10 +507,10 @@ pub(crate) fn failed_event(error: &str, reason: &str) -> NewEvent {
     NewEvent::new(EventKind::Failed, json!({"error": error, "reason": reason}))
 }
 
-fn first_event(events: Vec<Arc<Event>>) -> Result<Event, EngineError> {
+fn first_event(events: Vec<SharedEvent>) -> Result<Event, EngineError> {
     events
         .into_iter()
         .next()
-        .map(|e| (*e).clone())
+        .map(|e| Event::clone(&e))
         .ok_or(EngineError::Log(AppendError::Closed))
 }

@@ -10,6 +10,41 @@ use agentd_domain::{Event, NewEvent, SessionId};
 use agentd_store::{EventWrite, SessionChange, SharedStore, StoreError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+/// A committed event as it travels to subscribers, with a slot where the first subscriber
+/// that renders it for the wire leaves the result for all the others: with a thousand
+/// subscribers, an event is serialised once, not a thousand times.
+#[derive(Debug, Clone)]
+pub struct LoggedEvent {
+    event: Event,
+    rendered: std::sync::OnceLock<Arc<str>>,
+}
+
+impl LoggedEvent {
+    /// Wraps a committed event.
+    pub fn new(event: Event) -> Self {
+        Self {
+            event,
+            rendered: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The event rendered by `render`, computed once per event.
+    pub fn rendered(&self, render: impl FnOnce(&Event) -> String) -> Arc<str> {
+        self.rendered.get_or_init(|| render(&self.event).into()).clone()
+    }
+}
+
+impl std::ops::Deref for LoggedEvent {
+    type Target = Event;
+
+    fn deref(&self) -> &Event {
+        &self.event
+    }
+}
+
+/// A committed event shared between the log, its callers and subscribers.
+pub type SharedEvent = Arc<LoggedEvent>;
+
 /// Most appends folded into one transaction.
 const MAX_GROUP: usize = 512;
 
@@ -41,10 +76,10 @@ enum Command {
     Append {
         session: SessionId,
         entries: Vec<Entry>,
-        publish: broadcast::Sender<Arc<Event>>,
+        publish: broadcast::Sender<SharedEvent>,
         /// Forget the session's counter after this append (it carried the terminal event).
         last: bool,
-        reply: oneshot::Sender<Result<Vec<Arc<Event>>, AppendError>>,
+        reply: oneshot::Sender<Result<Vec<SharedEvent>, AppendError>>,
     },
 }
 
@@ -56,7 +91,7 @@ pub struct EventLog {
 }
 
 /// A pending append; await it to learn that the events are committed.
-pub(crate) type Pending = oneshot::Receiver<Result<Vec<Arc<Event>>, AppendError>>;
+pub(crate) type Pending = oneshot::Receiver<Result<Vec<SharedEvent>, AppendError>>;
 
 impl EventLog {
     /// Starts the writer over `store`. It runs until every handle is dropped, then finishes
@@ -89,7 +124,7 @@ impl EventLog {
         &self,
         session: SessionId,
         entries: Vec<Entry>,
-        publish: broadcast::Sender<Arc<Event>>,
+        publish: broadcast::Sender<SharedEvent>,
         last: bool,
     ) -> Pending {
         let (reply, pending) = oneshot::channel();
@@ -108,7 +143,7 @@ impl EventLog {
 }
 
 /// Awaits a pending append.
-pub(crate) async fn committed(pending: Pending) -> Result<Vec<Arc<Event>>, AppendError> {
+pub(crate) async fn committed(pending: Pending) -> Result<Vec<SharedEvent>, AppendError> {
     pending.await.unwrap_or(Err(AppendError::Closed))
 }
 
@@ -120,19 +155,19 @@ struct Writer {
 }
 
 struct Staged {
-    events: Vec<Arc<Event>>,
+    events: Vec<SharedEvent>,
     writes: Vec<EventWrite>,
-    publish: broadcast::Sender<Arc<Event>>,
+    publish: broadcast::Sender<SharedEvent>,
     session: SessionId,
     last: bool,
-    reply: oneshot::Sender<Result<Vec<Arc<Event>>, AppendError>>,
+    reply: oneshot::Sender<Result<Vec<SharedEvent>, AppendError>>,
 }
 
 impl Staged {
     fn renumber(&mut self, base: u64) {
         for (i, (event, write)) in self.events.iter_mut().zip(&mut self.writes).enumerate() {
             let seq = base + 1 + i as u64;
-            Arc::make_mut(event).seq = seq;
+            Arc::make_mut(event).event.seq = seq;
             write.event.seq = seq;
         }
     }
@@ -188,7 +223,7 @@ impl Writer {
                             event: event.clone(),
                             change: entry.change,
                         });
-                        events.push(Arc::new(event));
+                        events.push(Arc::new(LoggedEvent::new(event)));
                     }
                     next.insert(session, seq);
                     staged.push(Staged {

@@ -17,6 +17,6 @@ mod subscribe;
 pub use agent::{Agent, AgentError, AgentRegistry, Completion, SessionContext};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError, NewSession, SessionAnswer};
-pub use event_log::{AppendError, EventLog};
+pub use event_log::{AppendError, EventLog, LoggedEvent, SharedEvent};
 pub use live::InputAnswer;
 pub use subscribe::EventStream;

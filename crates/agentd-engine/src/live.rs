@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use agentd_domain::{
-    Event, IllegalTransition, NewEvent, Priority, ProjectId, SessionId, SessionSpec,
+    IllegalTransition, NewEvent, Priority, ProjectId, SessionId, SessionSpec,
     SessionStatus, Transition, Usage,
 };
 use agentd_store::SessionChange;
@@ -14,7 +14,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
-use crate::event_log::{Entry, EventLog, Pending};
+use crate::event_log::{Entry, EventLog, Pending, SharedEvent};
 
 /// Live events buffered per session before a slow subscriber is told it lagged (it then
 /// catches up from the store, so nothing is lost).
@@ -98,7 +98,7 @@ pub(crate) struct LiveSession {
     priority: AtomicI64,
     state: Mutex<LiveState>,
     status_tx: watch::Sender<SessionStatus>,
-    pub events: broadcast::Sender<Arc<Event>>,
+    pub events: broadcast::Sender<SharedEvent>,
     pub cancel: CancellationToken,
     log: EventLog,
     pub clock: Arc<dyn Clock>,

@@ -1,28 +1,31 @@
 //! Watching a session: its stored history from any seq, then its live events, with no loss
 //! and no duplicate, ending after the terminal event.
 //!
-//! The subscriber joins the live broadcast *before* reading history, drops what it has
-//! already delivered by seq, and re-reads the store whenever it falls behind the broadcast,
-//! so a slow reader costs memory nowhere but in the store.
+//! A follower joins the live broadcast *before* reading history, drops what it has already
+//! delivered by seq, and re-reads the store whenever it falls behind the broadcast (lag) or
+//! sees a gap, so a slow reader costs memory nowhere but in the store. It is a plain stream
+//! polled by the connection that reads it: no task per subscriber, nothing left behind when
+//! the client goes away.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use agentd_domain::{Event, ProjectId, SessionId};
 use agentd_store::{SharedStore, StoreError};
 use futures::Stream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Engine, EngineError};
+use crate::event_log::{LoggedEvent, SharedEvent};
 
 /// Events read from the store per query while catching up.
 const PAGE: u32 = 500;
-/// Events buffered between the subscriber task and the connection.
-const OUTBOX: usize = 256;
 
-/// A session's events in seq order; ends after the terminal event (or at shutdown).
-pub type EventStream = Pin<Box<dyn Stream<Item = Result<Arc<Event>, StoreError>> + Send>>;
+/// A session's events in seq order; ends after the terminal event (or, after delivering
+/// what was committed, at shutdown).
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<SharedEvent, StoreError>> + Send>>;
 
 impl Engine {
     /// A session's committed events with `seq > after`, at most `limit`.
@@ -51,98 +54,83 @@ impl Engine {
                 None
             }
         };
-        let (tx, mut rx) = mpsc::channel(OUTBOX);
         let follower = Follower {
             store: self.inner.store.clone(),
             session: id,
             last: after,
-            tx,
+            live,
+            shutdown: self.inner.shutdown.clone(),
+            buffer: VecDeque::new(),
+            catching_up: true,
+            done: false,
         };
-        let shutdown = self.inner.shutdown.clone();
-        tokio::spawn(follower.run(live, shutdown));
-        Ok(Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx))))
+        Ok(Box::pin(futures::stream::unfold(follower, |mut f| async move {
+            f.next().await.map(|item| (item, f))
+        })))
     }
 }
 
 struct Follower {
     store: SharedStore,
     session: SessionId,
+    /// The seq of the last event handed out.
     last: u64,
-    tx: mpsc::Sender<Result<Arc<Event>, StoreError>>,
-}
-
-/// What to do after delivering.
-enum Next {
-    Continue,
-    Done,
+    /// The live feed; None once it has closed (or at shutdown): history is then all there is.
+    live: Option<broadcast::Receiver<SharedEvent>>,
+    shutdown: CancellationToken,
+    buffer: VecDeque<SharedEvent>,
+    catching_up: bool,
+    done: bool,
 }
 
 impl Follower {
-    async fn run(mut self, live: Option<broadcast::Receiver<Arc<Event>>>, shutdown: CancellationToken) {
-        let tx = self.tx.clone();
-        tokio::select! {
-            _ = self.follow(live) => {}
-            _ = shutdown.cancelled() => {
-                // Deliver what was committed up to the shutdown (the settling events), then end.
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.catch_up()).await;
-            }
-            _ = tx.closed() => {}
-        }
-    }
-
-    async fn follow(&mut self, live: Option<broadcast::Receiver<Arc<Event>>>) {
-        if let Next::Done = self.catch_up().await {
-            return;
-        }
-        let Some(mut live) = live else {
-            return;
-        };
+    async fn next(&mut self) -> Option<Result<SharedEvent, StoreError>> {
         loop {
-            let next = match live.recv().await {
-                Ok(event) if event.seq <= self.last => Next::Continue,
-                Ok(event) if event.seq == self.last + 1 => self.deliver(event).await,
-                // A gap (we joined mid-batch) or lag: the store has everything committed.
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await,
-                Err(broadcast::error::RecvError::Closed) => {
-                    self.catch_up().await;
-                    Next::Done
+            if let Some(event) = self.buffer.pop_front() {
+                self.last = event.seq;
+                self.done |= event.kind.is_terminal();
+                return Some(Ok(event));
+            }
+            if self.done {
+                return None;
+            }
+            if self.catching_up {
+                let page = match self.store.events_after(self.session, self.last, PAGE).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        self.done = true;
+                        return Some(Err(error));
+                    }
+                };
+                if page.len() < PAGE as usize {
+                    self.catching_up = false;
+                    // Without a live feed, the store was the whole story.
+                    self.done = self.live.is_none() && page.is_empty();
                 }
+                self.buffer.extend(page.into_iter().map(|e| Arc::new(LoggedEvent::new(e))));
+                continue;
+            }
+            let Some(live) = self.live.as_mut() else {
+                self.catching_up = true;
+                continue;
             };
-            if let Next::Done = next {
-                return;
-            }
-        }
-    }
-
-    /// Delivers everything the store has after `last`.
-    async fn catch_up(&mut self) -> Next {
-        loop {
-            let page = match self.store.events_after(self.session, self.last, PAGE).await {
-                Ok(page) => page,
-                Err(error) => {
-                    let _ = self.tx.send(Err(error)).await;
-                    return Next::Done;
-                }
-            };
-            let full = page.len() == PAGE as usize;
-            for event in page {
-                if let Next::Done = self.deliver(Arc::new(event)).await {
-                    return Next::Done;
+            tokio::select! {
+                received = live.recv() => match received {
+                    Ok(event) if event.seq <= self.last => {}
+                    Ok(event) if event.seq == self.last + 1 => self.buffer.push_back(event),
+                    // A gap (joined mid-batch) or lag: the store has everything committed.
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => self.catching_up = true,
+                    Err(broadcast::error::RecvError::Closed) => {
+                        self.live = None;
+                        self.catching_up = true;
+                    }
+                },
+                _ = self.shutdown.cancelled() => {
+                    // Deliver what was committed up to now (the settling events), then end.
+                    self.live = None;
+                    self.catching_up = true;
                 }
             }
-            if !full {
-                return Next::Continue;
-            }
-        }
-    }
-
-    async fn deliver(&mut self, event: Arc<Event>) -> Next {
-        self.last = event.seq;
-        let terminal = event.kind.is_terminal();
-        if self.tx.send(Ok(event)).await.is_err() || terminal {
-            Next::Done
-        } else {
-            Next::Continue
         }
     }
 }

@@ -23,9 +23,17 @@ use crate::{
 /// Rows per multi-row INSERT when appending events (well under SQLite's variable limit).
 const EVENT_INSERT_CHUNK: usize = 200;
 
+/// Columns stored on the session row.
 const SESSION_COLUMNS: &str = "id, project_id, status, mode, priority, name, user_id, tags, \
      metadata, spec, created_at, updated_at, started_at, ended_at, error, response, \
-     response_type, usage, last_seq";
+     response_type, usage";
+
+/// What a session read selects: its columns plus the seq of its newest event, read from the
+/// events' primary key so that appending an event never has to touch the session row.
+const SESSION_SELECT: &str = "id, project_id, status, mode, priority, name, user_id, tags, \
+     metadata, spec, created_at, updated_at, started_at, ended_at, error, response, \
+     response_type, usage, \
+     (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id = sessions.id) AS last_seq";
 
 /// A SQLite database file in WAL mode.
 #[derive(Debug, Clone)]
@@ -44,14 +52,36 @@ impl SqliteStore {
             // crash or power loss can drop the last commits.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Checkpoints run in the background (below), not inside a commit on the hot path.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        tokio::spawn(checkpoint_periodically(pool.clone()));
         Ok(Self { pool })
+    }
+}
+
+/// How often the WAL is folded back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Keeps the WAL short without stalling writers: a PASSIVE checkpoint never waits for
+/// readers or writers. Ends when the pool is closed.
+async fn checkpoint_periodically(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::warn!(%error, "WAL checkpoint failed");
+        }
     }
 }
 
@@ -258,10 +288,9 @@ impl Store for SqliteStore {
     }
 
     async fn insert_session(&self, s: &Session) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(AssertSqlSafe(format!(
+        let insert = sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         )))
         .bind(s.id.to_string())
         .bind(s.project_id.to_string())
@@ -280,10 +309,14 @@ impl Store for SqliteStore {
         .bind(&s.error)
         .bind(s.response.as_ref().map(json))
         .bind(s.response_type.map(|t| t.as_str()))
-        .bind(json(&s.usage))
-        .bind(s.last_seq as i64)
-        .execute(&mut *tx)
-        .await?;
+        .bind(json(&s.usage));
+        if s.tags.is_empty() {
+            // One statement is atomic on its own: no transaction round trips.
+            insert.execute(&self.pool).await?;
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        insert.execute(&mut *tx).await?;
         replace_tags(&mut tx, s.id, &s.tags).await?;
         tx.commit().await?;
         Ok(())
@@ -291,7 +324,7 @@ impl Store for SqliteStore {
 
     async fn get_session(&self, project: ProjectId, id: SessionId) -> StoreResult<Option<Session>> {
         sqlx::query(AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = $1 AND id = $2"
+            "SELECT {SESSION_SELECT} FROM sessions WHERE project_id = $1 AND id = $2"
         )))
         .bind(project.to_string())
         .bind(id.to_string())
@@ -304,7 +337,7 @@ impl Store for SqliteStore {
 
     async fn list_sessions(&self, q: &SessionQuery) -> StoreResult<Vec<Session>> {
         let mut sql: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = "));
+            QueryBuilder::new(format!("SELECT {SESSION_SELECT} FROM sessions WHERE project_id = "));
         sql.push_bind(q.project_id.to_string());
         if !q.statuses.is_empty() {
             sql.push(" AND status IN (");
@@ -375,7 +408,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<Session>> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE project_id = $1 AND id = $2"
+            "SELECT {SESSION_SELECT} FROM sessions WHERE project_id = $1 AND id = $2"
         )))
         .bind(project.to_string())
         .bind(id.to_string())
@@ -435,7 +468,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let mut sql: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE status IN ("));
+            QueryBuilder::new(format!("SELECT {SESSION_SELECT} FROM sessions WHERE status IN ("));
         let mut list = sql.separated(", ");
         for status in statuses {
             list.push_bind(status.as_str());
@@ -481,22 +514,22 @@ impl Store for SqliteStore {
             });
             sql.build().execute(&mut *tx).await?;
         }
+        // Only events that change the session touch its row; plain events are one INSERT.
         for write in writes {
+            let Some(change) = &write.change else { continue };
             let e = &write.event;
-            let change = write.change.clone().unwrap_or_default();
             sqlx::query(
-                "UPDATE sessions SET last_seq = $1, updated_at = $2, \
-                 status = COALESCE($3, status), started_at = COALESCE($4, started_at), \
-                 ended_at = COALESCE($5, ended_at), error = COALESCE($6, error), \
-                 response = COALESCE($7, response), response_type = COALESCE($8, response_type), \
-                 usage = COALESCE($9, usage) WHERE id = $10",
+                "UPDATE sessions SET updated_at = $1, \
+                 status = COALESCE($2, status), started_at = COALESCE($3, started_at), \
+                 ended_at = COALESCE($4, ended_at), error = COALESCE($5, error), \
+                 response = COALESCE($6, response), response_type = COALESCE($7, response_type), \
+                 usage = COALESCE($8, usage) WHERE id = $9",
             )
-            .bind(e.seq as i64)
             .bind(ms(e.created_at))
             .bind(change.status.map(|s| s.as_str()))
             .bind(change.started_at.map(ms))
             .bind(change.ended_at.map(ms))
-            .bind(change.error)
+            .bind(&change.error)
             .bind(change.response.as_ref().map(json))
             .bind(change.response_type.map(|t| t.as_str()))
             .bind(change.usage.as_ref().map(json))

@@ -9,6 +9,7 @@ use agentd_api::{ApiConfig, AppState};
 use agentd_engine::{AgentRegistry, Clock, Engine, EngineConfig, SystemClock};
 use agentd_store::SqliteStore;
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +84,13 @@ pub async fn start_with_clock(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
+    // Streams write many small frames: without TCP_NODELAY, Nagle's algorithm and delayed
+    // ACKs hold them back for up to 40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     let stop = CancellationToken::new();
     let signal = stop.clone();
     let http = tokio::spawn(async move {

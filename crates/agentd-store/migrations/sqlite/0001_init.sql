@@ -39,8 +39,7 @@ CREATE TABLE sessions (
     error           TEXT,
     response        TEXT,
     response_type   TEXT,
-    usage           TEXT NOT NULL,
-    last_seq        BIGINT NOT NULL DEFAULT 0
+    usage           TEXT NOT NULL
 );
 CREATE INDEX sessions_project_created ON sessions (project_id, created_at, id);
 CREATE INDEX sessions_status ON sessions (status);
