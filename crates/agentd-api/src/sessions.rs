@@ -125,7 +125,13 @@ pub fn parse_create(req: CreateSessionRequest, limits: &SessionLimits) -> ApiRes
         mode,
         goal,
         start_url,
-        max_actions: int_in("max_actions", req.max_actions, limits.default_max_actions, 1, limits.max_actions_cap.into())?,
+        max_actions: int_in(
+            "max_actions",
+            req.max_actions,
+            limits.default_max_actions.min(limits.max_actions_cap),
+            1,
+            limits.max_actions_cap.into(),
+        )?,
         max_cycles: int_in("max_cycles", req.max_cycles, default_cycles, 1, 8)?,
         timeout_seconds: int_in("timeout_seconds", req.timeout_seconds, limits.default_timeout_seconds, 1, max_timeout)?,
         inactivity_timeout_seconds: int_in(

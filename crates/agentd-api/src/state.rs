@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionLimits {
-    /// `max_actions` when the request gives none.
+    /// `max_actions` when the request gives none (lowered to the cap if above it).
     pub default_max_actions: u32,
     /// The largest `max_actions` accepted.
     pub max_actions_cap: u32,

@@ -194,8 +194,8 @@ impl Config {
         if s.max_actions_cap == 0 {
             return bad("sessions.max_actions_cap", "AGENTD_SESSIONS__MAX_ACTIONS_CAP", "must be at least 1".into());
         }
-        if s.default_max_actions == 0 || s.default_max_actions > s.max_actions_cap {
-            return bad("sessions.default_max_actions", "AGENTD_SESSIONS__DEFAULT_MAX_ACTIONS", format!("must be between 1 and max_actions_cap ({})", s.max_actions_cap));
+        if s.default_max_actions == 0 {
+            return bad("sessions.default_max_actions", "AGENTD_SESSIONS__DEFAULT_MAX_ACTIONS", "must be at least 1 (a cap below it lowers it)".into());
         }
         if s.max_timeout_seconds == 0 {
             return bad("sessions.max_timeout_seconds", "AGENTD_SESSIONS__MAX_TIMEOUT_SECONDS", "must be at least 1".into());
@@ -244,5 +244,83 @@ fn describe(e: &figment::Error) -> String {
         format!("{path}: {what}")
     } else {
         format!("{path} ({source}): {what}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(config: &Config) -> String {
+        config.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let cases: Vec<(Box<dyn Fn(&mut Config)>, &str)> = vec![
+            (Box::new(|c| c.addr = "localhost".into()), "addr (AGENTD_ADDR)"),
+            (Box::new(|c| c.max_concurrent_sessions = 0), "max_concurrent_sessions"),
+            (Box::new(|c| c.body_limit_bytes = 1023), "body_limit_bytes"),
+            (Box::new(|c| c.heartbeat_seconds = 0), "heartbeat_seconds"),
+            (Box::new(|c| c.log_format = "xml".into()), "log_format"),
+            (Box::new(|c| c.admin_key = Some(Secret::new("short"))), "admin_key"),
+            (Box::new(|c| c.admin_key_tier = "gold".into()), "admin_key_tier"),
+            (Box::new(|c| c.sessions.default_max_actions = 0), "sessions.default_max_actions"),
+            (Box::new(|c| c.sessions.max_actions_cap = 0), "sessions.max_actions_cap"),
+            (Box::new(|c| c.sessions.default_timeout_seconds = 86_401), "sessions.default_timeout_seconds"),
+            (
+                Box::new(|c| {
+                    c.tiers.insert("zero".into(), RateLimits { per_minute: Some(0), per_day: None });
+                }),
+                "tiers.zero",
+            ),
+        ];
+        for (tweak, name) in cases {
+            let mut config = Config::default();
+            tweak(&mut config);
+            let message = error_of(&config);
+            assert!(message.contains(name), "{message} should name {name}");
+        }
+    }
+
+    #[test]
+    fn limits_at_n_pass_and_n_plus_one_fail() {
+        let mut config = Config::default();
+        config.body_limit_bytes = 1024;
+        config.max_concurrent_sessions = 10_000;
+        config.sessions.default_max_actions = config.sessions.max_actions_cap;
+        config.validate().unwrap();
+        config.max_concurrent_sessions = 10_001;
+        assert!(error_of(&config).contains("max_concurrent_sessions"));
+    }
+
+    #[test]
+    fn file_then_flags_layer_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agentd.toml");
+        std::fs::write(&file, "addr = \"127.0.0.1:7000\"\nmax_concurrent_sessions = 3\n[sessions]\nmax_actions_cap = 9\n").unwrap();
+        let config = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!((config.addr.as_str(), config.max_concurrent_sessions, config.sessions.max_actions_cap), ("127.0.0.1:7000", 3, 9));
+        let flags = Overrides { addr: Some("127.0.0.1:7001".into()), data_dir: None };
+        assert_eq!(Config::load(Some(&file), &flags).unwrap().addr, "127.0.0.1:7001");
+        std::fs::write(&file, "colour = \"red\"\n").unwrap();
+        let error = Config::load(Some(&file), &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("unknown setting `colour`"), "{error}");
+        std::fs::write(&file, "max_concurrent_sessions = \"many\"\n").unwrap();
+        let error = Config::load(Some(&file), &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("max_concurrent_sessions") && error.contains("agentd.toml"), "{error}");
+        let missing = dir.path().join("nope.toml");
+        assert!(Config::load(Some(&missing), &Overrides::default()).unwrap_err().to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = Config { admin_key: Some(Secret::new("super-secret-value")), ..Config::default() };
+        assert!(!format!("{config:?}").contains("super-secret-value"));
     }
 }

@@ -85,6 +85,8 @@ async fn cli_manages_keys_and_reads_sessions() {
     assert!(!ok && err.contains("key id"), "{err}");
     let (ok, _, err) = agentd(dir.path(), &["serve", "--addr", "nowhere"]).await;
     assert!(!ok && err.contains("addr"), "{err}");
+    let (ok, _, err) = agentd(dir.path(), &["serve", "--config", "/nonexistent.toml"]).await;
+    assert!(!ok && err.contains("does not exist"), "{err}");
 
     let app = spawn_at(dir.path(), |_| {}).await;
     let s = app.create("done:cli").await["id"].as_str().unwrap().to_owned();
@@ -106,4 +108,49 @@ async fn cli_manages_keys_and_reads_sessions() {
     assert!(ok && out.contains("revoked"));
     assert_eq!(app.get_as(&secret, "/v1/sessions").await.status(), 401);
     app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_fresh_server_prints_its_first_key_once_and_stops_on_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let start = |dir: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_agentd"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .env("AGENTD_DATA_DIR", dir)
+            .env("AGENTD_LOG", "warn")
+            .env_remove("AGENTD_ADMIN_KEY")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let read_until_listening = async |child: &mut tokio::process::Child| {
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut out = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("listening on");
+            out.push(line);
+            if done {
+                break;
+            }
+        }
+        out
+    };
+    let mut first = start(dir.path());
+    let out = read_until_listening(&mut first).await;
+    let key = out.iter().map(|l| l.trim()).find(|l| l.starts_with("agd_")).expect("the first key is printed").to_owned();
+    let base = out.last().unwrap().split("listening on ").nth(1).unwrap().trim().to_owned();
+    let http = reqwest::Client::new();
+    let r = http.get(format!("{base}/v1/sessions")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // SIGTERM: a graceful exit with status 0.
+    let pid = first.id().unwrap().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), first.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status}");
+    // The second start finds the key and prints none.
+    let mut second = start(dir.path());
+    let out = read_until_listening(&mut second).await;
+    assert!(!out.iter().any(|l| l.contains("agd_")), "{out:?}");
+    second.kill().await.unwrap();
 }
