@@ -83,9 +83,11 @@ fn query_key(query: Option<&str>) -> Option<String> {
 
 /// Middleware: authenticates, applies the key's rate limits, adds the limit headers.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    // Browsers cannot set headers on a WebSocket: only there may the key ride in the URL.
+    let websocket = req.uri().path().ends_with("/ws");
     let secret = presented_key(req.headers())
         .map(str::to_owned)
-        .or_else(|| query_key(req.uri().query()));
+        .or_else(|| websocket.then(|| query_key(req.uri().query())).flatten());
     let Some(secret) = secret else {
         return ApiError::new(
             ErrorCode::Unauthorized,

@@ -21,6 +21,31 @@ use crate::state::AppState;
 const MAX_KEY_LEN: usize = 255;
 /// How long a key is remembered.
 const RETENTION_HOURS: i64 = 24;
+/// A claim still unfinished after this long belonged to a process that died.
+const ABANDONED_AFTER_SECONDS: i64 = 60;
+
+/// Releases a claim if the request never finishes (the client went away and the handler
+/// was dropped), so that the client's retry runs instead of hearing "in progress".
+struct Claim {
+    store: agentd_store::SharedStore,
+    project: agentd_domain::ProjectId,
+    key: String,
+    settled: bool,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (store, project, key) = (self.store.clone(), self.project, std::mem::take(&mut self.key));
+        tokio::spawn(async move {
+            if let Err(error) = store.idempotency_release(project, &key).await {
+                tracing::error!(%error, "could not release an abandoned idempotency key");
+            }
+        });
+    }
+}
 
 /// Middleware (after authentication).
 pub async fn idempotent(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -70,6 +95,7 @@ async fn run(state: AppState, key: HeaderValue, req: Request, next: Next) -> Res
         request_hash: request_hash.clone(),
         at: now,
         expire_before: now - Duration::hours(RETENTION_HOURS),
+        abandoned_before: now - Duration::seconds(ABANDONED_AFTER_SECONDS),
     };
     let store = state.store();
     match store.idempotency_begin(&claim).await {
@@ -99,13 +125,16 @@ async fn run(state: AppState, key: HeaderValue, req: Request, next: Next) -> Res
         }
         Ok(IdempotencyBegin::Claimed) => {}
     }
+    let mut claim = Claim {
+        store: store.clone(),
+        project: caller.project_id,
+        key: key.clone(),
+        settled: false,
+    };
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     let status = response.status();
     if status.is_server_error() {
-        // Not a final answer: let a retry run the request again.
-        if let Err(error) = store.idempotency_release(caller.project_id, &key).await {
-            tracing::error!(%error, "could not release an idempotency key");
-        }
+        // Not a final answer: the claim's drop releases it, so a retry runs the request again.
         return Ok(response);
     }
     let (parts, body) = response.into_parts();
@@ -113,11 +142,9 @@ async fn run(state: AppState, key: HeaderValue, req: Request, next: Next) -> Res
         .await
         .map_err(|e| ApiError::internal(e).into_response())?;
     let text = String::from_utf8_lossy(&bytes);
-    if let Err(error) = store
-        .idempotency_complete(caller.project_id, &key, status.as_u16(), &text)
-        .await
-    {
-        tracing::error!(%error, "could not record an idempotent response");
+    match store.idempotency_complete(caller.project_id, &key, status.as_u16(), &text).await {
+        Ok(()) => claim.settled = true,
+        Err(error) => tracing::error!(%error, "could not record an idempotent response"),
     }
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }

@@ -98,7 +98,12 @@ impl Default for Metrics {
 /// Middleware: observes every request's latency under its route template.
 pub async fn track_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    // A fixed label set: arbitrary methods from anonymous clients must not mint series.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_owned();
     let route = req
         .extensions()
         .get::<MatchedPath>()

@@ -20,8 +20,6 @@ use agentd_domain::{EventKind, Mode, ResponseType};
 use agentd_engine::{Agent, AgentError, AgentRegistry, Completion, SessionContext};
 use anyhow::{Context, bail};
 use async_trait::async_trait;
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -245,29 +243,43 @@ fn stamp(data: &str) -> Option<u64> {
     rest[..end].parse().ok()
 }
 
-/// Opens an SSE stream and records (receive time − append time) for every event stamped `t`.
-async fn subscribe(http: reqwest::Client, base: String, id: String) -> anyhow::Result<Vec<f64>> {
-    let r = http
-        .get(format!("{base}/v1/sessions/{id}/events"))
-        .bearer_auth(KEY)
-        .header("accept", "text/event-stream")
-        .send()
-        .await?
-        .error_for_status()?;
-    let mut stream = r.bytes_stream().eventsource();
+/// Opens an SSE stream and records (receive time − append time) for every event stamped `t`,
+/// until the `completed` event. A deliberately lean client (a raw socket, a byte scan), so
+/// that on a two-core machine shared with the server the figure is the server's, not the
+/// client's parsing.
+async fn subscribe(_http: reqwest::Client, base: String, id: String) -> anyhow::Result<Vec<f64>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await?;
+    socket.set_nodelay(true)?;
+    let request = format!(
+        "GET /v1/sessions/{id}/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await?;
     let mut lat = Vec::new();
-    while let Some(event) = stream.next().await {
-        let event = event?;
-        let now = wall_ns();
-        // Read only the stamp: the driver shares the two cores with the server.
-        if let Some(t) = stamp(&event.data) {
-            lat.push(now.saturating_sub(t) as f64 / 1e6);
+    let mut pending: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = socket.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("stream closed before the session completed");
         }
-        if event.event == "completed" {
-            break;
+        let now = wall_ns();
+        pending.extend_from_slice(&chunk[..n]);
+        // Only whole events (ending in a blank line) are read; the rest waits for more bytes.
+        let Some(end) = pending.windows(2).rposition(|w| w == b"\n\n") else { continue };
+        let complete = std::str::from_utf8(&pending[..end]).unwrap_or_default();
+        let mut rest = complete;
+        while let Some(t) = stamp(rest) {
+            lat.push(now.saturating_sub(t) as f64 / 1e6);
+            rest = &rest[rest.find("\"t\":").map_or(rest.len(), |i| i + 4)..];
+        }
+        let finished = complete.contains("event: completed");
+        pending.drain(..end + 2);
+        if finished {
+            return Ok(lat);
         }
     }
-    Ok(lat)
 }
 
 async fn append_to_subscriber(child: &Child, http: &reqwest::Client, rate: u32) -> anyhow::Result<()> {

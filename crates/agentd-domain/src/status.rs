@@ -138,6 +138,8 @@ impl SessionStatus {
                 Some(if to_waiting { Waiting } else { Running })
             }
             (Running, Transition::AwaitPerson) => Some(Waiting),
+            // Paused mid-step: the request is recorded and the session waits once resumed.
+            (Paused, Transition::AwaitPerson) => Some(Paused),
             (Waiting, Transition::Answer) => Some(Running),
             (Paused, Transition::Answer) => Some(Paused),
             (Running | Waiting | Paused, Transition::Complete) => Some(Completed),
@@ -206,6 +208,7 @@ mod tests {
             (Paused, Transition::Resume { to_waiting: false }, Running),
             (Paused, Transition::Resume { to_waiting: true }, Waiting),
             (Paused, Transition::Answer, Paused),
+            (Paused, Transition::AwaitPerson, Paused),
             (Paused, Transition::Complete, Completed),
             (Paused, Transition::Fail, Failed),
             (Paused, Transition::Stop, Stopped),

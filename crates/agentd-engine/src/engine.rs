@@ -327,10 +327,36 @@ impl Engine {
             return Ok(live);
         }
         let session = self.get_session(project, id).await?;
+        if !session.status.is_terminal() {
+            // Stored as live but run by nobody (a store write failed under it): settle it now
+            // rather than let it hang until the next restart.
+            self.settle_orphan(&session).await?;
+            if transition == Transition::Stop {
+                return Err(EngineError::Conflict(
+                    "the session had lost its runner and was settled as failed".into(),
+                ));
+            }
+            let session = self.get_session(project, id).await?;
+            return Err(EngineError::Illegal(IllegalTransition { from: session.status, transition }));
+        }
         Err(EngineError::Illegal(IllegalTransition {
             from: session.status,
             transition,
         }))
+    }
+
+    async fn settle_orphan(&self, session: &Session) -> Result<(), EngineError> {
+        let live = self.adopt(session);
+        let error = "the session lost its runner";
+        let result = live.transition(Transition::Fail, failed_event(error, "orphaned"), |_, change| {
+            change.error = Some(error.to_owned());
+        });
+        let outcome = match result {
+            Ok(changed) => committed(changed.pending).await.map(|_| ()).map_err(EngineError::from),
+            Err(illegal) => Err(illegal.into()),
+        };
+        self.forget(session.id);
+        outcome
     }
 
     /// Stops a session.
@@ -358,10 +384,11 @@ impl Engine {
         let live = self
             .live_or_refusal(project, id, Transition::Resume { to_waiting: false })
             .await?;
-        let to_waiting = live.lock().pending.is_some();
-        let changed = live.transition(
-            Transition::Resume { to_waiting },
-            NewEvent::new(EventKind::Resumed, json!({})),
+        let changed = live.decide::<EngineError>(
+            |state| {
+                let to_waiting = state.pending.is_some();
+                Ok((Transition::Resume { to_waiting }, NewEvent::new(EventKind::Resumed, json!({}))))
+            },
             |_, _| {},
         )?;
         committed(changed.pending).await?;
@@ -377,47 +404,45 @@ impl Engine {
     ) -> Result<Event, EngineError> {
         let live = self.live_or_refusal(project, id, Transition::Answer).await?;
         let mut reply = None;
-        let mut invalid = None;
-        let is_permission;
-        let changed = {
-            let pending_id = match &live.lock().pending {
-                Some(PendingRequest::Input { id, permission, .. }) => {
-                    is_permission = *permission;
-                    if *permission && answer.granted.is_none() {
-                        invalid = Some(FieldError::new("granted", "this is a permission request: answer with granted true or false"));
-                    } else if !*permission && answer.text.is_none() {
-                        invalid = Some(FieldError::new("text", "this is an input request: answer with text"));
+        let changed = live.decide(
+            |state| {
+                let (pending_id, permission) = match &state.pending {
+                    Some(PendingRequest::Input { id, permission, .. }) => (id.clone(), *permission),
+                    Some(PendingRequest::SafetyCheck { id, .. }) => {
+                        return Err(EngineError::Conflict(format!(
+                            "the open request is safety check `{id}`: confirm or deny it instead"
+                        )));
                     }
-                    id.clone()
-                }
-                Some(PendingRequest::SafetyCheck { id, .. }) => {
-                    return Err(EngineError::Conflict(format!(
-                        "the open request is safety check `{id}`: confirm or deny it instead"
-                    )));
-                }
-                None => return Err(EngineError::Conflict("no input request is pending".into())),
-            };
-            if let Some(asked) = &answer.request_id {
-                if *asked != pending_id {
+                    None if state.status.is_terminal() || state.status == SessionStatus::Queued => {
+                        return Err(IllegalTransition { from: state.status, transition: Transition::Answer }.into());
+                    }
+                    None => return Err(EngineError::Conflict("no input request is pending".into())),
+                };
+                if let Some(asked) = answer.request_id.as_ref().filter(|asked| **asked != pending_id) {
                     return Err(EngineError::Conflict(format!(
                         "request `{asked}` is not pending; the open request is `{pending_id}`"
                     )));
                 }
-            }
-            if let Some(error) = invalid {
-                return Err(error.into());
-            }
-            let data = if let Some(granted) = answer.granted.filter(|_| is_permission) {
-                json!({"request_id": pending_id, "kind": "permission", "granted": granted})
-            } else {
-                json!({"request_id": pending_id, "kind": "input"})
-            };
-            live.transition(Transition::Answer, NewEvent::new(EventKind::InputReceived, data), |state, _| {
+                let data = match (permission, answer.granted, &answer.text) {
+                    (true, Some(granted), _) => {
+                        json!({"request_id": pending_id, "kind": "permission", "granted": granted})
+                    }
+                    (true, None, _) => {
+                        return Err(FieldError::new("granted", "this is a permission request: answer with granted true or false").into());
+                    }
+                    (false, _, Some(_)) => json!({"request_id": pending_id, "kind": "input"}),
+                    (false, _, None) => {
+                        return Err(FieldError::new("text", "this is an input request: answer with text").into());
+                    }
+                };
+                Ok((Transition::Answer, NewEvent::new(EventKind::InputReceived, data)))
+            },
+            |state, _| {
                 if let Some(PendingRequest::Input { reply: r, permission, .. }) = state.pending.take() {
                     reply = Some((r, permission));
                 }
-            })?
-        };
+            },
+        )?;
         if let Some((r, permission)) = reply {
             let value = if permission {
                 InputAnswer::Permission(answer.granted.unwrap_or(false))
@@ -439,27 +464,28 @@ impl Engine {
     ) -> Result<Event, EngineError> {
         let live = self.live_or_refusal(project, id, Transition::Answer).await?;
         let mut reply = None;
-        {
-            let state = live.lock();
-            match &state.pending {
-                Some(PendingRequest::SafetyCheck { id, .. }) if id == check_id => {}
-                Some(other) => {
-                    return Err(EngineError::Conflict(format!(
-                        "safety check `{check_id}` is not pending; the open request is `{}`",
-                        other.id()
-                    )));
+        let changed = live.decide(
+            |state| {
+                match &state.pending {
+                    Some(PendingRequest::SafetyCheck { id, .. }) if id == check_id => {}
+                    Some(other) => {
+                        return Err(EngineError::Conflict(format!(
+                            "safety check `{check_id}` is not pending; the open request is `{}`",
+                            other.id()
+                        )));
+                    }
+                    None if state.status.is_terminal() || state.status == SessionStatus::Queued => {
+                        return Err(IllegalTransition { from: state.status, transition: Transition::Answer }.into());
+                    }
+                    None => {
+                        return Err(EngineError::Conflict(format!(
+                            "safety check `{check_id}` is not pending: no safety check is pending"
+                        )));
+                    }
                 }
-                None => {
-                    return Err(EngineError::Conflict(format!(
-                        "safety check `{check_id}` is not pending: no safety check is pending"
-                    )));
-                }
-            }
-        }
-        let data = json!({"check_id": check_id, "confirmed": confirm});
-        let changed = live.transition(
-            Transition::Answer,
-            NewEvent::new(EventKind::SafetyCheckResolved, data),
+                let data = json!({"check_id": check_id, "confirmed": confirm});
+                Ok((Transition::Answer, NewEvent::new(EventKind::SafetyCheckResolved, data)))
+            },
             |state, _| {
                 if let Some(PendingRequest::SafetyCheck { reply: r, .. }) = state.pending.take() {
                     reply = Some(r);

@@ -172,8 +172,20 @@ impl LiveSession {
         event: NewEvent,
         prepare: impl FnOnce(&mut LiveState, &mut SessionChange),
     ) -> Result<Changed, IllegalTransition> {
+        self.decide(|_| Ok((transition, event)), prepare)
+    }
+
+    /// Like [`LiveSession::transition`], but `decide` first looks at the state (under the same
+    /// lock) and chooses the transition and its event, or refuses: a check and the change it
+    /// allows can never be separated by another command.
+    pub fn decide<E: From<IllegalTransition>>(
+        &self,
+        decide: impl FnOnce(&LiveState) -> Result<(Transition, NewEvent), E>,
+        prepare: impl FnOnce(&mut LiveState, &mut SessionChange),
+    ) -> Result<Changed, E> {
         let now = self.clock.now();
         let mut state = self.lock();
+        let (transition, event) = decide(&state)?;
         let next = state.status.apply(transition)?;
         let mut change = SessionChange {
             status: Some(next),

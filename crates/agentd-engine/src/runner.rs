@@ -89,6 +89,10 @@ impl Engine {
         if started {
             self.drive(&live).await;
         }
+        if !live.status().is_terminal() {
+            // Whatever the agent did, a session never outlives its runner in a live status.
+            self.finish_failed(&live, "the agent stopped without finishing", "agent_ended").await;
+        }
         self.forget(id);
     }
 
@@ -156,11 +160,12 @@ async fn enforce_timeouts(live: &LiveSession) {
     let clock = live.clock.clone();
     let mut status = live.watch_status();
     loop {
+        // Mark the status seen *before* reading the state: a change after this line wakes us.
+        status.borrow_and_update();
         let (current, due) = {
             let state = live.lock();
             (state.status, state.timeout_due(&live.spec))
         };
-        status.mark_unchanged();
         if current.is_terminal() {
             return std::future::pending().await;
         }

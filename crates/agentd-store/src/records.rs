@@ -176,8 +176,10 @@ pub struct IdempotencyClaim {
     pub request_hash: String,
     /// Now.
     pub at: DateTime<Utc>,
-    /// Records older than this are forgotten and the key may be reused.
+    /// Records older than this are forgotten (all of the project's) and the key may be reused.
     pub expire_before: DateTime<Utc>,
+    /// An unfinished claim older than this was abandoned (its process died) and is released.
+    pub abandoned_before: DateTime<Utc>,
 }
 
 /// What became of an idempotency claim.

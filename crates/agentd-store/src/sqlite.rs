@@ -66,8 +66,17 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// A transaction that takes SQLite's write lock at BEGIN. A deferred transaction that
+    /// reads and then writes fails at once with SQLITE_BUSY when another connection wrote in
+    /// between (the busy timeout does not apply to that upgrade); IMMEDIATE waits instead.
+    async fn write_transaction(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
 /// How often the WAL is folded back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Keeps the WAL short without stalling writers: a PASSIVE checkpoint never waits for
 /// readers or writers. Ends when the pool is closed.
@@ -315,7 +324,7 @@ impl Store for SqliteStore {
             insert.execute(&self.pool).await?;
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         insert.execute(&mut *tx).await?;
         replace_tags(&mut tx, s.id, &s.tags).await?;
         tx.commit().await?;
@@ -406,7 +415,7 @@ impl Store for SqliteStore {
         patch: &SessionPatch,
         at: DateTime<Utc>,
     ) -> StoreResult<Option<Session>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {SESSION_SELECT} FROM sessions WHERE project_id = $1 AND id = $2"
         )))
@@ -500,7 +509,7 @@ impl Store for SqliteStore {
         if writes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         for chunk in writes.chunks(EVENT_INSERT_CHUNK) {
             let mut sql: QueryBuilder<Sqlite> =
                 QueryBuilder::new("INSERT INTO events (session_id, seq, kind, data, created_at) ");
@@ -558,13 +567,17 @@ impl Store for SqliteStore {
 
     async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin> {
         let project = claim.project_id.to_string();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM idempotency_keys WHERE project_id = $1 AND idem_key = $2 AND created_at < $3")
-            .bind(&project)
-            .bind(&claim.key)
-            .bind(ms(claim.expire_before))
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.write_transaction().await?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE project_id = $1 AND (created_at < $2 \
+             OR (idem_key = $3 AND status_code IS NULL AND created_at < $4))",
+        )
+        .bind(&project)
+        .bind(ms(claim.expire_before))
+        .bind(&claim.key)
+        .bind(ms(claim.abandoned_before))
+        .execute(&mut *tx)
+        .await?;
         let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (project_id, idem_key, request_hash, created_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",

@@ -251,6 +251,9 @@ async fn sessions_command(client: ClientArgs, command: SessionsCommand) -> anyho
         bail!("an API key is needed: pass --api-key or set AGENTD_API_KEY");
     };
     let base = client.url.trim_end_matches('/').to_owned();
+    if let SessionsCommand::Show { id } | SessionsCommand::Stop { id } = &command {
+        id.parse::<agentd_domain::SessionId>().map_err(|e| anyhow::anyhow!("session id: {e}"))?;
+    }
     let http = reqwest::Client::new();
     let (method, url, query): (reqwest::Method, String, Vec<(&str, String)>) = match &command {
         SessionsCommand::List { status, tag, limit } => {

@@ -8,6 +8,17 @@ use chrono::Utc;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+/// Why keys could not be set up at start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// The configured admin key was revoked; it is not silently brought back.
+    #[error("AGENTD_ADMIN_KEY (admin_key) names a key that was revoked; choose another value")]
+    AdminKeyRevoked,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Name of the project every server has.
 pub const DEFAULT_PROJECT: &str = "default";
 
@@ -32,8 +43,15 @@ pub fn new_secret() -> String {
     format!("agd_{body}")
 }
 
+/// What `keys list` shows to recognise a key: for generated keys `agd_` and four characters
+/// of the ~238 random bits; for a chosen key (AGENTD_ADMIN_KEY, possibly short) a fragment
+/// of its hash, never of the key itself.
 fn prefix(secret: &str) -> String {
-    secret.chars().take(8).collect()
+    if secret.starts_with("agd_") && secret.len() >= 44 {
+        secret.chars().take(8).collect()
+    } else {
+        format!("sha:{}", &hash_key(secret)[..8])
+    }
 }
 
 /// Stores a key with the given secret.
@@ -65,10 +83,19 @@ pub async fn create(store: &dyn Store, req: &KeyRequest) -> Result<(String, ApiK
 /// Makes sure keys exist: the admin key when one is configured (exactly that value, in the
 /// default project), or else, when there is no key at all, a fresh one whose secret is
 /// returned so the caller can print it once.
-pub async fn bootstrap(store: &dyn Store, admin: Option<&str>, admin_tier: &str) -> Result<Option<String>, StoreError> {
+pub async fn bootstrap(store: &dyn Store, admin: Option<&str>, admin_tier: &str) -> Result<Option<String>, BootstrapError> {
     store.ensure_project(DEFAULT_PROJECT).await?;
     if let Some(secret) = admin {
-        if store.api_key_by_hash(&hash_key(secret)).await?.is_none() {
+        let hash = hash_key(secret);
+        let revoked = store
+            .list_api_keys()
+            .await?
+            .into_iter()
+            .any(|k| k.key_hash == hash && k.revoked_at.is_some());
+        if revoked {
+            return Err(BootstrapError::AdminKeyRevoked);
+        }
+        if store.api_key_by_hash(&hash).await?.is_none() {
             let req = KeyRequest {
                 project: DEFAULT_PROJECT.into(),
                 name: "admin (AGENTD_ADMIN_KEY)".into(),

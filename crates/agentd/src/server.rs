@@ -33,8 +33,10 @@ impl RunningServer {
     /// Graceful shutdown: stop accepting, settle running sessions, end streams, flush.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
-        self.engine.shutdown().await;
+        // Stop accepting connections first, then settle sessions (which also ends the
+        // streams that keep connections open), then let in-flight requests drain.
         self.stop.cancel();
+        self.engine.shutdown().await;
         match tokio::time::timeout(Duration::from_secs(10), self.http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(error))) => tracing::error!(%error, "HTTP server failed"),

@@ -154,3 +154,18 @@ async fn a_fresh_server_prints_its_first_key_once_and_stops_on_sigterm() {
     assert!(!out.iter().any(|l| l.contains("agd_")), "{out:?}");
     second.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_revoked_admin_key_is_not_brought_back_and_chosen_keys_never_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_at(dir.path(), |_| {}).await;
+    let keys = app.store().list_api_keys().await.unwrap();
+    let admin = keys.iter().find(|k| k.name.contains("AGENTD_ADMIN_KEY")).unwrap().clone();
+    assert!(admin.key_prefix.starts_with("sha:"), "a chosen key is shown by a hash fragment: {}", admin.key_prefix);
+    assert!(!ADMIN_KEY.contains(&admin.key_prefix[4..]));
+    app.store().revoke_api_key(admin.id, chrono::Utc::now()).await.unwrap();
+    app.shutdown().await;
+    let config = test_config(dir.path());
+    let error = agentd::server::start(&config, registry()).await.err().expect("refused").to_string();
+    assert!(error.contains("AGENTD_ADMIN_KEY") && error.contains("revoked"), "{error}");
+}
