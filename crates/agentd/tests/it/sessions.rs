@@ -98,6 +98,11 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_stored() {
     assert_eq!((status, error["field"].as_str()), (400, Some("tags")));
     let (status, error) = error_of(app.post("/v1/sessions", json!({"goal": "x", "tags": ["t".repeat(65)]})).await).await;
     assert_eq!((status, error["field"].as_str()), (400, Some("tags[0]")));
+    // Metadata: 16 KiB of JSON passes, one byte more does not.
+    let filler = 16 * 1024 - r#"{"big":""}"#.len();
+    app.create_with(json!({"goal": "done", "metadata": {"big": "y".repeat(filler)}, "tags": ["t".repeat(64)]})).await;
+    let (status, error) = error_of(app.post("/v1/sessions", json!({"goal": "x", "metadata": {"big": "y".repeat(filler + 1)}})).await).await;
+    assert_eq!((status, error["field"].as_str()), (400, Some("metadata")));
 
     // Not JSON, wrong content type, malformed JSON.
     let raw = |body: &'static str, ctype: &'static str| {
@@ -114,7 +119,7 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_stored() {
         assert_eq!(error["code"], "invalid_json", "{body}");
     }
     let page: Value = app.get("/v1/sessions").await.json().await.unwrap();
-    assert_eq!(page["data"].as_array().unwrap().len(), 1, "only the one valid session was stored");
+    assert_eq!(page["data"].as_array().unwrap().len(), 2, "only the valid sessions were stored");
     app.shutdown().await;
 }
 
@@ -131,11 +136,20 @@ async fn max_actions_cap_is_configurable_and_enforced_at_n_and_n_plus_one() {
 #[tokio::test]
 async fn oversized_bodies_get_413() {
     let app = spawn_with(|c| c.body_limit_bytes = 2048).await;
-    let fits = json!({"goal": "done", "name": "n"});
-    assert_eq!(app.post("/v1/sessions", fits).await.status(), 201);
-    let big = json!({"goal": "g".repeat(4096)});
-    let (status, error) = error_of(app.post("/v1/sessions", big).await).await;
+    // A body of exactly N bytes is accepted; N + 1 is refused.
+    let body_of = |size: usize| {
+        let base = r#"{"goal":"done","metadata":{"p":""}}"#.len();
+        format!(r#"{{"goal":"done","metadata":{{"p":"{}"}}}}"#, "x".repeat(size - base))
+    };
+    let send = |body: String| {
+        app.http.post(app.url("/v1/sessions")).bearer_auth(&app.key).header("content-type", "application/json").body(body).send()
+    };
+    assert_eq!(body_of(2048).len(), 2048);
+    assert_eq!(send(body_of(2048)).await.unwrap().status(), 201);
+    let (status, error) = error_of(send(body_of(2049)).await.unwrap()).await;
     assert_eq!((status, error["code"].as_str()), (413, Some("payload_too_large")));
+    let page: serde_json::Value = app.get("/v1/sessions").await.json().await.unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
     app.shutdown().await;
 }
 
