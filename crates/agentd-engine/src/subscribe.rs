@@ -15,7 +15,7 @@ use agentd_domain::{Event, ProjectId, SessionId};
 use agentd_store::{SharedStore, StoreError};
 use futures::Stream;
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::engine::{Engine, EngineError};
 use crate::event_log::{LoggedEvent, SharedEvent};
@@ -59,7 +59,7 @@ impl Engine {
             session: id,
             last: after,
             live,
-            shutdown: self.inner.shutdown.clone(),
+            shutdown: Box::pin(self.inner.shutdown.clone().cancelled_owned()),
             buffer: VecDeque::new(),
             catching_up: true,
             done: false,
@@ -77,7 +77,9 @@ struct Follower {
     last: u64,
     /// The live feed; None once it has closed (or at shutdown): history is then all there is.
     live: Option<broadcast::Receiver<SharedEvent>>,
-    shutdown: CancellationToken,
+    /// Registered once: re-arming a cancellation future per event would take the token's
+    /// lock a thousand times per event with a thousand subscribers.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     buffer: VecDeque<SharedEvent>,
     catching_up: bool,
     done: bool,
@@ -125,7 +127,7 @@ impl Follower {
                         self.catching_up = true;
                     }
                 },
-                _ = self.shutdown.cancelled() => {
+                _ = self.shutdown.as_mut() => {
                     // Deliver what was committed up to now (the settling events), then end.
                     self.live = None;
                     self.catching_up = true;

@@ -67,9 +67,10 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// A transaction that takes SQLite's write lock at BEGIN. A deferred transaction that
-    /// reads and then writes fails at once with SQLITE_BUSY when another connection wrote in
-    /// between (the busy timeout does not apply to that upgrade); IMMEDIATE waits instead.
+    /// A transaction that takes SQLite's write lock at BEGIN, for read-then-write
+    /// transactions: a deferred one fails at once with SQLITE_BUSY when another connection
+    /// wrote in between (the busy timeout does not apply to that upgrade); IMMEDIATE waits
+    /// instead. Transactions whose first statement writes need not pay for it.
     async fn write_transaction(&self) -> StoreResult<sqlx::Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
@@ -205,6 +206,21 @@ async fn replace_tags(
     Ok(())
 }
 
+/// One multi-row INSERT of `writes`' events.
+fn insert_events(writes: &[EventWrite]) -> QueryBuilder<Sqlite> {
+    let mut sql: QueryBuilder<Sqlite> =
+        QueryBuilder::new("INSERT INTO events (session_id, seq, kind, data, created_at) ");
+    sql.push_values(writes, |mut row, write| {
+        let e = &write.event;
+        row.push_bind(e.session_id.to_string())
+            .push_bind(e.seq as i64)
+            .push_bind(e.kind.as_str())
+            .push_bind(json(&e.data))
+            .push_bind(ms(e.created_at));
+    });
+    sql
+}
+
 fn sort_column(field: SessionSortField) -> &'static str {
     match field {
         SessionSortField::CreatedAt => "created_at",
@@ -324,7 +340,7 @@ impl Store for SqliteStore {
             insert.execute(&self.pool).await?;
             return Ok(());
         }
-        let mut tx = self.write_transaction().await?;
+        let mut tx = self.pool.begin().await?;
         insert.execute(&mut *tx).await?;
         replace_tags(&mut tx, s.id, &s.tags).await?;
         tx.commit().await?;
@@ -509,19 +525,15 @@ impl Store for SqliteStore {
         if writes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write_transaction().await?;
+        if writes.len() <= EVENT_INSERT_CHUNK && writes.iter().all(|w| w.change.is_none()) {
+            // The common case: plain events, one statement, atomic on its own. Skipping
+            // BEGIN/COMMIT saves two round trips to SQLite's thread per group commit.
+            insert_events(writes).build().execute(&self.pool).await?;
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
         for chunk in writes.chunks(EVENT_INSERT_CHUNK) {
-            let mut sql: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO events (session_id, seq, kind, data, created_at) ");
-            sql.push_values(chunk, |mut row, write| {
-                let e = &write.event;
-                row.push_bind(e.session_id.to_string())
-                    .push_bind(e.seq as i64)
-                    .push_bind(e.kind.as_str())
-                    .push_bind(json(&e.data))
-                    .push_bind(ms(e.created_at));
-            });
-            sql.build().execute(&mut *tx).await?;
+            insert_events(chunk).build().execute(&mut *tx).await?;
         }
         // Only events that change the session touch its row; plain events are one INSERT.
         for write in writes {
@@ -567,7 +579,7 @@ impl Store for SqliteStore {
 
     async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin> {
         let project = claim.project_id.to_string();
-        let mut tx = self.write_transaction().await?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "DELETE FROM idempotency_keys WHERE project_id = $1 AND (created_at < $2 \
              OR (idem_key = $3 AND status_code IS NULL AND created_at < $4))",
