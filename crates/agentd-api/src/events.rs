@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{QueryParams, parse_id};
 use crate::sessions::{number, to_answer};
 use crate::state::AppState;
-use crate::wire::{EventPage, EventView, EventsQuery, InputRequest};
+use crate::wire::{EventPage, EventView, EventsQuery, InputRequest, SocketQuery};
 
 const DEFAULT_EVENT_PAGE: u64 = 100;
 const MAX_EVENT_PAGE: u64 = 1_000;
@@ -113,14 +113,14 @@ enum ClientCommand {
 /// then live), and commands `{"type":"input"|"safety_check"|"pause"|"resume"|"stop", ...}`
 /// answered with `{"type":"ack","command":...}` or `{"type":"error","error":{...}}`.
 #[utoipa::path(get, path = "/v1/sessions/{id}/ws", tag = "events",
-    params(("id" = String, Path, description = "Session id"), EventsQuery),
+    params(("id" = String, Path, description = "Session id"), SocketQuery),
     responses((status = 101, description = "WebSocket"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn session_ws(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    QueryParams(q): QueryParams<EventsQuery>,
+    QueryParams(q): QueryParams<SocketQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let id: SessionId = parse_id("id", &id)?;

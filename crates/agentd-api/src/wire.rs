@@ -137,7 +137,16 @@ pub struct EventsQuery {
     pub after: Option<String>,
     /// Page size for JSON, 1 to 1000 (default 100).
     pub limit: Option<String>,
-    /// The API key, for WebSocket clients that cannot send headers.
+}
+
+/// Query of the WebSocket endpoint.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SocketQuery {
+    /// Replay events with a larger seq first (default 0: from the start).
+    pub after: Option<String>,
+    /// The API key, for clients (browsers) that cannot send headers on a WebSocket.
     pub api_key: Option<String>,
 }
 

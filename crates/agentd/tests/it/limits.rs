@@ -13,6 +13,9 @@ async fn keys_are_required_and_checked() {
     assert_eq!(app.get_as("agd_wrong", "/v1/sessions").await.status(), 401);
     let r = app.http.get(app.url("/v1/sessions")).header("x-api-key", ADMIN_KEY).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // A key in the URL is accepted only where headers cannot be sent (WebSocket routes).
+    let r = app.http.get(app.url(&format!("/v1/sessions?api_key={ADMIN_KEY}"))).send().await.unwrap();
+    assert_eq!(r.status(), 401);
     let key = app.key_in("default", None).await;
     assert_eq!(app.get_as(&key, "/v1/sessions").await.status(), 200);
     let record = app
