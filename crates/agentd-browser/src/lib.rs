@@ -1,0 +1,34 @@
+//! agentd's browser runtime: a real Chromium driven over CDP (through `chromiumoxide`, not a
+//! hand-written protocol), one browser process per node, and an isolated BrowserContext
+//! (own cookies, storage, cache, viewport) per session.
+//!
+//! Principal types: [`BrowserSettings`] (where the browser comes from), [`BrowserPool`]
+//! (the launched or attached browser and the cap on contexts), [`SessionBrowser`] (one
+//! session's context and page, torn down by [`SessionBrowser::close`]).
+#![deny(missing_docs)]
+
+mod locate;
+mod pool;
+
+pub use locate::{find_chrome, CHROME_CANDIDATES};
+pub use pool::{BrowserPool, BrowserSettings, SessionBrowser, Viewport};
+
+/// Why the browser layer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserError {
+    /// No browser executable was found.
+    #[error("{0}")]
+    NotFound(String),
+    /// The browser could not be started or reached.
+    #[error("could not start or reach the browser: {0}")]
+    Launch(String),
+    /// A CDP command failed.
+    #[error("browser command failed: {0}")]
+    Cdp(#[from] chromiumoxide::error::CdpError),
+    /// The node already runs as many contexts as it may.
+    #[error("the browser already runs {0} sessions, the configured maximum")]
+    AtCapacity(usize),
+    /// A setting cannot be honoured here.
+    #[error("{0}")]
+    Unsupported(String),
+}

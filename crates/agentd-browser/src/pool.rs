@@ -1,0 +1,238 @@
+//! The node's browser and the sessions' contexts in it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::target::{CreateBrowserContextParams, CreateTargetParams};
+use chromiumoxide::{Browser, BrowserConfig, Page};
+use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::{BrowserError, find_chrome};
+
+/// Flags every launched Chromium gets (no network chatter of its own, no GPU, as root).
+const LAUNCH_FLAGS: [&str; 8] = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--mute-audio",
+];
+
+/// Where the browser comes from and how many sessions it may carry.
+#[derive(Debug, Clone)]
+pub struct BrowserSettings {
+    /// Executable to launch (`AGENTD_CHROME`); found on `PATH` when None.
+    pub executable: Option<PathBuf>,
+    /// Attach to this running browser instead (`AGENTD_CDP_URL`, `ws://` or `http://`).
+    pub cdp_url: Option<String>,
+    /// Launch with a window (needs a display).
+    pub headed: bool,
+    /// Most concurrent session contexts.
+    pub max_contexts: usize,
+    /// Bound on launching or attaching.
+    pub launch_timeout: Duration,
+}
+
+impl Default for BrowserSettings {
+    fn default() -> Self {
+        Self {
+            executable: None,
+            cdp_url: None,
+            headed: false,
+            max_contexts: 20,
+            launch_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A session's viewport in CSS pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewport {
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+/// One browser process (launched or attached), shared by the sessions of this node.
+pub struct BrowserPool {
+    browser: Arc<Browser>,
+    handler: JoinHandle<()>,
+    slots: Arc<Semaphore>,
+    max_contexts: usize,
+    _profile: Option<tempfile::TempDir>,
+}
+
+impl BrowserPool {
+    /// Launches (or attaches to) the browser.
+    pub async fn start(settings: &BrowserSettings) -> Result<Self, BrowserError> {
+        let (browser, mut handler, profile) = match &settings.cdp_url {
+            Some(url) => {
+                let connected = tokio::time::timeout(settings.launch_timeout, Browser::connect(url.clone()))
+                    .await
+                    .map_err(|_| BrowserError::Launch(format!("no answer from {url} within {:?}", settings.launch_timeout)))?
+                    .map_err(|e| BrowserError::Launch(format!("{url}: {e}")))?;
+                (connected.0, connected.1, None)
+            }
+            None => {
+                if settings.headed && std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+                    return Err(BrowserError::Unsupported(
+                        "headless: false needs a display (DISPLAY is not set); run headless or start agentd under a display".into(),
+                    ));
+                }
+                let path = std::env::var("PATH").ok();
+                let executable = find_chrome(settings.executable.as_deref(), path.as_deref())?;
+                // A fresh profile per browser: never a shared default (profile-lock clashes).
+                let profile = tempfile::Builder::new()
+                    .prefix("agentd-chromium-")
+                    .tempdir()
+                    .map_err(|e| BrowserError::Launch(format!("cannot create a profile directory: {e}")))?;
+                let mut builder = BrowserConfig::builder()
+                    .chrome_executable(&executable)
+                    .no_sandbox()
+                    .user_data_dir(profile.path())
+                    .viewport(None)
+                    .launch_timeout(settings.launch_timeout)
+                    .args(LAUNCH_FLAGS);
+                if settings.headed {
+                    builder = builder.with_head();
+                }
+                let config = builder.build().map_err(BrowserError::Launch)?;
+                let (browser, handler) = Browser::launch(config)
+                    .await
+                    .map_err(|e| BrowserError::Launch(format!("{}: {e}", executable.display())))?;
+                (browser, handler, Some(profile))
+            }
+        };
+        // The handler drives the CDP connection; it must be polled for as long as the browser
+        // lives, and one bad message must not stop it.
+        let handler = tokio::spawn(async move {
+            while let Some(event) = handler.next().await {
+                if let Err(error) = event {
+                    tracing::debug!(%error, "CDP handler reported an error");
+                }
+            }
+        });
+        Ok(Self {
+            browser: Arc::new(browser),
+            handler,
+            slots: Arc::new(Semaphore::new(settings.max_contexts)),
+            max_contexts: settings.max_contexts,
+            _profile: profile,
+        })
+    }
+
+    /// Opens an isolated context with one blank page at `viewport` for a session.
+    pub async fn lease(&self, viewport: Viewport) -> Result<SessionBrowser, BrowserError> {
+        let permit = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| BrowserError::AtCapacity(self.max_contexts))?;
+        let context = self
+            .browser
+            .create_browser_context(CreateBrowserContextParams::default())
+            .await?;
+        let page = async {
+            let target = CreateTargetParams::builder()
+                .url("about:blank")
+                .browser_context_id(context.clone())
+                .build()
+                .map_err(BrowserError::Launch)?;
+            let page = self.browser.new_page(target).await?;
+            page.execute(SetDeviceMetricsOverrideParams::new(viewport.width, viewport.height, 1.0, false))
+                .await?;
+            Ok::<Page, BrowserError>(page)
+        }
+        .await;
+        match page {
+            Ok(page) => Ok(SessionBrowser {
+                browser: self.browser.clone(),
+                context: Some(context),
+                page,
+                viewport,
+                _slot: permit,
+            }),
+            Err(error) => {
+                let _ = self.browser.dispose_browser_context(context).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Contexts in use.
+    pub fn contexts_in_use(&self) -> usize {
+        self.max_contexts - self.slots.available_permits()
+    }
+
+    /// The browser's contexts as Chromium reports them (for checks and tests).
+    pub async fn browser_context_ids(&self) -> Result<Vec<BrowserContextId>, BrowserError> {
+        use chromiumoxide::cdp::browser_protocol::target::GetBrowserContextsParams;
+        Ok(self.browser.execute(GetBrowserContextsParams::default()).await?.result.browser_context_ids)
+    }
+
+    /// Closes the browser (a launched one exits; an attached one is left running).
+    pub async fn shutdown(self) {
+        match Arc::into_inner(self.browser) {
+            Some(mut browser) => {
+                if browser.get_mut_child().is_some() {
+                    let _ = browser.close().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(5), browser.wait()).await;
+                }
+            }
+            None => tracing::warn!("browser still in use at shutdown; it is killed with the process"),
+        }
+        self.handler.abort();
+    }
+}
+
+/// One session's isolated context and its page.
+pub struct SessionBrowser {
+    browser: Arc<Browser>,
+    context: Option<BrowserContextId>,
+    page: Page,
+    viewport: Viewport,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl SessionBrowser {
+    /// The session's current page.
+    pub fn page(&self) -> &Page {
+        &self.page
+    }
+
+    /// The viewport the session asked for.
+    pub fn viewport(&self) -> Viewport {
+        self.viewport
+    }
+
+    /// Tears the context down: its pages, cookies, storage and cache are gone.
+    pub async fn close(mut self) -> Result<(), BrowserError> {
+        if let Some(context) = self.context.take() {
+            self.browser.dispose_browser_context(context).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SessionBrowser {
+    fn drop(&mut self) {
+        // Dropped without close(): dispose in the background so no context leaks.
+        if let Some(context) = self.context.take() {
+            let browser = self.browser.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = browser.dispose_browser_context(context).await;
+                });
+            }
+        }
+    }
+}
