@@ -4,13 +4,16 @@
 //!
 //! Principal types: [`BrowserSettings`] (where the browser comes from), [`BrowserPool`]
 //! (the launched or attached browser and the cap on contexts), [`SessionBrowser`] (one
-//! session's context and page, torn down by [`SessionBrowser::close`]).
+//! session's context and page, torn down by [`SessionBrowser::close`]), [`PageState`]
+//! (what an agent sees, from [`observe`]).
 #![deny(missing_docs)]
 
 mod locate;
+mod page_state;
 mod pool;
 
 pub use locate::{find_chrome, CHROME_CANDIDATES};
+pub use page_state::{Element, PageState, Scroll, observe};
 pub use pool::{BrowserPool, BrowserSettings, SessionBrowser, Viewport};
 
 /// Why the browser layer failed.

@@ -7,11 +7,38 @@ use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
 
+const FORM: &str = r#"<!doctype html><title>Form fixture</title>
+<form>
+  <label for=email>Email address</label><input id=email type=email value="a@b.c">
+  <label>Password <input type=password value=secret></label>
+  <input aria-label="Search products" type=search placeholder="search">
+  <input type=hidden name=token value=x>
+  <label><input type=checkbox checked> Subscribe</label>
+  <label><input type=radio name=size value=s> Small</label>
+  <select aria-label="Country"><option>France</option><option selected>Japan</option></select>
+  <textarea placeholder="Your message"></textarea>
+  <input type=range aria-label="Volume">
+  <button type=submit disabled>Send</button>
+  <button style="display:none">Hidden</button>
+  <button aria-expanded=false aria-controls=menu>Menu</button>
+  <details><summary>More options</summary><a href="/more">Advanced</a></details>
+  <div role=button tabindex=0 aria-label="Custom control" style="width:40px;height:20px"></div>
+</form>
+<shadow-host></shadow-host>
+<iframe title="same origin frame" srcdoc="<button>Inside frame</button>" style="height:60px"></iframe>
+<iframe id=cross title="cross origin frame" style="height:60px"></iframe>
+<a href="/far" style="display:block;margin-top:3000px">Far below</a>
+<script>
+  customElements.define('shadow-host', class extends HTMLElement {
+    connectedCallback() { this.attachShadow({mode: 'open'}).innerHTML = '<button>Shadow button</button>'; }
+  });
+  document.getElementById('cross').src = location.href.replace('127.0.0.1', 'localhost').replace(/\/form$/, '/');
+</script>"#;
+
 async fn fixture() -> String {
-    let app = Router::new().route(
-        "/",
-        get(|| async { Html("<!doctype html><title>fixture</title><p id=p>hello</p>") }),
-    );
+    let app = Router::new()
+        .route("/", get(|| async { Html("<!doctype html><title>fixture</title><p id=p>hello</p>") }))
+        .route("/form", get(|| async { Html(FORM) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -66,4 +93,68 @@ async fn a_missing_browser_is_a_clear_error() {
     let settings = BrowserSettings { cdp_url: Some("http://127.0.0.1:9/".into()), launch_timeout: Duration::from_secs(5), ..BrowserSettings::default() };
     let error = BrowserPool::start(&settings).await.err().expect("refused").to_string();
     assert!(error.contains("127.0.0.1:9"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_state_lists_every_interactive_element_once() {
+    let url = format!("{}form", fixture().await);
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
+    session.page().goto(url.as_str()).await.unwrap();
+    // The cross-origin frame loads on its own; wait until its element exists.
+    let _: bool = eval(session.page(), "new Promise(r => { const f = document.getElementById('cross'); if (f.src) f.onload = () => r(true); setTimeout(() => r(true), 2000); })").await;
+    let state = agentd_browser::observe(session.page()).await.unwrap();
+    assert_eq!(state.title, "Form fixture");
+    let expected = [
+        ("textbox", "Email address"),
+        ("textbox", "Password"),
+        ("searchbox", "Search products"),
+        ("checkbox", "Subscribe"),
+        ("radio", "Small"),
+        ("combobox", "Country"),
+        ("textbox", "Your message"),
+        ("slider", "Volume"),
+        ("button", "Send"),
+        ("button", "Menu"),
+        ("button", "More options"),
+        ("button", "Custom control"),
+        ("button", "Shadow button"),
+        ("button", "Inside frame"),
+        ("iframe", "cross origin frame"),
+        ("link", "Far below"),
+    ];
+    for (role, name) in expected {
+        let found: Vec<_> = state.elements.iter().filter(|e| e.role == role && e.name == name).collect();
+        assert_eq!(found.len(), 1, "{role} {name:?} should appear once in {:#?}", state.elements);
+    }
+    assert_eq!(state.elements.len(), expected.len(), "nothing else: {}", state.render());
+    let by_name = |n: &str| state.elements.iter().find(|e| e.name == n).unwrap();
+    assert_eq!(by_name("Email address").value.as_deref(), Some("a@b.c"));
+    assert_eq!(by_name("Password").value.as_deref(), Some("••••"), "passwords are masked");
+    assert_eq!(by_name("Subscribe").checked, Some(true));
+    assert_eq!(by_name("Small").checked, Some(false));
+    assert_eq!(by_name("Country").value.as_deref(), Some("Japan"));
+    assert_eq!(by_name("Send").disabled, Some(true));
+    assert_eq!(by_name("Menu").expanded, Some(false));
+    assert_eq!(by_name("More options").expanded, Some(false));
+    assert_eq!(by_name("Inside frame").frame, 1);
+    assert_eq!(by_name("cross origin frame").cross_origin, Some(true));
+    let far = by_name("Far below");
+    assert!(far.below > 2000 && !far.in_viewport(), "{far:?}");
+    assert!(far.href.as_deref().unwrap().ends_with("/far"));
+    assert!(state.scroll.below() > 2000);
+    let text = state.render();
+    assert!(text.contains(&format!("[{}] link \"Far below\"", far.index)) && text.contains("(↓ "), "{text}");
+    assert!(!text.contains("secret") && !text.contains("Hidden"));
+    // Indices are stable across observations, and new elements get new ones.
+    let _: bool = eval(session.page(), "document.body.insertAdjacentHTML('afterbegin', '<button>New</button>'); true").await;
+    let again = agentd_browser::observe(session.page()).await.unwrap();
+    for e in &state.elements {
+        let same = again.elements.iter().find(|x| x.name == e.name && x.role == e.role).unwrap();
+        assert_eq!(same.index, e.index, "{} kept its index", e.name);
+    }
+    let new = again.elements.iter().find(|e| e.name == "New").unwrap();
+    assert!(state.elements.iter().all(|e| e.index != new.index));
+    session.close().await.unwrap();
+    pool.shutdown().await;
 }
