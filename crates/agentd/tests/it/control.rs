@@ -146,7 +146,9 @@ async fn pausing_while_waiting_holds_the_answer_until_resume() {
     let r: Value = app.post(&format!("/v1/sessions/{s}/input"), json!({"text": "123"})).await.json().await.unwrap();
     assert_eq!(r["status"], "paused", "an answer does not unpause");
     assert_eq!(app.session(&s).await["status"], "paused");
-    assert_eq!(command(&app, &s, "resume").await.1["status"], "running");
+    // Resumed: the agent goes on at once and may already have finished when the answer is read.
+    let resumed = command(&app, &s, "resume").await.1["status"].clone();
+    assert!(resumed == "running" || resumed == "completed", "{resumed}");
     app.wait_status(&s, "completed").await;
     app.shutdown().await;
 }
