@@ -8,10 +8,12 @@
 //! (what an agent sees, from [`observe`]).
 #![deny(missing_docs)]
 
+mod actions;
 mod locate;
 mod page_state;
 mod pool;
 
+pub use actions::{ActionError, ActionOutcome, TypeMode, click, navigate, type_text};
 pub use locate::{find_chrome, CHROME_CANDIDATES};
 pub use page_state::{Element, PageState, Scroll, observe};
 pub use pool::{BrowserPool, BrowserSettings, SessionBrowser, Viewport};

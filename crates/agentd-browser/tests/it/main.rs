@@ -35,8 +35,29 @@ const FORM: &str = r#"<!doctype html><title>Form fixture</title>
   document.getElementById('cross').src = location.href.replace('127.0.0.1', 'localhost').replace(/\/form$/, '/');
 </script>"#;
 
+const ACTIONS: &str = r#"<!doctype html><title>Actions</title>
+<button id=inc onclick="this.dataset.n = (+this.dataset.n || 0) + 1">Add one</button>
+<input id=name aria-label="Name" value="Ada">
+<input id=q aria-label="Query" onkeydown="if (event.key === 'Enter') document.title = 'searched ' + this.value">
+<button disabled>Locked</button>
+<div contenteditable=true aria-label="Notes">old</div>
+<shadow-btn></shadow-btn>
+<iframe srcdoc="<button onclick='parent.document.title = &quot;frame clicked&quot;'>Frame button</button>" style="height:60px"></iframe>
+<button id=gone>Vanishing</button>
+<a href="/" style="display:block;margin-top:2500px">Home far below</a>
+<script>
+customElements.define('shadow-btn', class extends HTMLElement {
+  connectedCallback() {
+    const root = this.attachShadow({mode: 'open'});
+    root.innerHTML = '<button>Shadow add</button>';
+    root.querySelector('button').onclick = () => { window.shadowClicks = (window.shadowClicks || 0) + 1; };
+  }
+});
+</script>"#;
+
 async fn fixture() -> String {
     let app = Router::new()
+        .route("/actions", get(|| async { Html(ACTIONS) }))
         .route("/", get(|| async { Html("<!doctype html><title>fixture</title><p id=p>hello</p>") }))
         .route("/form", get(|| async { Html(FORM) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -155,6 +176,58 @@ async fn page_state_lists_every_interactive_element_once() {
     }
     let new = again.elements.iter().find(|e| e.name == "New").unwrap();
     assert!(state.elements.iter().all(|e| e.index != new.index));
+    session.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_change_the_page_as_a_person_would() {
+    use agentd_browser::{ActionError, TypeMode, click, navigate, observe, type_text};
+    let base = fixture().await;
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
+    let page = session.page();
+    let outcome = navigate(page, &format!("{base}actions"), Duration::from_secs(20)).await.unwrap();
+    assert_eq!(outcome.action, "navigate");
+    let _: bool = eval(page, "new Promise(r => setTimeout(() => r(true), 50))").await;
+    let state = observe(page).await.unwrap();
+    let idx = |name: &str| state.elements.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name} in {}", state.render())).index;
+
+    // Click: by its effect on the page, read back through the page.
+    click(page, idx("Add one")).await.unwrap();
+    click(page, idx("Add one")).await.unwrap();
+    assert_eq!(eval::<String>(page, "document.getElementById('inc').dataset.n").await, "2");
+    click(page, idx("Shadow add")).await.unwrap();
+    assert_eq!(eval::<i64>(page, "window.shadowClicks").await, 1);
+    click(page, idx("Frame button")).await.unwrap();
+    assert_eq!(eval::<String>(page, "document.title").await, "frame clicked");
+    assert!(matches!(click(page, idx("Locked")).await, Err(ActionError::Disabled(_))));
+
+    // Type: replace, append, Enter, contenteditable.
+    type_text(page, idx("Name"), "Grace", TypeMode::Replace, false).await.unwrap();
+    assert_eq!(eval::<String>(page, "document.getElementById('name').value").await, "Grace");
+    type_text(page, idx("Name"), " Hopper", TypeMode::Append, false).await.unwrap();
+    assert_eq!(eval::<String>(page, "document.getElementById('name').value").await, "Grace Hopper");
+    type_text(page, idx("Query"), "rust", TypeMode::Replace, true).await.unwrap();
+    assert_eq!(eval::<String>(page, "document.title").await, "searched rust");
+    type_text(page, idx("Notes"), "new notes", TypeMode::Replace, false).await.unwrap();
+    assert_eq!(eval::<String>(page, "document.querySelector('[contenteditable]').innerText.trim()").await, "new notes");
+    assert!(matches!(type_text(page, idx("Add one"), "x", TypeMode::Replace, false).await, Err(ActionError::NotEditable(_))));
+
+    // An element removed since the observation is reported as gone, not clicked blindly.
+    let _: bool = eval(page, "document.getElementById('gone').remove(); true").await;
+    assert!(matches!(click(page, idx("Vanishing")).await, Err(ActionError::ElementGone(_))));
+    assert!(matches!(click(page, 999_999).await, Err(ActionError::ElementGone(999_999))));
+
+    // Far below the viewport: scrolled into view, then clicked; the click navigates.
+    click(page, idx("Home far below")).await.unwrap();
+    for _ in 0..200 {
+        if page.url().await.unwrap().unwrap_or_default() == base {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(page.url().await.unwrap().unwrap_or_default(), base);
     session.close().await.unwrap();
     pool.shutdown().await;
 }
