@@ -36,6 +36,20 @@ pub enum ActionError {
         /// The bound.
         seconds: u64,
     },
+    /// The element refused the action (not a select, no such option, ...).
+    #[error("element {index}: {reason}")]
+    Refused {
+        /// The element.
+        index: u64,
+        /// Why.
+        reason: String,
+    },
+    /// No visible text on the page contains what was asked for.
+    #[error("no visible text contains \"{0}\"")]
+    TextNotFound(String),
+    /// There is no page to go back or forward to.
+    #[error("there is no page to go {0} to")]
+    NoHistory(&'static str),
     /// The browser failed.
     #[error(transparent)]
     Browser(#[from] BrowserError),
@@ -193,6 +207,192 @@ async fn press_enter(page: &Page) -> Result<(), ActionError> {
         page.execute(event).await?;
     }
     Ok(())
+}
+
+/// Runs `body` (JavaScript with `el` bound to element `index`) and returns its string result;
+/// `body` returns an error text starting with `!` to refuse.
+async fn on_element(page: &Page, index: u64, body: &str) -> Result<String, ActionError> {
+    locate(page, index).await?;
+    let script = format!(
+        "((i) => {{ const el = window.__agentd.byId.get(i).deref(); {body} }})({index})"
+    );
+    let result: String = page
+        .evaluate(script)
+        .await?
+        .into_value()
+        .map_err(|e| BrowserError::Launch(format!("the element script returned nothing usable: {e}")))?;
+    match result.strip_prefix('!') {
+        Some(refusal) => Err(ActionError::Refused { index, reason: refusal.to_owned() }),
+        None => Ok(result),
+    }
+}
+
+/// Chooses the option of select element `index` whose label or value is `option`.
+pub async fn select_option(page: &Page, index: u64, option: &str) -> Result<ActionOutcome, ActionError> {
+    let started = Instant::now();
+    let wanted = serde_json::to_string(option).unwrap_or_default();
+    let body = format!(
+        r#"if (el.tagName !== 'SELECT') return '!it is not a select element';
+  const want = {wanted}; const opts = Array.from(el.options);
+  const o = opts.find(o => o.label.trim() === want.trim()) || opts.find(o => o.value === want);
+  if (!o) return '!no option ' + JSON.stringify(want) + '; options: ' + opts.map(o => JSON.stringify(o.label)).join(', ');
+  if (o.disabled) return '!option ' + JSON.stringify(o.label) + ' is disabled';
+  el.value = o.value; o.selected = true;
+  el.dispatchEvent(new Event('input', {{ bubbles: true }})); el.dispatchEvent(new Event('change', {{ bubbles: true }}));
+  return o.label;"#
+    );
+    let label = on_element(page, index, &body).await?;
+    Ok(ActionOutcome {
+        action: "select",
+        description: format!("selected \"{label}\" in [{index}]"),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Checks (`true`) or unchecks a checkbox, radio or switch by clicking it when needed.
+pub async fn set_checked(page: &Page, index: u64, checked: bool) -> Result<ActionOutcome, ActionError> {
+    let started = Instant::now();
+    let state = "const c = ('checked' in el && (el.type === 'checkbox' || el.type === 'radio')) ? el.checked : el.getAttribute('aria-checked') === 'true'; return String(c);";
+    let current = on_element(page, index, state).await? == "true";
+    if current != checked {
+        click(page, index).await?;
+        if (on_element(page, index, state).await? == "true") != checked {
+            return Err(ActionError::Refused {
+                index,
+                reason: format!("clicking did not {} it", if checked { "check" } else { "uncheck" }),
+            });
+        }
+    }
+    Ok(ActionOutcome {
+        action: if checked { "check" } else { "uncheck" },
+        description: format!("{} [{index}]", if checked { "checked" } else { "unchecked" }),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Moves the mouse over element `index`.
+pub async fn hover(page: &Page, index: u64) -> Result<ActionOutcome, ActionError> {
+    let started = Instant::now();
+    let target = locate(page, index).await?;
+    page.move_mouse(Point { x: target.x, y: target.y }).await?;
+    Ok(ActionOutcome {
+        action: "hover",
+        description: format!("hovered over [{index}] \"{}\"", target.label),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Where to scroll.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScrollTarget {
+    /// The page, by this many viewport heights (negative: up).
+    Pages(f64),
+    /// Element `index`'s own scroll area, by this many of its heights.
+    Element(u64, f64),
+    /// Until this text is in view.
+    Text(String),
+}
+
+/// Scrolls the page, an element, or to a text; reports where the page now stands.
+pub async fn scroll(page: &Page, target: ScrollTarget) -> Result<ActionOutcome, ActionError> {
+    let started = Instant::now();
+    let description = match &target {
+        ScrollTarget::Pages(pages) => {
+            let script = format!("window.scrollBy(0, {pages} * window.innerHeight); String(Math.round(window.scrollY))");
+            let y: String = page.evaluate(script).await?.into_value().unwrap_or_default();
+            format!("scrolled the page by {pages} pages to y={y}")
+        }
+        ScrollTarget::Element(index, amount) => {
+            let body = format!("el.scrollBy(0, {amount} * el.clientHeight); return String(Math.round(el.scrollTop));");
+            let top = on_element(page, *index, &body).await?;
+            format!("scrolled [{index}] by {amount} of its height to top={top}")
+        }
+        ScrollTarget::Text(text) => {
+            let wanted = serde_json::to_string(text).unwrap_or_default();
+            let script = format!(
+                r#"(() => {{ const want = {wanted}.toLowerCase();
+  const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = w.nextNode(); n; n = w.nextNode()) {{
+    if (n.textContent.toLowerCase().includes(want) && n.parentElement && n.parentElement.checkVisibility()) {{
+      n.parentElement.scrollIntoView({{ block: 'center', behavior: 'instant' }}); return String(Math.round(window.scrollY));
+    }}
+  }}
+  return '!'; }})()"#
+            );
+            let y: String = page.evaluate(script).await?.into_value().unwrap_or_default();
+            if y == "!" {
+                return Err(ActionError::TextNotFound(text.clone()));
+            }
+            format!("scrolled to \"{text}\" (y={y})")
+        }
+    };
+    Ok(ActionOutcome {
+        action: "scroll",
+        description,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Steps through the session's history: `-1` back, `1` forward; waits for the page.
+pub async fn go_history(page: &Page, delta: i64, timeout: Duration) -> Result<ActionOutcome, ActionError> {
+    use chromiumoxide::cdp::browser_protocol::page::{GetNavigationHistoryParams, NavigateToHistoryEntryParams};
+    let started = Instant::now();
+    let history = page.execute(GetNavigationHistoryParams::default()).await?.result;
+    let to = history.current_index + delta;
+    let Some(entry) = usize::try_from(to).ok().and_then(|i| history.entries.get(i)) else {
+        return Err(ActionError::NoHistory(if delta < 0 { "back" } else { "forward" }));
+    };
+    let url = entry.url.clone();
+    let go = async {
+        use chromiumoxide::cdp::browser_protocol::page::{EventFrameNavigated, EventNavigatedWithinDocument};
+        use futures::StreamExt;
+        // Listen before acting: a restore from the back-forward cache fires no load event,
+        // and a client-routed page navigates within its document.
+        let mut navigated = page.event_listener::<EventFrameNavigated>().await?;
+        let mut within = page.event_listener::<EventNavigatedWithinDocument>().await?;
+        page.execute(NavigateToHistoryEntryParams::new(entry.id)).await?;
+        loop {
+            tokio::select! {
+                Some(event) = navigated.next() => if event.frame.parent_id.is_none() { break },
+                Some(_) = within.next() => break,
+                else => break,
+            }
+        }
+        wait_loaded(page).await
+    };
+    tokio::time::timeout(timeout, go)
+        .await
+        .map_err(|_| ActionError::NavigationTimeout { url: url.clone(), seconds: timeout.as_secs() })??;
+    Ok(ActionOutcome {
+        action: if delta < 0 { "back" } else { "forward" },
+        description: format!("went {} to {url}", if delta < 0 { "back" } else { "forward" }),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Resolves when the current document has finished loading (on its `load` event).
+async fn wait_loaded(page: &Page) -> Result<(), ActionError> {
+    let script = "new Promise(r => document.readyState === 'complete' ? r(true) : addEventListener('load', () => r(true), { once: true }))";
+    let _: bool = page
+        .evaluate(script)
+        .await?
+        .into_value()
+        .map_err(|e| BrowserError::Launch(format!("could not wait for the page: {e}")))?;
+    Ok(())
+}
+
+/// Reloads the page and waits for it.
+pub async fn reload(page: &Page, timeout: Duration) -> Result<ActionOutcome, ActionError> {
+    let started = Instant::now();
+    let url = page.url().await?.unwrap_or_default();
+    tokio::time::timeout(timeout, page.reload())
+        .await
+        .map_err(|_| ActionError::NavigationTimeout { url: url.clone(), seconds: timeout.as_secs() })??;
+    Ok(ActionOutcome {
+        action: "reload",
+        description: format!("reloaded {url}"),
+        elapsed: started.elapsed(),
+    })
 }
 
 /// Loads `url` and waits (at most `timeout`) for it to finish loading.

@@ -13,7 +13,10 @@ mod locate;
 mod page_state;
 mod pool;
 
-pub use actions::{ActionError, ActionOutcome, TypeMode, click, navigate, type_text};
+pub use actions::{
+    ActionError, ActionOutcome, ScrollTarget, TypeMode, click, go_history, hover, navigate, reload, scroll,
+    select_option, set_checked, type_text,
+};
 pub use locate::{find_chrome, CHROME_CANDIDATES};
 pub use page_state::{Element, PageState, Scroll, observe};
 pub use pool::{BrowserPool, BrowserSettings, SessionBrowser, Viewport};

@@ -55,8 +55,20 @@ customElements.define('shadow-btn', class extends HTMLElement {
 });
 </script>"#;
 
+const CONTROLS: &str = r#"<!doctype html><title>Controls</title>
+<select aria-label="Size" onchange="document.title = 'size ' + this.value">
+  <option value=s>Small</option><option value=m>Medium</option><option value=l disabled>Large</option></select>
+<label><input type=checkbox id=terms> Accept terms</label>
+<div role=switch aria-checked=false aria-label="Dark mode" tabindex=0 style="width:40px;height:20px"
+  onclick="this.setAttribute('aria-checked', this.getAttribute('aria-checked') !== 'true')"></div>
+<button id=hov onmouseenter="this.dataset.hovered = 'yes'">Hover me</button>
+<div id=box aria-label="Scroll box" role=listbox tabindex=0 style="height:100px;overflow:auto">
+  <div style="height:1000px">tall</div></div>
+<p style="margin-top:4000px">The hidden treasure is here</p>"#;
+
 async fn fixture() -> String {
     let app = Router::new()
+        .route("/controls", get(|| async { Html(CONTROLS) }))
         .route("/actions", get(|| async { Html(ACTIONS) }))
         .route("/", get(|| async { Html("<!doctype html><title>fixture</title><p id=p>hello</p>") }))
         .route("/form", get(|| async { Html(FORM) }));
@@ -228,6 +240,62 @@ async fn actions_change_the_page_as_a_person_would() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(page.url().await.unwrap().unwrap_or_default(), base);
+    session.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn select_check_hover_scroll_and_history() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
+    let page = session.page();
+    let wait = Duration::from_secs(20);
+    navigate(page, &format!("{base}actions"), wait).await.unwrap();
+    navigate(page, &format!("{base}controls"), wait).await.unwrap();
+    let state = observe(page).await.unwrap();
+    let idx = |name: &str| state.elements.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name} in {}", state.render())).index;
+
+    select_option(page, idx("Size"), "Medium").await.unwrap();
+    assert_eq!(eval::<String>(page, "document.title").await, "size m");
+    select_option(page, idx("Size"), "s").await.unwrap();
+    assert_eq!(eval::<String>(page, "document.querySelector('select').value").await, "s");
+    let err = select_option(page, idx("Size"), "Huge").await.unwrap_err().to_string();
+    assert!(err.contains("Small") && err.contains("Medium"), "{err}");
+    assert!(select_option(page, idx("Size"), "Large").await.unwrap_err().to_string().contains("disabled"));
+    assert!(matches!(select_option(page, idx("Hover me"), "x").await, Err(ActionError::Refused { .. })));
+
+    set_checked(page, idx("Accept terms"), true).await.unwrap();
+    assert!(eval::<bool>(page, "document.getElementById('terms').checked").await);
+    set_checked(page, idx("Accept terms"), true).await.unwrap();
+    assert!(eval::<bool>(page, "document.getElementById('terms').checked").await, "checking twice leaves it checked");
+    set_checked(page, idx("Accept terms"), false).await.unwrap();
+    assert!(!eval::<bool>(page, "document.getElementById('terms').checked").await);
+    set_checked(page, idx("Dark mode"), true).await.unwrap();
+    assert_eq!(eval::<String>(page, "document.querySelector('[role=switch]').getAttribute('aria-checked')").await, "true");
+
+    hover(page, idx("Hover me")).await.unwrap();
+    assert_eq!(eval::<String>(page, "document.getElementById('hov').dataset.hovered").await, "yes");
+
+    scroll(page, ScrollTarget::Pages(1.0)).await.unwrap();
+    assert_eq!(eval::<i64>(page, "Math.round(window.scrollY)").await, 768);
+    scroll(page, ScrollTarget::Pages(-1.0)).await.unwrap();
+    assert_eq!(eval::<i64>(page, "Math.round(window.scrollY)").await, 0);
+    scroll(page, ScrollTarget::Element(idx("Scroll box"), 1.0)).await.unwrap();
+    assert_eq!(eval::<i64>(page, "document.getElementById('box').scrollTop").await, 100);
+    scroll(page, ScrollTarget::Text("hidden treasure".into())).await.unwrap();
+    assert!(eval::<bool>(page, "(() => { const r = document.querySelector('p').getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; })()").await);
+    assert!(matches!(scroll(page, ScrollTarget::Text("not on the page".into())).await, Err(ActionError::TextNotFound(_))));
+
+    go_history(page, -1, wait).await.unwrap();
+    assert!(page.url().await.unwrap().unwrap().ends_with("/actions"));
+    go_history(page, 1, wait).await.unwrap();
+    assert!(page.url().await.unwrap().unwrap().ends_with("/controls"));
+    assert!(matches!(go_history(page, 1, wait).await, Err(ActionError::NoHistory("forward"))));
+    let _: bool = eval(page, "window.marker = 1; true").await;
+    reload(page, wait).await.unwrap();
+    assert!(eval::<bool>(page, "window.marker === undefined").await, "a fresh document after reload");
     session.close().await.unwrap();
     pool.shutdown().await;
 }
