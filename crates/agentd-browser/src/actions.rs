@@ -47,6 +47,9 @@ pub enum ActionError {
     /// No visible text on the page contains what was asked for.
     #[error("no visible text contains \"{0}\"")]
     TextNotFound(String),
+    /// A key name or combination that cannot be pressed.
+    #[error("{0}")]
+    BadKey(String),
     /// There is no page to go back or forward to.
     #[error("there is no page to go {0} to")]
     NoHistory(&'static str),
@@ -379,6 +382,17 @@ async fn wait_loaded(page: &Page) -> Result<(), ActionError> {
         .into_value()
         .map_err(|e| BrowserError::Launch(format!("could not wait for the page: {e}")))?;
     Ok(())
+}
+
+/// A JPEG of the viewport at `quality` (1–100).
+pub async fn screenshot(page: &Page, quality: u8) -> Result<Vec<u8>, ActionError> {
+    use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+    use chromiumoxide::page::ScreenshotParams;
+    let params = ScreenshotParams::builder()
+        .format(CaptureScreenshotFormat::Jpeg)
+        .quality(i64::from(quality.clamp(1, 100)))
+        .build();
+    Ok(page.screenshot(params).await?)
 }
 
 /// Reloads the page and waits for it.

@@ -9,14 +9,16 @@
 #![deny(missing_docs)]
 
 mod actions;
+mod keys;
 mod locate;
 mod page_state;
 mod pool;
 
 pub use actions::{
     ActionError, ActionOutcome, ScrollTarget, TypeMode, click, go_history, hover, navigate, reload, scroll,
-    select_option, set_checked, type_text,
+    screenshot, select_option, set_checked, type_text,
 };
+pub use keys::press_keys;
 pub use locate::{find_chrome, CHROME_CANDIDATES};
 pub use page_state::{Element, PageState, Scroll, observe};
 pub use pool::{BrowserPool, BrowserSettings, SessionBrowser, Viewport};

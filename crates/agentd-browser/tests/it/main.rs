@@ -66,8 +66,16 @@ const CONTROLS: &str = r#"<!doctype html><title>Controls</title>
   <div style="height:1000px">tall</div></div>
 <p style="margin-top:4000px">The hidden treasure is here</p>"#;
 
+const KEYS: &str = r#"<!doctype html><title>Keys</title>
+<input id=k aria-label="Keys field" value="hello world">
+<script>
+  window.log = [];
+  document.getElementById('k').addEventListener('keydown', e => log.push((e.ctrlKey ? 'C-' : '') + (e.shiftKey ? 'S-' : '') + e.key));
+</script>"#;
+
 async fn fixture() -> String {
     let app = Router::new()
+        .route("/keys", get(|| async { Html(KEYS) }))
         .route("/controls", get(|| async { Html(CONTROLS) }))
         .route("/actions", get(|| async { Html(ACTIONS) }))
         .route("/", get(|| async { Html("<!doctype html><title>fixture</title><p id=p>hello</p>") }))
@@ -296,6 +304,33 @@ async fn select_check_hover_scroll_and_history() {
     let _: bool = eval(page, "window.marker = 1; true").await;
     reload(page, wait).await.unwrap();
     assert!(eval::<bool>(page, "window.marker === undefined").await, "a fresh document after reload");
+    session.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_screenshots() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    let page = session.page();
+    navigate(page, &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
+    let state = observe(page).await.unwrap();
+    let field = state.elements.iter().find(|e| e.name == "Keys field").unwrap().index;
+    click(page, field).await.unwrap();
+    press_keys(page, &["End", "Backspace", "Backspace", "x", "Shift+Tab"]).await.unwrap();
+    assert_eq!(eval::<String>(page, "document.getElementById('k').value").await, "hello worx");
+    let log: Vec<String> = eval(page, "window.log").await;
+    assert_eq!(log, ["End", "Backspace", "Backspace", "x", "S-Shift", "S-Tab"]);
+    // Control+A selects all: the next character replaces the whole value.
+    click(page, field).await.unwrap();
+    press_keys(page, &["Control+a", "z"]).await.unwrap();
+    assert_eq!(eval::<String>(page, "document.getElementById('k').value").await, "z");
+    assert!(matches!(press_keys(page, &["Hyper+x"]).await, Err(ActionError::BadKey(_))));
+    let jpeg = screenshot(page, 70).await.unwrap();
+    assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
+    assert!(jpeg.len() > 1000);
     session.close().await.unwrap();
     pool.shutdown().await;
 }
