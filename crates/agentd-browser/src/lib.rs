@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod actions;
+mod dialogs;
 mod keys;
 mod locate;
 mod page_state;
@@ -18,6 +19,7 @@ pub use actions::{
     ActionError, ActionOutcome, ScrollTarget, TypeMode, click, go_history, hover, navigate, reload, scroll,
     screenshot, select_option, set_checked, type_text,
 };
+pub use dialogs::{DialogPolicy, DialogRecord};
 pub use keys::press_keys;
 pub use locate::{find_chrome, CHROME_CANDIDATES};
 pub use page_state::{Element, PageState, Scroll, observe};

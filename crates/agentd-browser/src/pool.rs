@@ -12,6 +12,7 @@ use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::dialogs::{DialogGuard, DialogPolicy, DialogRecord};
 use crate::{BrowserError, find_chrome};
 
 /// Flags every launched Chromium gets (no network chatter of its own, no GPU, as root).
@@ -39,6 +40,8 @@ pub struct BrowserSettings {
     pub max_contexts: usize,
     /// Bound on launching or attaching.
     pub launch_timeout: Duration,
+    /// How JavaScript dialogs are answered.
+    pub dialogs: DialogPolicy,
 }
 
 impl Default for BrowserSettings {
@@ -49,6 +52,7 @@ impl Default for BrowserSettings {
             headed: false,
             max_contexts: 20,
             launch_timeout: Duration::from_secs(30),
+            dialogs: DialogPolicy::default(),
         }
     }
 }
@@ -68,6 +72,7 @@ pub struct BrowserPool {
     handler: JoinHandle<()>,
     slots: Arc<Semaphore>,
     max_contexts: usize,
+    dialogs: DialogPolicy,
     _profile: Option<tempfile::TempDir>,
 }
 
@@ -126,6 +131,7 @@ impl BrowserPool {
             handler,
             slots: Arc::new(Semaphore::new(settings.max_contexts)),
             max_contexts: settings.max_contexts,
+            dialogs: settings.dialogs.clone(),
             _profile: profile,
         })
     }
@@ -150,14 +156,16 @@ impl BrowserPool {
             let page = self.browser.new_page(target).await?;
             page.execute(SetDeviceMetricsOverrideParams::new(viewport.width, viewport.height, 1.0, false))
                 .await?;
-            Ok::<Page, BrowserError>(page)
+            let dialogs = DialogGuard::watch(&page, self.dialogs.clone()).await?;
+            Ok::<(Page, DialogGuard), BrowserError>((page, dialogs))
         }
         .await;
         match page {
-            Ok(page) => Ok(SessionBrowser {
+            Ok((page, dialogs)) => Ok(SessionBrowser {
                 browser: self.browser.clone(),
                 context: Some(context),
                 page,
+                dialogs,
                 viewport,
                 _slot: permit,
             }),
@@ -199,6 +207,7 @@ pub struct SessionBrowser {
     browser: Arc<Browser>,
     context: Option<BrowserContextId>,
     page: Page,
+    dialogs: DialogGuard,
     viewport: Viewport,
     _slot: OwnedSemaphorePermit,
 }
@@ -207,6 +216,11 @@ impl SessionBrowser {
     /// The session's current page.
     pub fn page(&self) -> &Page {
         &self.page
+    }
+
+    /// The dialogs the page opened (and how they were answered) since the last call.
+    pub fn take_dialogs(&self) -> Vec<DialogRecord> {
+        self.dialogs.drain()
     }
 
     /// The viewport the session asked for.

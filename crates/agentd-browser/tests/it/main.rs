@@ -73,8 +73,14 @@ const KEYS: &str = r#"<!doctype html><title>Keys</title>
   document.getElementById('k').addEventListener('keydown', e => log.push((e.ctrlKey ? 'C-' : '') + (e.shiftKey ? 'S-' : '') + e.key));
 </script>"#;
 
+const DIALOGS: &str = r#"<!doctype html><title>Dialogs</title>
+<button onclick="alert('Saved!'); document.title = 'after alert'">Alert</button>
+<button onclick="document.title = confirm('Delete everything?') ? 'confirmed' : 'cancelled'">Confirm</button>
+<button onclick="const a = prompt('Your name?', 'anon'); document.title = a === null ? 'no answer' : 'name ' + a">Prompt</button>"#;
+
 async fn fixture() -> String {
     let app = Router::new()
+        .route("/dialogs", get(|| async { Html(DIALOGS) }))
         .route("/keys", get(|| async { Html(KEYS) }))
         .route("/controls", get(|| async { Html(CONTROLS) }))
         .route("/actions", get(|| async { Html(ACTIONS) }))
@@ -333,4 +339,36 @@ async fn keys_and_screenshots() {
     assert!(jpeg.len() > 1000);
     session.close().await.unwrap();
     pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialogs_are_answered_by_policy_and_reported() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    for (policy, confirm_title, prompt_title) in [
+        (DialogPolicy::default(), "cancelled", "no answer"),
+        (DialogPolicy { accept_confirms: true, prompt_answer: Some("Ada".into()) }, "confirmed", "name Ada"),
+    ] {
+        let settings = BrowserSettings { dialogs: policy.clone(), ..BrowserSettings::default() };
+        let pool = BrowserPool::start(&settings).await.unwrap();
+        let session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+        let page = session.page();
+        navigate(page, &format!("{base}dialogs"), Duration::from_secs(20)).await.unwrap();
+        let state = observe(page).await.unwrap();
+        let idx = |name: &str| state.elements.iter().find(|e| e.name == name).unwrap().index;
+        for (button, title) in [("Alert", "after alert"), ("Confirm", confirm_title), ("Prompt", prompt_title)] {
+            click(page, idx(button)).await.unwrap();
+            let _: bool = eval(page, "new Promise(r => setTimeout(() => r(true), 0))").await;
+            assert_eq!(eval::<String>(page, "document.title").await, title, "{policy:?}");
+        }
+        let dialogs = session.take_dialogs();
+        let kinds: Vec<&str> = dialogs.iter().map(|d| d.kind.as_str()).collect();
+        assert_eq!(kinds, ["alert", "confirm", "prompt"]);
+        assert_eq!(dialogs[1].message, "Delete everything?");
+        assert_eq!(dialogs[1].accepted, policy.accept_confirms);
+        assert_eq!(dialogs[2].prompt_text, policy.prompt_answer);
+        assert!(session.take_dialogs().is_empty(), "drained");
+        session.close().await.unwrap();
+        pool.shutdown().await;
+    }
 }
