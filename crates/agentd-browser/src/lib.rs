@@ -10,6 +10,7 @@
 
 mod actions;
 mod dialogs;
+mod extract;
 mod keys;
 mod locate;
 mod page_state;
@@ -20,6 +21,7 @@ pub use actions::{
     screenshot, select_option, set_checked, type_text,
 };
 pub use dialogs::{DialogPolicy, DialogRecord};
+pub use extract::{Extracted, extract_markdown};
 pub use keys::press_keys;
 pub use locate::{find_chrome, CHROME_CANDIDATES};
 pub use page_state::{Element, PageState, Scroll, observe};

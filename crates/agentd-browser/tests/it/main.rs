@@ -78,8 +78,27 @@ const DIALOGS: &str = r#"<!doctype html><title>Dialogs</title>
 <button onclick="document.title = confirm('Delete everything?') ? 'confirmed' : 'cancelled'">Confirm</button>
 <button onclick="const a = prompt('Your name?', 'anon'); document.title = a === null ? 'no answer' : 'name ' + a">Prompt</button>"#;
 
+const ARTICLE: &str = r#"<!doctype html><html><head><title>Rust ownership explained</title></head><body>
+<nav><a href="/">Home</a> | <a href="/blog">Blog</a> | <a href="/shop">Shop</a></nav>
+<div class="ad">Buy cheap watches now!</div>
+<article>
+  <h1>Rust ownership explained</h1>
+  <p>Ownership is the set of rules that govern how a Rust program manages memory. Every value has a single
+  owner, and when the owner goes out of scope the value is dropped. This makes memory safety possible
+  without a garbage collector, which is one of the language's most important ideas.</p>
+  <h2>The three rules</h2>
+  <ul><li>Each value has an owner.</li><li>There can only be one owner at a time.</li>
+  <li>When the owner goes out of scope, the value is dropped.</li></ul>
+  <p>Borrowing lets code use a value without taking ownership of it, through references that the
+  compiler checks so that they never outlive the data they point to. See <a href="/book">the book</a>.</p>
+  <table><tr><th>Kind</th><th>Syntax</th></tr><tr><td>shared</td><td>&amp;T</td></tr><tr><td>mutable</td><td>&amp;mut T</td></tr></table>
+</article>
+<footer>Copyright 2026 Example Corp. All rights reserved. Privacy | Terms</footer>
+</body></html>"#;
+
 async fn fixture() -> String {
     let app = Router::new()
+        .route("/article", get(|| async { Html(ARTICLE) }))
         .route("/dialogs", get(|| async { Html(DIALOGS) }))
         .route("/keys", get(|| async { Html(KEYS) }))
         .route("/controls", get(|| async { Html(CONTROLS) }))
@@ -371,4 +390,29 @@ async fn dialogs_are_answered_by_policy_and_reported() {
         session.close().await.unwrap();
         pool.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn main_content_is_extracted_as_markdown() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    let page = session.page();
+    navigate(page, &format!("{base}article"), Duration::from_secs(20)).await.unwrap();
+    let (content, outcome) = extract_markdown(page).await.unwrap();
+    assert_eq!(outcome.action, "extract");
+    assert_eq!(content.title, "Rust ownership explained");
+    let md = &content.markdown;
+    assert!(md.contains("## The three rules"), "{md}");
+    assert!(md.contains("- There can only be one owner at a time.") || md.contains("* There can only be one owner at a time."), "{md}");
+    assert!(md.contains(&format!("[the book]({base}book)")), "links kept and absolute: {md}");
+    assert!(md.contains("shared") && md.contains("&mut T"), "table kept: {md}");
+    assert!(!md.contains("Buy cheap watches") && !md.contains("All rights reserved"), "ads and footer dropped: {md}");
+    // A page with no article shape falls back to its visible text.
+    navigate(page, &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
+    let (content, _) = extract_markdown(page).await.unwrap();
+    assert_eq!(content.title, "Keys");
+    session.close().await.unwrap();
+    pool.shutdown().await;
 }
