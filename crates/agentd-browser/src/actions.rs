@@ -47,6 +47,14 @@ pub enum ActionError {
     /// No visible text on the page contains what was asked for.
     #[error("no visible text contains \"{0}\"")]
     TextNotFound(String),
+    /// What was waited for did not happen in time.
+    #[error("{what} did not appear within {seconds} s")]
+    WaitTimeout {
+        /// What was awaited.
+        what: String,
+        /// The bound.
+        seconds: f64,
+    },
     /// A key name or combination that cannot be pressed.
     #[error("{0}")]
     BadKey(String),
@@ -382,6 +390,76 @@ async fn wait_loaded(page: &Page) -> Result<(), ActionError> {
         .into_value()
         .map_err(|e| BrowserError::Launch(format!("could not wait for the page: {e}")))?;
     Ok(())
+}
+
+/// Puts the files at `paths` into file input `index` (hidden inputs included: pages often
+/// style a label instead); the page receives its usual `input` and `change` events.
+pub async fn upload_files(page: &Page, index: u64, paths: &[std::path::PathBuf]) -> Result<ActionOutcome, ActionError> {
+    use chromiumoxide::cdp::browser_protocol::dom::SetFileInputFilesParams;
+    use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+    let started = Instant::now();
+    for path in paths {
+        if !path.is_file() {
+            return Err(ActionError::Refused { index, reason: format!("no file at {}", path.display()) });
+        }
+    }
+    let check = format!(
+        "((i) => {{ const r = window.__agentd && window.__agentd.byId.get(i); const el = r && r.deref();
+           if (!el || !el.isConnected) return 'gone';
+           return el.tagName === 'INPUT' && el.type === 'file' ? (el.multiple ? 'many' : 'one') : 'other'; }})({index})"
+    );
+    let kind: String = page.evaluate(check).await?.into_value().unwrap_or_default();
+    match kind.as_str() {
+        "gone" => return Err(ActionError::ElementGone(index)),
+        "other" => return Err(ActionError::Refused { index, reason: "it is not a file input".into() }),
+        "one" if paths.len() > 1 => {
+            return Err(ActionError::Refused { index, reason: "this input takes one file".into() });
+        }
+        _ => {}
+    }
+    let lookup = EvaluateParams::builder()
+        .expression(format!("window.__agentd.byId.get({index}).deref()"))
+        .return_by_value(false)
+        .build()
+        .map_err(BrowserError::Launch)?;
+    let object = page.execute(lookup).await?.result.result.object_id.ok_or(ActionError::ElementGone(index))?;
+    let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let mut params = SetFileInputFilesParams::new(files.clone());
+    params.object_id = Some(object);
+    page.execute(params).await?;
+    Ok(ActionOutcome {
+        action: "upload",
+        description: format!("put {} into [{index}]", files.join(", ")),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Waits (at most `timeout`) until the page's visible text contains `text`, woken by DOM
+/// changes rather than by polling.
+pub async fn wait_for_text(page: &Page, text: &str, timeout: Duration) -> Result<ActionOutcome, ActionError> {
+    let started = Instant::now();
+    let wanted = serde_json::to_string(text).unwrap_or_default();
+    let script = format!(
+        r#"new Promise(resolve => {{
+  const want = {wanted};
+  const found = () => document.body && document.body.innerText.includes(want);
+  if (found()) return resolve(true);
+  const seen = new MutationObserver(() => {{ if (found()) {{ seen.disconnect(); resolve(true); }} }});
+  seen.observe(document, {{ subtree: true, childList: true, characterData: true, attributes: true }});
+}})"#
+    );
+    let waited = tokio::time::timeout(timeout, page.evaluate(script)).await;
+    match waited {
+        Err(_) => Err(ActionError::WaitTimeout { what: format!("text \"{text}\""), seconds: timeout.as_secs_f64() }),
+        Ok(result) => {
+            result?;
+            Ok(ActionOutcome {
+                action: "wait",
+                description: format!("\"{text}\" appeared"),
+                elapsed: started.elapsed(),
+            })
+        }
+    }
 }
 
 /// A JPEG of the viewport at `quality` (1–100).

@@ -18,7 +18,7 @@ mod pool;
 
 pub use actions::{
     ActionError, ActionOutcome, ScrollTarget, TypeMode, click, go_history, hover, navigate, reload, scroll,
-    screenshot, select_option, set_checked, type_text,
+    screenshot, select_option, set_checked, type_text, upload_files, wait_for_text,
 };
 pub use dialogs::{DialogPolicy, DialogRecord};
 pub use extract::{Extracted, extract_markdown};

@@ -96,8 +96,15 @@ const ARTICLE: &str = r#"<!doctype html><html><head><title>Rust ownership explai
 <footer>Copyright 2026 Example Corp. All rights reserved. Privacy | Terms</footer>
 </body></html>"#;
 
+const UPLOAD: &str = r#"<!doctype html><title>Upload</title>
+<label for=f>Attach a document</label><input id=f type=file style="display:none"
+  onchange="this.files[0].text().then(t => { document.title = this.files[0].name + ':' + t; })">
+<input id=many type=file multiple aria-label="Attach several">
+<button onclick="setTimeout(() => document.body.insertAdjacentHTML('beforeend', '<p>Order confirmed</p>'), 300)">Order</button>"#;
+
 async fn fixture() -> String {
     let app = Router::new()
+        .route("/upload", get(|| async { Html(UPLOAD) }))
         .route("/article", get(|| async { Html(ARTICLE) }))
         .route("/dialogs", get(|| async { Html(DIALOGS) }))
         .route("/keys", get(|| async { Html(KEYS) }))
@@ -413,6 +420,41 @@ async fn main_content_is_extracted_as_markdown() {
     navigate(page, &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
     let (content, _) = extract_markdown(page).await.unwrap();
     assert_eq!(content.title, "Keys");
+    session.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_and_waits() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.txt");
+    std::fs::write(&file, "quarterly numbers").unwrap();
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    let page = session.page();
+    navigate(page, &format!("{base}upload"), Duration::from_secs(20)).await.unwrap();
+    let state = observe(page).await.unwrap();
+    let idx = |name: &str| state.elements.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name} in {}", state.render())).index;
+    // The hidden input is not in the page state; its index comes from the page's own handle.
+    let hidden: u64 = eval(page, "(() => { const A = window.__agentd; const el = document.getElementById('f'); A.ids.set(el, A.next); A.byId.set(A.next, new WeakRef(el)); return A.next++; })()").await;
+    upload_files(page, hidden, std::slice::from_ref(&file)).await.unwrap();
+    let _: bool = eval(page, "new Promise(r => setTimeout(() => r(true), 100))").await;
+    assert_eq!(eval::<String>(page, "document.title").await, "report.txt:quarterly numbers");
+    let two = [file.clone(), file.clone()];
+    upload_files(page, idx("Attach several"), &two).await.unwrap();
+    assert_eq!(eval::<i64>(page, "document.getElementById('many').files.length").await, 2);
+    let refused = upload_files(page, hidden, &two).await.unwrap_err().to_string();
+    assert!(refused.contains("one file"), "{refused}");
+    let missing = upload_files(page, hidden, &[dir.path().join("nope.txt")]).await.unwrap_err().to_string();
+    assert!(missing.contains("no file at"), "{missing}");
+    assert!(matches!(upload_files(page, idx("Order"), std::slice::from_ref(&file)).await, Err(ActionError::Refused { .. })));
+    // Waiting is woken by the DOM change, bounded by the timeout.
+    click(page, idx("Order")).await.unwrap();
+    wait_for_text(page, "Order confirmed", Duration::from_secs(10)).await.unwrap();
+    let late = wait_for_text(page, "never shown", Duration::from_millis(300)).await;
+    assert!(matches!(late, Err(ActionError::WaitTimeout { .. })));
     session.close().await.unwrap();
     pool.shutdown().await;
 }
