@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
@@ -147,25 +148,12 @@ impl BrowserPool {
             .browser
             .create_browser_context(CreateBrowserContextParams::default())
             .await?;
-        let page = async {
-            let target = CreateTargetParams::builder()
-                .url("about:blank")
-                .browser_context_id(context.clone())
-                .build()
-                .map_err(BrowserError::Launch)?;
-            let page = self.browser.new_page(target).await?;
-            page.execute(SetDeviceMetricsOverrideParams::new(viewport.width, viewport.height, 1.0, false))
-                .await?;
-            let dialogs = DialogGuard::watch(&page, self.dialogs.clone()).await?;
-            Ok::<(Page, DialogGuard), BrowserError>((page, dialogs))
-        }
-        .await;
-        match page {
-            Ok((page, dialogs)) => Ok(SessionBrowser {
+        match open_page(&self.browser, &context, viewport, &self.dialogs).await {
+            Ok(tab) => Ok(SessionBrowser {
                 browser: self.browser.clone(),
                 context: Some(context),
-                page,
-                dialogs,
+                tab,
+                policy: self.dialogs.clone(),
                 viewport,
                 _slot: permit,
             }),
@@ -202,12 +190,55 @@ impl BrowserPool {
     }
 }
 
+/// A page with the watchers that belong to it.
+struct Tab {
+    page: Page,
+    dialogs: DialogGuard,
+    crashed: Arc<AtomicBool>,
+    _crash_watch: JoinHandle<()>,
+}
+
+/// Opens a blank page in `context` at `viewport`, with its dialog and crash watchers.
+async fn open_page(
+    browser: &Browser,
+    context: &BrowserContextId,
+    viewport: Viewport,
+    policy: &DialogPolicy,
+) -> Result<Tab, BrowserError> {
+    use chromiumoxide::cdp::browser_protocol::inspector::EventTargetCrashed;
+    let target = CreateTargetParams::builder()
+        .url("about:blank")
+        .browser_context_id(context.clone())
+        .build()
+        .map_err(BrowserError::Launch)?;
+    let page = browser.new_page(target).await?;
+    page.execute(SetDeviceMetricsOverrideParams::new(viewport.width, viewport.height, 1.0, false))
+        .await?;
+    let dialogs = DialogGuard::watch(&page, policy.clone()).await?;
+    let crashed = Arc::new(AtomicBool::new(false));
+    let mut crashes = page.event_listener::<EventTargetCrashed>().await?;
+    let flag = crashed.clone();
+    let crash_watch = tokio::spawn(async move {
+        if crashes.next().await.is_some() {
+            flag.store(true, Ordering::SeqCst);
+            tracing::warn!("a session's page crashed");
+        }
+    });
+    Ok(Tab { page, dialogs, crashed, _crash_watch: crash_watch })
+}
+
+impl Drop for Tab {
+    fn drop(&mut self) {
+        self._crash_watch.abort();
+    }
+}
+
 /// One session's isolated context and its page.
 pub struct SessionBrowser {
     browser: Arc<Browser>,
     context: Option<BrowserContextId>,
-    page: Page,
-    dialogs: DialogGuard,
+    tab: Tab,
+    policy: DialogPolicy,
     viewport: Viewport,
     _slot: OwnedSemaphorePermit,
 }
@@ -215,12 +246,30 @@ pub struct SessionBrowser {
 impl SessionBrowser {
     /// The session's current page.
     pub fn page(&self) -> &Page {
-        &self.page
+        &self.tab.page
     }
 
     /// The dialogs the page opened (and how they were answered) since the last call.
     pub fn take_dialogs(&self) -> Vec<DialogRecord> {
-        self.dialogs.drain()
+        self.tab.dialogs.drain()
+    }
+
+    /// True once the page's renderer has crashed.
+    pub fn page_crashed(&self) -> bool {
+        self.tab.crashed.load(Ordering::SeqCst)
+    }
+
+    /// Replaces a crashed page with a fresh one in the same context (cookies and storage
+    /// kept), so the session can go on; returns whether a replacement was needed.
+    pub async fn replace_crashed_page(&mut self) -> Result<bool, BrowserError> {
+        if !self.page_crashed() {
+            return Ok(false);
+        }
+        let context = self.context.clone().ok_or_else(|| BrowserError::Unsupported("the session's context is closed".into()))?;
+        let fresh = open_page(&self.browser, &context, self.viewport, &self.policy).await?;
+        let old = std::mem::replace(&mut self.tab, fresh);
+        let _ = tokio::time::timeout(Duration::from_secs(2), old.page.clone().close()).await;
+        Ok(true)
     }
 
     /// The viewport the session asked for.

@@ -458,3 +458,35 @@ async fn uploads_and_waits() {
     session.close().await.unwrap();
     pool.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_page_is_detected_and_replaced_without_touching_others() {
+    use agentd_browser::*;
+    use chromiumoxide::cdp::browser_protocol::page::CrashParams;
+    let base = fixture().await;
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let mut victim = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    let bystander = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    navigate(victim.page(), &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
+    navigate(bystander.page(), &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
+    let _: String = eval(victim.page(), "document.cookie = 'kept=yes'; document.cookie").await;
+    assert!(!victim.replace_crashed_page().await.unwrap(), "nothing to replace yet");
+    // Crash the victim's renderer; the command itself may never answer.
+    let _ = tokio::time::timeout(Duration::from_secs(2), victim.page().execute(CrashParams::default())).await;
+    for _ in 0..500 {
+        if victim.page_crashed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(victim.page_crashed(), "the crash is detected");
+    assert!(!bystander.page_crashed());
+    assert!(victim.replace_crashed_page().await.unwrap());
+    assert!(!victim.page_crashed());
+    navigate(victim.page(), &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
+    assert_eq!(eval::<String>(victim.page(), "document.cookie").await, "kept=yes", "same context, same cookies");
+    assert_eq!(eval::<String>(bystander.page(), "document.title").await, "Keys", "other sessions untouched");
+    victim.close().await.unwrap();
+    bystander.close().await.unwrap();
+    pool.shutdown().await;
+}
