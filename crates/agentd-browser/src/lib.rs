@@ -25,7 +25,7 @@ pub use extract::{Extracted, extract_markdown};
 pub use keys::press_keys;
 pub use locate::{find_chrome, CHROME_CANDIDATES};
 pub use page_state::{Element, PageState, Scroll, observe};
-pub use pool::{BrowserPool, BrowserSettings, SessionBrowser, Viewport};
+pub use pool::{BrowserPool, BrowserSettings, SessionBrowser, TabInfo, Viewport};
 
 /// Why the browser layer failed.
 #[derive(Debug, thiserror::Error)]

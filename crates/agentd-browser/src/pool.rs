@@ -205,13 +205,18 @@ async fn open_page(
     viewport: Viewport,
     policy: &DialogPolicy,
 ) -> Result<Tab, BrowserError> {
-    use chromiumoxide::cdp::browser_protocol::inspector::EventTargetCrashed;
     let target = CreateTargetParams::builder()
         .url("about:blank")
         .browser_context_id(context.clone())
         .build()
         .map_err(BrowserError::Launch)?;
     let page = browser.new_page(target).await?;
+    watch_tab(page, viewport, policy).await
+}
+
+/// Gives an open page the session's viewport and its dialog and crash watchers.
+async fn watch_tab(page: Page, viewport: Viewport, policy: &DialogPolicy) -> Result<Tab, BrowserError> {
+    use chromiumoxide::cdp::browser_protocol::inspector::EventTargetCrashed;
     page.execute(SetDeviceMetricsOverrideParams::new(viewport.width, viewport.height, 1.0, false))
         .await?;
     let dialogs = DialogGuard::watch(&page, policy.clone()).await?;
@@ -233,6 +238,19 @@ impl Drop for Tab {
     }
 }
 
+/// An open tab of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TabInfo {
+    /// Its id (a CDP target id).
+    pub id: String,
+    /// Current URL.
+    pub url: String,
+    /// Document title.
+    pub title: String,
+    /// The tab actions go to.
+    pub active: bool,
+}
+
 /// One session's isolated context and its page.
 pub struct SessionBrowser {
     browser: Arc<Browser>,
@@ -252,6 +270,63 @@ impl SessionBrowser {
     /// The dialogs the page opened (and how they were answered) since the last call.
     pub fn take_dialogs(&self) -> Vec<DialogRecord> {
         self.tab.dialogs.drain()
+    }
+
+    /// The session's open tabs (its own pages and the popups they opened), active one marked.
+    pub async fn tabs(&self) -> Result<Vec<TabInfo>, BrowserError> {
+        use chromiumoxide::cdp::browser_protocol::target::GetTargetsParams;
+        let targets = self.browser.execute(GetTargetsParams::default()).await?.result.target_infos;
+        let active = self.tab.page.target_id().clone();
+        Ok(targets
+            .into_iter()
+            .filter(|t| t.r#type == "page" && t.browser_context_id.as_ref() == self.context.as_ref())
+            .map(|t| TabInfo {
+                active: t.target_id == active,
+                id: t.target_id.as_ref().to_owned(),
+                url: t.url,
+                title: t.title,
+            })
+            .collect())
+    }
+
+    /// Opens a blank tab in the session and makes it the active one; returns its id.
+    pub async fn open_tab(&mut self) -> Result<String, BrowserError> {
+        let context = self.context.clone().ok_or_else(|| BrowserError::Unsupported("the session's context is closed".into()))?;
+        self.tab = open_page(&self.browser, &context, self.viewport, &self.policy).await?;
+        Ok(self.tab.page.target_id().as_ref().to_owned())
+    }
+
+    /// Makes tab `id` (from [`SessionBrowser::tabs`]) the active one.
+    pub async fn switch_tab(&mut self, id: &str) -> Result<(), BrowserError> {
+        self.own_tab(id).await?;
+        let page = self.browser.get_page(id.to_owned().into()).await?;
+        self.tab = watch_tab(page, self.viewport, &self.policy).await?;
+        Ok(())
+    }
+
+    /// Closes tab `id`; closing the active one makes another tab active (a blank one when
+    /// it was the last).
+    pub async fn close_tab(&mut self, id: &str) -> Result<(), BrowserError> {
+        self.own_tab(id).await?;
+        let page = self.browser.get_page(id.to_owned().into()).await?;
+        page.close().await?;
+        if self.tab.page.target_id().as_ref() == id {
+            match self.tabs().await?.into_iter().find(|t| t.id != id) {
+                Some(next) => self.switch_tab(&next.id).await?,
+                None => {
+                    self.open_tab().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn own_tab(&self, id: &str) -> Result<(), BrowserError> {
+        if self.tabs().await?.iter().any(|t| t.id == id) {
+            Ok(())
+        } else {
+            Err(BrowserError::Unsupported(format!("no tab `{id}` in this session")))
+        }
     }
 
     /// True once the page's renderer has crashed.

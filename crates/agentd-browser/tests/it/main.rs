@@ -102,8 +102,12 @@ const UPLOAD: &str = r#"<!doctype html><title>Upload</title>
 <input id=many type=file multiple aria-label="Attach several">
 <button onclick="setTimeout(() => document.body.insertAdjacentHTML('beforeend', '<p>Order confirmed</p>'), 300)">Order</button>"#;
 
+const POPUP: &str = r#"<!doctype html><title>Opener</title>
+<a href="/keys" target="_blank">Open keys in a new tab</a>"#;
+
 async fn fixture() -> String {
     let app = Router::new()
+        .route("/popup", get(|| async { Html(POPUP) }))
         .route("/upload", get(|| async { Html(UPLOAD) }))
         .route("/article", get(|| async { Html(ARTICLE) }))
         .route("/dialogs", get(|| async { Html(DIALOGS) }))
@@ -488,5 +492,47 @@ async fn a_crashed_page_is_detected_and_replaced_without_touching_others() {
     assert_eq!(eval::<String>(bystander.page(), "document.title").await, "Keys", "other sessions untouched");
     victim.close().await.unwrap();
     bystander.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn popups_are_tracked_and_tabs_switch_and_close() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let mut session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    let other = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    navigate(session.page(), &format!("{base}popup"), Duration::from_secs(20)).await.unwrap();
+    let opener = session.tabs().await.unwrap();
+    assert_eq!(opener.len(), 1);
+    assert!(opener[0].active && opener[0].title == "Opener");
+    let state = observe(session.page()).await.unwrap();
+    let link = state.elements.iter().find(|e| e.role == "link").unwrap().index;
+    click(session.page(), link).await.unwrap();
+    let mut tabs = Vec::new();
+    for _ in 0..500 {
+        tabs = session.tabs().await.unwrap();
+        if tabs.len() == 2 && tabs.iter().any(|t| t.url.ends_with("/keys")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let popup = tabs.iter().find(|t| t.url.ends_with("/keys")).expect("the popup is tracked").clone();
+    assert!(!popup.active);
+    assert_eq!(other.tabs().await.unwrap().len(), 1, "another session does not see it");
+    session.switch_tab(&popup.id).await.unwrap();
+    let _: bool = eval(session.page(), "new Promise(r => document.readyState === 'complete' ? r(true) : addEventListener('load', () => r(true)))").await;
+    assert_eq!(eval::<String>(session.page(), "document.title").await, "Keys");
+    assert_eq!(eval::<i64>(session.page(), "window.innerWidth").await, 800, "the popup gets the session's viewport");
+    assert!(session.switch_tab(other.tabs().await.unwrap()[0].id.as_str()).await.is_err(), "another session's tab is refused");
+    session.close_tab(&popup.id).await.unwrap();
+    let left = session.tabs().await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].active && left[0].title == "Opener", "closing the active tab activates the other");
+    let fresh = session.open_tab().await.unwrap();
+    navigate(session.page(), &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
+    assert_eq!(session.tabs().await.unwrap().iter().filter(|t| t.active).map(|t| t.id.clone()).collect::<Vec<_>>(), vec![fresh]);
+    session.close().await.unwrap();
+    other.close().await.unwrap();
     pool.shutdown().await;
 }
