@@ -122,6 +122,16 @@ async fn fixture() -> String {
     format!("http://{addr}/")
 }
 
+/// The index of the element named `name` in `state`.
+fn index_of(state: &agentd_browser::PageState, name: &str) -> u64 {
+    state
+        .elements
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("{name} in {}", state.render()))
+        .index
+}
+
 async fn eval<T: serde::de::DeserializeOwned>(page: &chromiumoxide::Page, js: &str) -> T {
     page.evaluate(js).await.unwrap().into_value().unwrap()
 }
@@ -247,7 +257,7 @@ async fn actions_change_the_page_as_a_person_would() {
     assert_eq!(outcome.action, "navigate");
     let _: bool = eval(page, "new Promise(r => setTimeout(() => r(true), 50))").await;
     let state = observe(page).await.unwrap();
-    let idx = |name: &str| state.elements.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name} in {}", state.render())).index;
+    let idx = |name: &str| index_of(&state, name);
 
     // Click: by its effect on the page, read back through the page.
     click(page, idx("Add one")).await.unwrap();
@@ -299,7 +309,7 @@ async fn select_check_hover_scroll_and_history() {
     navigate(page, &format!("{base}actions"), wait).await.unwrap();
     navigate(page, &format!("{base}controls"), wait).await.unwrap();
     let state = observe(page).await.unwrap();
-    let idx = |name: &str| state.elements.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name} in {}", state.render())).index;
+    let idx = |name: &str| index_of(&state, name);
 
     select_option(page, idx("Size"), "Medium").await.unwrap();
     assert_eq!(eval::<String>(page, "document.title").await, "size m");
@@ -385,7 +395,7 @@ async fn dialogs_are_answered_by_policy_and_reported() {
         let page = session.page();
         navigate(page, &format!("{base}dialogs"), Duration::from_secs(20)).await.unwrap();
         let state = observe(page).await.unwrap();
-        let idx = |name: &str| state.elements.iter().find(|e| e.name == name).unwrap().index;
+        let idx = |name: &str| index_of(&state, name);
         for (button, title) in [("Alert", "after alert"), ("Confirm", confirm_title), ("Prompt", prompt_title)] {
             click(page, idx(button)).await.unwrap();
             let _: bool = eval(page, "new Promise(r => setTimeout(() => r(true), 0))").await;
@@ -440,7 +450,7 @@ async fn uploads_and_waits() {
     let page = session.page();
     navigate(page, &format!("{base}upload"), Duration::from_secs(20)).await.unwrap();
     let state = observe(page).await.unwrap();
-    let idx = |name: &str| state.elements.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name} in {}", state.render())).index;
+    let idx = |name: &str| index_of(&state, name);
     // The hidden input is not in the page state; its index comes from the page's own handle.
     let hidden: u64 = eval(page, "(() => { const A = window.__agentd; const el = document.getElementById('f'); A.ids.set(el, A.next); A.byId.set(A.next, new WeakRef(el)); return A.next++; })()").await;
     upload_files(page, hidden, std::slice::from_ref(&file)).await.unwrap();
