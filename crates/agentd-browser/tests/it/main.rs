@@ -139,7 +139,7 @@ async fn eval<T: serde::de::DeserializeOwned>(page: &chromiumoxide::Page, js: &s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contexts_are_isolated_sized_and_torn_down() {
     let url = fixture().await;
-    let settings = BrowserSettings { max_contexts: 2, ..BrowserSettings::default() };
+    let settings = BrowserSettings { max_contexts: 2, warm_contexts: 0, ..BrowserSettings::default() };
     let pool = BrowserPool::start(&settings).await.expect("Chromium starts (apt-get install -y chromium)");
     let a = pool.lease(Viewport { width: 1280, height: 800 }).await.unwrap();
     let b = pool.lease(Viewport { width: 640, height: 480 }).await.unwrap();
@@ -544,5 +544,35 @@ async fn popups_are_tracked_and_tabs_switch_and_close() {
     assert_eq!(session.tabs().await.unwrap().iter().filter(|t| t.active).map(|t| t.id.clone()).collect::<Vec<_>>(), vec![fresh]);
     session.close().await.unwrap();
     other.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_contexts_are_fresh_and_refilled() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let settings = BrowserSettings { warm_contexts: 2, ..BrowserSettings::default() };
+    let pool = BrowserPool::start(&settings).await.unwrap();
+    let ready = async |pool: &BrowserPool, n: usize| {
+        for _ in 0..1000 {
+            if pool.warm_contexts() == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the warm reserve never reached {n}");
+    };
+    ready(&pool, 2).await;
+    let first = pool.lease(Viewport { width: 1100, height: 700 }).await.unwrap();
+    navigate(first.page(), &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
+    assert_eq!(eval::<i64>(first.page(), "window.innerWidth").await, 1100, "a warm context takes the session's viewport");
+    let _: String = eval(first.page(), "document.cookie = 'mine=1'; document.cookie").await;
+    ready(&pool, 2).await;
+    let second = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    navigate(second.page(), &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
+    assert_eq!(eval::<String>(second.page(), "document.cookie").await, "", "warm contexts are fresh and never shared");
+    assert_eq!(pool.contexts_in_use(), 2, "warm contexts do not count against the cap");
+    first.close().await.unwrap();
+    second.close().await.unwrap();
     pool.shutdown().await;
 }
