@@ -133,7 +133,7 @@ async fn locate(page: &Page, index: u64) -> Result<Target, ActionError> {
         .evaluate(script)
         .await?
         .into_value()
-        .map_err(|e| BrowserError::Launch(format!("element lookup returned nothing usable: {e}")))?;
+        .map_err(|e| BrowserError::Script(format!("element lookup returned nothing usable: {e}")))?;
     match target.error.as_deref() {
         Some("gone") => Err(ActionError::ElementGone(index)),
         Some(_) => Err(ActionError::NotVisible(index)),
@@ -183,7 +183,7 @@ pub async fn type_text(
         .evaluate(focus)
         .await?
         .into_value()
-        .map_err(|e| BrowserError::Launch(format!("could not focus the element: {e}")))?;
+        .map_err(|e| BrowserError::Script(format!("could not focus the element: {e}")))?;
     if !text.is_empty() {
         page.execute(InsertTextParams::new(text)).await?;
     }
@@ -214,7 +214,7 @@ async fn press_enter(page: &Page) -> Result<(), ActionError> {
         if kind == DispatchKeyEventType::KeyDown {
             event = event.text("\r");
         }
-        let event = event.build().map_err(BrowserError::Launch)?;
+        let event = event.build().map_err(BrowserError::Script)?;
         page.execute(event).await?;
     }
     Ok(())
@@ -231,7 +231,7 @@ async fn on_element(page: &Page, index: u64, body: &str) -> Result<String, Actio
         .evaluate(script)
         .await?
         .into_value()
-        .map_err(|e| BrowserError::Launch(format!("the element script returned nothing usable: {e}")))?;
+        .map_err(|e| BrowserError::Script(format!("the element script returned nothing usable: {e}")))?;
     match result.strip_prefix('!') {
         Some(refusal) => Err(ActionError::Refused { index, reason: refusal.to_owned() }),
         None => Ok(result),
@@ -388,7 +388,7 @@ async fn wait_loaded(page: &Page) -> Result<(), ActionError> {
         .evaluate(script)
         .await?
         .into_value()
-        .map_err(|e| BrowserError::Launch(format!("could not wait for the page: {e}")))?;
+        .map_err(|e| BrowserError::Script(format!("could not wait for the page: {e}")))?;
     Ok(())
 }
 
@@ -421,7 +421,7 @@ pub async fn upload_files(page: &Page, index: u64, paths: &[std::path::PathBuf])
         .expression(format!("window.__agentd.byId.get({index}).deref()"))
         .return_by_value(false)
         .build()
-        .map_err(BrowserError::Launch)?;
+        .map_err(BrowserError::Script)?;
     let object = page.execute(lookup).await?.result.result.object_id.ok_or(ActionError::ElementGone(index))?;
     let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let mut params = SetFileInputFilesParams::new(files.clone());

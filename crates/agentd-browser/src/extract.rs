@@ -34,7 +34,7 @@ pub async fn extract_markdown(page: &Page) -> Result<(Extracted, ActionOutcome),
             .map(|a| (a.title, a.text_content.to_string()))
     })
     .await
-    .map_err(|e| BrowserError::Launch(format!("content extraction failed: {e}")))?;
+    .map_err(|e| BrowserError::Script(format!("content extraction failed: {e}")))?;
     let extracted = match article {
         Some((title, markdown)) if !markdown.trim().is_empty() => Extracted { title, markdown: markdown.trim().to_owned() },
         _ => {

@@ -109,7 +109,7 @@ async fn send(page: &Page, kind: DispatchKeyEventType, key: &Key, modifiers: i64
     if let Some(text) = key.text.as_ref().filter(|_| with_text) {
         event = event.text(text.clone());
     }
-    page.execute(event.build().map_err(BrowserError::Launch)?).await?;
+    page.execute(event.build().map_err(BrowserError::Script)?).await?;
     Ok(())
 }
 

@@ -36,6 +36,9 @@ pub enum BrowserError {
     /// The browser could not be started or reached.
     #[error("could not start or reach the browser: {0}")]
     Launch(String),
+    /// A script run in the page, or a command built for it, did not give a usable answer.
+    #[error("page script failed: {0}")]
+    Script(String),
     /// A CDP command failed.
     #[error("browser command failed: {0}")]
     Cdp(#[from] chromiumoxide::error::CdpError),

@@ -119,9 +119,9 @@ pub struct PageState {
 /// Reads the page's state.
 pub async fn observe(page: &Page) -> Result<PageState, BrowserError> {
     let value: serde_json::Value = page.evaluate(COLLECTOR).await?.into_value().map_err(|e| {
-        BrowserError::Launch(format!("the page-state script returned nothing usable: {e}"))
+        BrowserError::Script(format!("the page-state script returned nothing usable: {e}"))
     })?;
-    serde_json::from_value(value).map_err(|e| BrowserError::Launch(format!("unexpected page state: {e}")))
+    serde_json::from_value(value).map_err(|e| BrowserError::Script(format!("unexpected page state: {e}")))
 }
 
 impl PageState {
