@@ -67,6 +67,16 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Runs a built session SELECT and reads its rows.
+    async fn fetch_sessions(&self, mut sql: QueryBuilder<Sqlite>) -> StoreResult<Vec<Session>> {
+        sql.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(session_from_row)
+            .collect()
+    }
+
     /// A transaction that takes SQLite's write lock at BEGIN, for read-then-write
     /// transactions: a deferred one fails at once with SQLITE_BUSY when another connection
     /// wrote in between (the busy timeout does not apply to that upgrade); IMMEDIATE waits
@@ -419,12 +429,7 @@ impl Store for SqliteStore {
         }
         sql.push(format!(" ORDER BY {column} {dir}, id {dir} LIMIT "));
         sql.push_bind(i64::from(q.limit) + 1);
-        sql.build()
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(session_from_row)
-            .collect()
+        self.fetch_sessions(sql).await
     }
 
     async fn patch_session(
@@ -502,12 +507,7 @@ impl Store for SqliteStore {
             list.push_bind(status.as_str());
         }
         sql.push(") ORDER BY created_at, id");
-        sql.build()
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(session_from_row)
-            .collect()
+        self.fetch_sessions(sql).await
     }
 
     async fn count_sessions_by_status(&self) -> StoreResult<Vec<(SessionStatus, u64)>> {
