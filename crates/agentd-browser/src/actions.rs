@@ -12,6 +12,7 @@ use chromiumoxide::layout::Point;
 use serde::Deserialize;
 
 use crate::BrowserError;
+use crate::scope::{Scope, centre_of, scope_of};
 
 /// Why an action could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +56,32 @@ pub enum ActionError {
         /// The bound.
         seconds: f64,
     },
+    /// The session may not open this URL.
+    #[error("{url} is blocked: {reason}")]
+    UrlBlocked {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A CSS selector the page cannot parse.
+    #[error("`{0}` is not a valid CSS selector")]
+    BadSelector(String),
     /// A key name or combination that cannot be pressed.
     #[error("{0}")]
     BadKey(String),
+    /// A point outside the viewport.
+    #[error("({x}, {y}) is outside the {width}x{height} viewport")]
+    OutOfViewport {
+        /// Horizontal position asked for.
+        x: f64,
+        /// Vertical position asked for.
+        y: f64,
+        /// Viewport width.
+        width: f64,
+        /// Viewport height.
+        height: f64,
+    },
     /// There is no page to go back or forward to.
     #[error("there is no page to go {0} to")]
     NoHistory(&'static str),
@@ -105,18 +129,25 @@ struct Target {
     disabled: bool,
     #[serde(default)]
     label: String,
+    /// The document the element lives in.
+    #[serde(skip)]
+    scope: Scope,
 }
 
-/// Finds element `index`, scrolls it into view and returns its centre in viewport
-/// coordinates of the top document (iframe offsets added).
-async fn locate(page: &Page, index: u64) -> Result<Target, ActionError> {
-    let script = format!(
+/// Scrolls element `index` (in `window.__agentd` of the document it runs in) into view and
+/// describes it; coordinates are its centre in the top viewport for same-origin documents.
+fn locate_script(index: u64) -> String {
+    format!(
         r#"((i) => {{
   const A = window.__agentd; const ref = A && A.byId.get(i); const el = ref && ref.deref();
   if (!el || !el.isConnected) return {{ error: 'gone' }};
   el.scrollIntoView({{ block: 'center', inline: 'center', behavior: 'instant' }});
   const r = el.getBoundingClientRect();
-  if (r.width <= 0 || r.height <= 0 || (el.checkVisibility && !el.checkVisibility())) return {{ error: 'hidden' }};
+  if (r.width <= 0 || r.height <= 0 || (el.checkVisibility && !el.checkVisibility())) {{
+    // A hidden file input is reached through its visible label.
+    const label = el.type === 'file' && Array.from(el.labels || []).find(l => l.checkVisibility());
+    if (!label) return {{ error: 'hidden' }};
+  }}
   let x = r.left + r.width / 2, y = r.top + r.height / 2, w = el.ownerDocument.defaultView;
   while (w !== window && w.frameElement) {{
     const f = w.frameElement.getBoundingClientRect();
@@ -128,12 +159,25 @@ async fn locate(page: &Page, index: u64) -> Result<Target, ActionError> {
   const label = (el.getAttribute('aria-label') || el.innerText || el.value || el.placeholder || tag).toString().trim().slice(0, 60);
   return {{ x, y, editable, disabled: !!el.disabled, label }};
 }})({index})"#
-    );
-    let target: Target = page
-        .evaluate(script)
-        .await?
-        .into_value()
-        .map_err(|e| BrowserError::Script(format!("element lookup returned nothing usable: {e}")))?;
+    )
+}
+
+/// Finds element `index` in the page's documents, scrolls it into view and returns its
+/// centre in the top viewport's coordinates.
+async fn locate(page: &Page, index: u64) -> Result<Target, ActionError> {
+    let mut target: Target = Scope::TOP.eval(page, locate_script(index)).await?;
+    if target.error.as_deref() == Some("gone") {
+        // Not in the top document: perhaps in a cross-origin frame's.
+        let Some(scope) = scope_of(page, index).await? else {
+            return Err(ActionError::ElementGone(index));
+        };
+        target = scope.eval(page, locate_script(index)).await?;
+        target.scope = scope;
+        if target.error.is_none() && scope != Scope::TOP {
+            let object = scope.element(page, index).await?.ok_or(ActionError::ElementGone(index))?;
+            (target.x, target.y) = centre_of(page, object).await?;
+        }
+    }
     match target.error.as_deref() {
         Some("gone") => Err(ActionError::ElementGone(index)),
         Some(_) => Err(ActionError::NotVisible(index)),
@@ -141,19 +185,89 @@ async fn locate(page: &Page, index: u64) -> Result<Target, ActionError> {
     }
 }
 
+/// Which click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClickKind {
+    /// One left click.
+    #[default]
+    #[serde(alias = "left")]
+    Single,
+    /// Two left clicks (a `dblclick`).
+    Double,
+    /// One right click (a `contextmenu`).
+    Right,
+}
+
+impl ClickKind {
+    fn verb(self) -> &'static str {
+        match self {
+            ClickKind::Single => "clicked",
+            ClickKind::Double => "double-clicked",
+            ClickKind::Right => "right-clicked",
+        }
+    }
+}
+
 /// Clicks the centre of element `index`.
 pub async fn click(page: &Page, index: u64) -> Result<ActionOutcome, ActionError> {
+    click_with(page, index, ClickKind::Single).await
+}
+
+/// Clicks element `index` the way `kind` says; a navigation the click starts is waited for.
+pub async fn click_with(page: &Page, index: u64, kind: ClickKind) -> Result<ActionOutcome, ActionError> {
     let started = Instant::now();
     let target = locate(page, index).await?;
     if target.disabled {
         return Err(ActionError::Disabled(index));
     }
-    page.click(Point { x: target.x, y: target.y }).await?;
+    let navigated = crate::waits::follow_navigation(page, mouse_click(page, target.x, target.y, kind)).await?;
     Ok(ActionOutcome {
         action: "click",
-        description: format!("clicked [{index}] \"{}\"", target.label),
+        description: format!("{} [{index}] \"{}\"{}", kind.verb(), target.label, crate::waits::arrival(&navigated)),
         elapsed: started.elapsed(),
     })
+}
+
+/// Clicks the viewport point (`x`, `y`) in CSS pixels, for what has no index (a canvas, a map).
+pub async fn click_at(page: &Page, x: f64, y: f64, kind: ClickKind) -> Result<ActionOutcome, ActionError> {
+    let started = Instant::now();
+    let size: (f64, f64) = Scope::TOP.eval(page, "[window.innerWidth, window.innerHeight]".into()).await?;
+    if !(0.0..size.0).contains(&x) || !(0.0..size.1).contains(&y) {
+        return Err(ActionError::OutOfViewport { x, y, width: size.0, height: size.1 });
+    }
+    let navigated = crate::waits::follow_navigation(page, mouse_click(page, x, y, kind)).await?;
+    Ok(ActionOutcome {
+        action: "click",
+        description: format!("{} at ({x}, {y}){}", kind.verb(), crate::waits::arrival(&navigated)),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Moves the mouse to (`x`, `y`) and presses and releases the button, twice for a double click
+/// (with the click count a person's second click carries).
+async fn mouse_click(page: &Page, x: f64, y: f64, kind: ClickKind) -> Result<(), ActionError> {
+    use chromiumoxide::cdp::browser_protocol::input::{DispatchMouseEventParams, DispatchMouseEventType, MouseButton};
+    page.move_mouse(Point { x, y }).await?;
+    let (button, clicks) = match kind {
+        ClickKind::Single => (MouseButton::Left, 1),
+        ClickKind::Double => (MouseButton::Left, 2),
+        ClickKind::Right => (MouseButton::Right, 1),
+    };
+    for count in 1..=clicks {
+        for kind in [DispatchMouseEventType::MousePressed, DispatchMouseEventType::MouseReleased] {
+            let event = DispatchMouseEventParams::builder()
+                .r#type(kind)
+                .x(x)
+                .y(y)
+                .button(button.clone())
+                .click_count(count)
+                .build()
+                .map_err(BrowserError::Script)?;
+            page.execute(event).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Types `text` into element `index`, replacing or appending, then presses Enter if asked.
@@ -179,17 +293,11 @@ pub async fn type_text(
     let focus = format!(
         "((i) => {{ const el = window.__agentd.byId.get(i).deref(); el.focus(); {select} return true; }})({index})"
     );
-    let _: bool = page
-        .evaluate(focus)
-        .await?
-        .into_value()
-        .map_err(|e| BrowserError::Script(format!("could not focus the element: {e}")))?;
+    let _: bool = target.scope.eval(page, focus).await?;
     if !text.is_empty() {
         page.execute(InsertTextParams::new(text)).await?;
     }
-    if enter {
-        press_enter(page).await?;
-    }
+    let navigated = if enter { crate::waits::follow_navigation(page, press_enter(page)).await? } else { None };
     let verb = if mode == TypeMode::Replace { "typed" } else { "appended" };
     Ok(ActionOutcome {
         action: "type",
@@ -198,7 +306,7 @@ pub async fn type_text(
             text.chars().count(),
             target.label,
             if enter { " and pressed Enter" } else { "" }
-        ),
+        ) + &crate::waits::arrival(&navigated),
         elapsed: started.elapsed(),
     })
 }
@@ -223,15 +331,11 @@ async fn press_enter(page: &Page) -> Result<(), ActionError> {
 /// Runs `body` (JavaScript with `el` bound to element `index`) and returns its string result;
 /// `body` returns an error text starting with `!` to refuse.
 async fn on_element(page: &Page, index: u64, body: &str) -> Result<String, ActionError> {
-    locate(page, index).await?;
+    let target = locate(page, index).await?;
     let script = format!(
         "((i) => {{ const el = window.__agentd.byId.get(i).deref(); {body} }})({index})"
     );
-    let result: String = page
-        .evaluate(script)
-        .await?
-        .into_value()
-        .map_err(|e| BrowserError::Script(format!("the element script returned nothing usable: {e}")))?;
+    let result: String = target.scope.eval(page, script).await?;
     match result.strip_prefix('!') {
         Some(refusal) => Err(ActionError::Refused { index, reason: refusal.to_owned() }),
         None => Ok(result),
@@ -310,7 +414,7 @@ pub async fn scroll(page: &Page, target: ScrollTarget) -> Result<ActionOutcome, 
     let description = match &target {
         ScrollTarget::Pages(pages) => {
             let script = format!("window.scrollBy(0, {pages} * window.innerHeight); String(Math.round(window.scrollY))");
-            let y: String = page.evaluate(script).await?.into_value().unwrap_or_default();
+            let y: String = Scope::TOP.eval(page, script).await?;
             format!("scrolled the page by {pages} pages to y={y}")
         }
         ScrollTarget::Element(index, amount) => {
@@ -330,7 +434,7 @@ pub async fn scroll(page: &Page, target: ScrollTarget) -> Result<ActionOutcome, 
   }}
   return '!'; }})()"#
             );
-            let y: String = page.evaluate(script).await?.into_value().unwrap_or_default();
+            let y: String = Scope::TOP.eval(page, script).await?;
             if y == "!" {
                 return Err(ActionError::TextNotFound(text.clone()));
             }
@@ -369,7 +473,7 @@ pub async fn go_history(page: &Page, delta: i64, timeout: Duration) -> Result<Ac
                 else => break,
             }
         }
-        wait_loaded(page).await
+        crate::waits::wait_loaded(page).await
     };
     tokio::time::timeout(timeout, go)
         .await
@@ -381,22 +485,10 @@ pub async fn go_history(page: &Page, delta: i64, timeout: Duration) -> Result<Ac
     })
 }
 
-/// Resolves when the current document has finished loading (on its `load` event).
-async fn wait_loaded(page: &Page) -> Result<(), ActionError> {
-    let script = "new Promise(r => document.readyState === 'complete' ? r(true) : addEventListener('load', () => r(true), { once: true }))";
-    let _: bool = page
-        .evaluate(script)
-        .await?
-        .into_value()
-        .map_err(|e| BrowserError::Script(format!("could not wait for the page: {e}")))?;
-    Ok(())
-}
-
 /// Puts the files at `paths` into file input `index` (hidden inputs included: pages often
 /// style a label instead); the page receives its usual `input` and `change` events.
 pub async fn upload_files(page: &Page, index: u64, paths: &[std::path::PathBuf]) -> Result<ActionOutcome, ActionError> {
     use chromiumoxide::cdp::browser_protocol::dom::SetFileInputFilesParams;
-    use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
     let started = Instant::now();
     for path in paths {
         if !path.is_file() {
@@ -408,7 +500,8 @@ pub async fn upload_files(page: &Page, index: u64, paths: &[std::path::PathBuf])
            if (!el || !el.isConnected) return 'gone';
            return el.tagName === 'INPUT' && el.type === 'file' ? (el.multiple ? 'many' : 'one') : 'other'; }})({index})"
     );
-    let kind: String = page.evaluate(check).await?.into_value().unwrap_or_default();
+    let scope = scope_of(page, index).await?.ok_or(ActionError::ElementGone(index))?;
+    let kind: String = scope.eval(page, check).await?;
     match kind.as_str() {
         "gone" => return Err(ActionError::ElementGone(index)),
         "other" => return Err(ActionError::Refused { index, reason: "it is not a file input".into() }),
@@ -417,12 +510,7 @@ pub async fn upload_files(page: &Page, index: u64, paths: &[std::path::PathBuf])
         }
         _ => {}
     }
-    let lookup = EvaluateParams::builder()
-        .expression(format!("window.__agentd.byId.get({index}).deref()"))
-        .return_by_value(false)
-        .build()
-        .map_err(BrowserError::Script)?;
-    let object = page.execute(lookup).await?.result.result.object_id.ok_or(ActionError::ElementGone(index))?;
+    let object = scope.element(page, index).await?.ok_or(ActionError::ElementGone(index))?;
     let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let mut params = SetFileInputFilesParams::new(files.clone());
     params.object_id = Some(object);
@@ -434,43 +522,80 @@ pub async fn upload_files(page: &Page, index: u64, paths: &[std::path::PathBuf])
     })
 }
 
-/// Waits (at most `timeout`) until the page's visible text contains `text`, woken by DOM
-/// changes rather than by polling.
-pub async fn wait_for_text(page: &Page, text: &str, timeout: Duration) -> Result<ActionOutcome, ActionError> {
-    let started = Instant::now();
-    let wanted = serde_json::to_string(text).unwrap_or_default();
-    let script = format!(
-        r#"new Promise(resolve => {{
-  const want = {wanted};
-  const found = () => document.body && document.body.innerText.includes(want);
-  if (found()) return resolve(true);
-  const seen = new MutationObserver(() => {{ if (found()) {{ seen.disconnect(); resolve(true); }} }});
-  seen.observe(document, {{ subtree: true, childList: true, characterData: true, attributes: true }});
-}})"#
-    );
-    let waited = tokio::time::timeout(timeout, page.evaluate(script)).await;
-    match waited {
-        Err(_) => Err(ActionError::WaitTimeout { what: format!("text \"{text}\""), seconds: timeout.as_secs_f64() }),
-        Ok(result) => {
-            result?;
-            Ok(ActionOutcome {
-                action: "wait",
-                description: format!("\"{text}\" appeared"),
-                elapsed: started.elapsed(),
-            })
-        }
+/// How a screenshot is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shot {
+    /// JPEG quality, 1–100.
+    pub quality: u8,
+    /// Scale the image down to at most this many pixels wide.
+    pub max_width: Option<u32>,
+}
+
+impl From<u8> for Shot {
+    fn from(quality: u8) -> Self {
+        Self { quality, max_width: None }
     }
 }
 
-/// A JPEG of the viewport at `quality` (1–100).
-pub async fn screenshot(page: &Page, quality: u8) -> Result<Vec<u8>, ActionError> {
-    use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+/// A JPEG of the viewport.
+pub async fn screenshot(page: &Page, shot: impl Into<Shot>) -> Result<Vec<u8>, ActionError> {
+    use chromiumoxide::cdp::browser_protocol::page::{CaptureScreenshotFormat, Viewport as Clip};
     use chromiumoxide::page::ScreenshotParams;
-    let params = ScreenshotParams::builder()
+    let shot = shot.into();
+    let mut params = ScreenshotParams::builder()
         .format(CaptureScreenshotFormat::Jpeg)
-        .quality(i64::from(quality.clamp(1, 100)))
-        .build();
-    Ok(page.screenshot(params).await?)
+        .quality(i64::from(shot.quality.clamp(1, 100)));
+    if let Some(max_width) = shot.max_width {
+        let view = page.layout_metrics().await?.css_visual_viewport;
+        if view.client_width > f64::from(max_width) {
+            let scale = f64::from(max_width.max(1)) / view.client_width;
+            params = params.clip(Clip { x: view.page_x, y: view.page_y, width: view.client_width, height: view.client_height, scale });
+        }
+    }
+    Ok(page.screenshot(params.build()).await?)
+}
+
+/// A JPEG of the viewport with a numbered box drawn on each element of `state` that is in
+/// view (set-of-marks, for vision models). The marks live in an overlay that the page's own
+/// scripts cannot reach, and are removed right after the capture.
+pub async fn annotated_screenshot(
+    page: &Page,
+    state: &crate::PageState,
+    shot: impl Into<Shot>,
+) -> Result<Vec<u8>, ActionError> {
+    let marks: Vec<[i64; 5]> = state
+        .elements
+        .iter()
+        .filter(|e| e.in_viewport())
+        .map(|e| [e.index as i64, e.x, e.y, e.w, e.h])
+        .collect();
+    let marks = serde_json::to_string(&marks).unwrap_or_default();
+    let draw = format!(
+        r#"((marks) => {{
+  const host = document.createElement('agentd-marks');
+  host.style.cssText = 'position:fixed;inset:0;z-index:2147483647;pointer-events:none;display:block';
+  const root = host.attachShadow({{ mode: 'closed' }});
+  const colours = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#008080', '#9a6324', '#800000'];
+  for (const [i, x, y, w, h] of marks) {{
+    const c = colours[i % colours.length];
+    const box = document.createElement('div');
+    box.style.cssText = `position:fixed;left:${{x}}px;top:${{y}}px;width:${{w}}px;height:${{h}}px;outline:2px solid ${{c}};box-sizing:border-box`;
+    const tag = document.createElement('span');
+    tag.textContent = i;
+    tag.style.cssText = `position:absolute;left:-2px;top:${{y > 14 ? -16 : 0}}px;background:${{c}};color:#fff;font:bold 11px/14px sans-serif;padding:0 3px`;
+    box.appendChild(tag); root.appendChild(box);
+  }}
+  document.documentElement.appendChild(host);
+  window.__agentdMarks = host;
+  return true;
+}})({marks})"#
+    );
+    let _: bool = Scope::TOP.eval(page, draw).await?;
+    let shot = screenshot(page, shot).await;
+    let _: bool = Scope::TOP
+        .eval(page, "(() => { const h = window.__agentdMarks; if (h) h.remove(); delete window.__agentdMarks; return true; })()".into())
+        .await?;
+    shot
 }
 
 /// Reloads the page and waits for it.

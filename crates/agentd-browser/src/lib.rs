@@ -8,24 +8,34 @@
 //! (what an agent sees, from [`observe`]).
 #![deny(missing_docs)]
 
+mod act;
 mod actions;
 mod dialogs;
 mod extract;
 mod keys;
 mod locate;
+mod metrics;
+mod network;
 mod page_state;
 mod pool;
+mod session;
+mod scope;
+mod waits;
 
 pub use actions::{
-    ActionError, ActionOutcome, ScrollTarget, TypeMode, click, go_history, hover, navigate, reload, scroll,
-    screenshot, select_option, set_checked, type_text, upload_files, wait_for_text,
+    ActionError, ActionOutcome, ClickKind, ScrollTarget, Shot, TypeMode, annotated_screenshot, click, click_at, click_with, go_history, hover,
+    navigate, reload, screenshot, scroll, select_option, set_checked, type_text, upload_files,
 };
+pub use waits::{NAVIGATION_TIMEOUT, wait_for_navigation, wait_for_selector, wait_for_text};
 pub use dialogs::{DialogPolicy, DialogRecord};
 pub use extract::{Extracted, extract_markdown};
 pub use keys::press_keys;
 pub use locate::{find_chrome, CHROME_CANDIDATES};
-pub use page_state::{Element, PageState, Scroll, observe};
-pub use pool::{BrowserPool, BrowserSettings, SessionBrowser, TabInfo, Viewport};
+pub use page_state::{DEFAULT_TOKEN_BUDGET, Element, PageState, Scroll, TextBlock, observe};
+pub use act::{Action, MAX_WAIT, UrlPolicy};
+pub use metrics::BrowserMetrics;
+pub use pool::{BrowserPool, BrowserSettings};
+pub use session::{Download, Recovery, RecoveryCause, SessionBrowser, SessionOptions, TabInfo, Viewport};
 
 /// Why the browser layer failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,32 +1,40 @@
-//! The node's browser and the sessions' contexts in it.
+//! The node's browser: launched (or attached) once, relaunched when it dies, shared by the
+//! sessions' contexts, with a cap on contexts, an optional warm reserve and an idle reaper.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::target::{CreateBrowserContextParams, CreateTargetParams};
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures::StreamExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use crate::dialogs::{DialogGuard, DialogPolicy, DialogRecord};
+use crate::dialogs::{DialogGuard, DialogPolicy};
+use crate::metrics::BrowserMetrics;
+use crate::session::{SessionBrowser, SessionOptions, Viewport};
 use crate::{BrowserError, find_chrome};
 
-/// Flags every launched Chromium gets (no network chatter of its own, no GPU, as root).
-const LAUNCH_FLAGS: [&str; 8] = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--mute-audio",
+/// Flags every launched Chromium gets, as (name without dashes, values): no network chatter of
+/// its own, no GPU, runs as root. Cross-origin iframes stay in their page's renderer (no
+/// site-per-process): their documents are then reachable through the page's own CDP session
+/// for the page state, and a session costs one renderer instead of one per site.
+const LAUNCH_FLAGS: [(&str, &[&str]); 10] = [
+    ("disable-gpu", &[]),
+    ("disable-quic", &[]),
+    ("no-first-run", &[]),
+    ("disable-background-networking", &[]),
+    ("disable-component-update", &[]),
+    ("disable-sync", &[]),
+    ("disable-dev-shm-usage", &[]),
+    ("mute-audio", &[]),
+    ("disable-site-isolation-trials", &[]),
+    ("disable-features", &["IsolateOrigins", "site-per-process"]),
 ];
 
 /// Where the browser comes from and how many sessions it may carry.
@@ -49,6 +57,12 @@ pub struct BrowserSettings {
     /// default: measured on two cores, the background refill competes with the session's
     /// first navigation and the total time to a loaded page did not improve.
     pub warm_contexts: usize,
+    /// A session's context unused for this long is disposed of (its memory freed); the
+    /// session continues on a fresh page at its last URL when it next acts
+    /// ([`SessionBrowser::recover`]). None keeps contexts for as long as their sessions.
+    pub idle_timeout: Option<Duration>,
+    /// Where timings are recorded.
+    pub metrics: BrowserMetrics,
 }
 
 impl Default for BrowserSettings {
@@ -61,185 +75,299 @@ impl Default for BrowserSettings {
             launch_timeout: Duration::from_secs(30),
             dialogs: DialogPolicy::default(),
             warm_contexts: 0,
+            idle_timeout: Some(Duration::from_secs(600)),
+            metrics: BrowserMetrics::default(),
         }
     }
 }
 
-/// A session's viewport in CSS pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Viewport {
-    /// Width.
-    pub width: u32,
-    /// Height.
-    pub height: u32,
+/// The browser currently running, one per launch.
+pub(crate) struct Live {
+    pub browser: Arc<Browser>,
+    /// Counts launches; a session on an older one has lost its browser.
+    pub generation: u64,
+    /// Set when the connection to the browser ends (it crashed, or was closed).
+    pub lost: Arc<AtomicBool>,
+    handler: JoinHandle<()>,
+    _profile: Option<tempfile::TempDir>,
+}
+
+/// A leased context as the reaper sees it.
+pub(crate) struct LeaseEntry {
+    pub context: BrowserContextId,
+    pub browser: Arc<Browser>,
+    pub last_used: Instant,
+    pub reaped: Arc<AtomicBool>,
+}
+
+/// What the pool and its sessions share.
+pub(crate) struct Shared {
+    pub settings: BrowserSettings,
+    live: tokio::sync::RwLock<Live>,
+    pub slots: Arc<Semaphore>,
+    warm: Mutex<VecDeque<Warm>>,
+    refilling: AtomicBool,
+    pub leases: Mutex<HashMap<u64, LeaseEntry>>,
+    next_lease: AtomicU64,
 }
 
 /// One browser process (launched or attached), shared by the sessions of this node.
 pub struct BrowserPool {
-    browser: Arc<Browser>,
-    handler: JoinHandle<()>,
-    slots: Arc<Semaphore>,
-    max_contexts: usize,
-    dialogs: DialogPolicy,
-    warm: Arc<Mutex<VecDeque<Warm>>>,
-    warm_target: usize,
-    refilling: Arc<AtomicBool>,
-    _profile: Option<tempfile::TempDir>,
+    shared: Arc<Shared>,
+    reaper: Option<JoinHandle<()>>,
 }
 
 impl BrowserPool {
     /// Launches (or attaches to) the browser.
     pub async fn start(settings: &BrowserSettings) -> Result<Self, BrowserError> {
-        let (browser, mut handler, profile) = match &settings.cdp_url {
-            Some(url) => {
-                let connected = tokio::time::timeout(settings.launch_timeout, Browser::connect(url.clone()))
-                    .await
-                    .map_err(|_| BrowserError::Launch(format!("no answer from {url} within {:?}", settings.launch_timeout)))?
-                    .map_err(|e| BrowserError::Launch(format!("{url}: {e}")))?;
-                (connected.0, connected.1, None)
-            }
-            None => {
-                if settings.headed && std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
-                    return Err(BrowserError::Unsupported(
-                        "headless: false needs a display (DISPLAY is not set); run headless or start agentd under a display".into(),
-                    ));
-                }
-                let path = std::env::var("PATH").ok();
-                let executable = find_chrome(settings.executable.as_deref(), path.as_deref())?;
-                // A fresh profile per browser: never a shared default (profile-lock clashes).
-                let profile = tempfile::Builder::new()
-                    .prefix("agentd-chromium-")
-                    .tempdir()
-                    .map_err(|e| BrowserError::Launch(format!("cannot create a profile directory: {e}")))?;
-                let mut builder = BrowserConfig::builder()
-                    .chrome_executable(&executable)
-                    .no_sandbox()
-                    .user_data_dir(profile.path())
-                    .viewport(None)
-                    .launch_timeout(settings.launch_timeout)
-                    .args(LAUNCH_FLAGS);
-                if settings.headed {
-                    builder = builder.with_head();
-                }
-                let config = builder.build().map_err(BrowserError::Launch)?;
-                let (browser, handler) = Browser::launch(config)
-                    .await
-                    .map_err(|e| BrowserError::Launch(format!("{}: {e}", executable.display())))?;
-                (browser, handler, Some(profile))
-            }
-        };
-        // The handler drives the CDP connection; it must be polled for as long as the browser
-        // lives, and one bad message must not stop it.
-        let handler = tokio::spawn(async move {
-            while let Some(event) = handler.next().await {
-                if let Err(error) = event {
-                    tracing::debug!(%error, "CDP handler reported an error");
-                }
-            }
-        });
-        let pool = Self {
-            browser: Arc::new(browser),
-            handler,
+        let live = launch(settings, 1).await?;
+        let shared = Arc::new(Shared {
+            settings: settings.clone(),
+            live: tokio::sync::RwLock::new(live),
             slots: Arc::new(Semaphore::new(settings.max_contexts)),
-            max_contexts: settings.max_contexts,
-            dialogs: settings.dialogs.clone(),
-            warm: Arc::default(),
-            warm_target: settings.warm_contexts,
-            refilling: Arc::default(),
-            _profile: profile,
-        };
-        pool.refill();
+            warm: Mutex::default(),
+            refilling: AtomicBool::new(false),
+            leases: Mutex::default(),
+            next_lease: AtomicU64::new(1),
+        });
+        let reaper = settings.idle_timeout.map(|idle| {
+            let weak = Arc::downgrade(&shared);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(30)));
+                loop {
+                    tick.tick().await;
+                    let Some(shared) = weak.upgrade() else { return };
+                    shared.reap_idle(idle).await;
+                }
+            })
+        });
+        let pool = Self { shared, reaper };
+        pool.shared.clone().refill();
         Ok(pool)
     }
 
-    /// Opens an isolated context with one blank page at `viewport` for a session.
-    pub async fn lease(&self, viewport: Viewport) -> Result<SessionBrowser, BrowserError> {
+    /// Opens an isolated context with one blank page for a session.
+    pub async fn lease(&self, options: impl Into<SessionOptions>) -> Result<SessionBrowser, BrowserError> {
+        let options = options.into();
         let permit = self
+            .shared
             .slots
             .clone()
             .try_acquire_owned()
-            .map_err(|_| BrowserError::AtCapacity(self.max_contexts))?;
-        let warm = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-        self.refill();
+            .map_err(|_| BrowserError::AtCapacity(self.shared.settings.max_contexts))?;
+        let (browser, generation) = self.shared.current().await?;
+        let warm = self.shared.take_warm(generation);
+        self.shared.clone().refill();
         let (context, tab) = match warm {
             Some(ready) => {
                 // Ready-made: only the viewport is the session's own.
-                ready
-                    .tab
-                    .page
-                    .execute(SetDeviceMetricsOverrideParams::new(viewport.width, viewport.height, 1.0, false))
-                    .await?;
+                let (width, height) = (options.viewport.width, options.viewport.height);
+                ready.tab.page.execute(SetDeviceMetricsOverrideParams::new(width, height, 1.0, false)).await?;
                 (ready.context, ready.tab)
             }
-            None => new_context(&self.browser, viewport, &self.dialogs).await?,
+            None => new_context(&browser, options.viewport, &self.shared.settings.dialogs).await?,
         };
-        Ok(SessionBrowser {
-            browser: self.browser.clone(),
-            context: Some(context),
-            tab,
-            policy: self.dialogs.clone(),
-            viewport,
-            _slot: permit,
-        })
+        let session = SessionBrowser::new(self.shared.clone(), browser, generation, context, tab, options, permit).await?;
+        self.shared.settings.metrics.contexts(self.contexts_in_use());
+        Ok(session)
+    }
+
+    /// Contexts in use.
+    pub fn contexts_in_use(&self) -> usize {
+        self.shared.in_use()
+    }
+
+    /// The browser's contexts as Chromium reports them (for checks and tests).
+    pub async fn browser_context_ids(&self) -> Result<Vec<BrowserContextId>, BrowserError> {
+        use chromiumoxide::cdp::browser_protocol::target::GetBrowserContextsParams;
+        let (browser, _) = self.shared.current().await?;
+        Ok(browser.execute(GetBrowserContextsParams::default()).await?.result.browser_context_ids)
+    }
+
+    /// Contexts prepared and waiting for a session.
+    pub fn warm_contexts(&self) -> usize {
+        self.shared.warm.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Closes the browser (a launched one exits; an attached one is left running).
+    pub async fn shutdown(self) {
+        if let Some(reaper) = &self.reaper {
+            reaper.abort();
+        }
+        self.shared.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut live = self.shared.live.write().await;
+        live.close().await;
+    }
+}
+
+impl Drop for BrowserPool {
+    fn drop(&mut self) {
+        if let Some(reaper) = self.reaper.take() {
+            reaper.abort();
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn in_use(&self) -> usize {
+        self.settings.max_contexts - self.slots.available_permits()
+    }
+
+    /// The running browser, relaunched (or re-attached) first if the last one was lost.
+    pub(crate) async fn current(&self) -> Result<(Arc<Browser>, u64), BrowserError> {
+        {
+            let live = self.live.read().await;
+            if !live.lost.load(Ordering::SeqCst) {
+                return Ok((live.browser.clone(), live.generation));
+            }
+        }
+        let mut live = self.live.write().await;
+        if live.lost.load(Ordering::SeqCst) {
+            tracing::warn!(generation = live.generation, "the browser was lost; starting a new one");
+            self.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            let generation = live.generation + 1;
+            live.close().await;
+            *live = launch(&self.settings, generation).await?;
+        }
+        Ok((live.browser.clone(), live.generation))
+    }
+
+    /// Whether the browser of `generation` is gone.
+    pub(crate) async fn lost(&self, generation: u64) -> bool {
+        let live = self.live.read().await;
+        live.generation != generation || live.lost.load(Ordering::SeqCst)
+    }
+
+    fn take_warm(&self, generation: u64) -> Option<Warm> {
+        let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+        warm.retain(|w| w.generation == generation);
+        warm.pop_front()
     }
 
     /// Tops the warm reserve up in the background (one refill at a time).
-    fn refill(&self) {
-        if self.warm_target == 0 || self.refilling.swap(true, Ordering::SeqCst) {
+    fn refill(self: Arc<Self>) {
+        if self.settings.warm_contexts == 0 || self.refilling.swap(true, Ordering::SeqCst) {
             return;
         }
-        let (browser, warm, policy, target, refilling) = (
-            self.browser.clone(),
-            self.warm.clone(),
-            self.dialogs.clone(),
-            self.warm_target,
-            self.refilling.clone(),
-        );
         tokio::spawn(async move {
-            while warm.lock().unwrap_or_else(|e| e.into_inner()).len() < target {
-                match new_context(&browser, WARM_VIEWPORT, &policy).await {
-                    Ok((context, tab)) => warm.lock().unwrap_or_else(|e| e.into_inner()).push_back(Warm { context, tab }),
+            while self.warm.lock().unwrap_or_else(|e| e.into_inner()).len() < self.settings.warm_contexts {
+                let made = match self.current().await {
+                    Ok((browser, generation)) => new_context(&browser, WARM_VIEWPORT, &self.settings.dialogs)
+                        .await
+                        .map(|(context, tab)| Warm { context, tab, generation }),
+                    Err(error) => Err(error),
+                };
+                match made {
+                    Ok(ready) => self.warm.lock().unwrap_or_else(|e| e.into_inner()).push_back(ready),
                     Err(error) => {
                         tracing::warn!(%error, "could not prepare a warm browser context");
                         break;
                     }
                 }
             }
-            refilling.store(false, Ordering::SeqCst);
+            self.refilling.store(false, Ordering::SeqCst);
         });
     }
 
-    /// Contexts in use.
-    pub fn contexts_in_use(&self) -> usize {
-        self.max_contexts - self.slots.available_permits()
+    /// Disposes of the contexts of sessions idle for longer than `idle`.
+    async fn reap_idle(&self, idle: Duration) {
+        let idle_ones: Vec<(BrowserContextId, Arc<Browser>)> = {
+            let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+            leases
+                .values_mut()
+                .filter(|l| !l.reaped.load(Ordering::SeqCst) && l.last_used.elapsed() > idle)
+                .map(|l| {
+                    l.reaped.store(true, Ordering::SeqCst);
+                    (l.context.clone(), l.browser.clone())
+                })
+                .collect()
+        };
+        for (context, browser) in idle_ones {
+            tracing::info!(context = ?context, "reaping an idle browser context");
+            let _ = browser.dispose_browser_context(context).await;
+        }
     }
 
-    /// The browser's contexts as Chromium reports them (for checks and tests).
-    pub async fn browser_context_ids(&self) -> Result<Vec<BrowserContextId>, BrowserError> {
-        use chromiumoxide::cdp::browser_protocol::target::GetBrowserContextsParams;
-        Ok(self.browser.execute(GetBrowserContextsParams::default()).await?.result.browser_context_ids)
+    pub(crate) fn new_lease_id(&self) -> u64 {
+        self.next_lease.fetch_add(1, Ordering::Relaxed)
     }
+}
 
-    /// Contexts prepared and waiting for a session.
-    pub fn warm_contexts(&self) -> usize {
-        self.warm.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Closes the browser (a launched one exits; an attached one is left running).
-    pub async fn shutdown(self) {
-        // Warm contexts hold clones of the browser handle through their pages.
-        self.warm.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        match Arc::into_inner(self.browser) {
-            Some(mut browser) => {
-                if browser.get_mut_child().is_some() {
-                    let _ = browser.close().await;
-                    let _ = tokio::time::timeout(Duration::from_secs(5), browser.wait()).await;
-                }
+impl Live {
+    /// Closes a launched browser (an attached one is left running).
+    async fn close(&mut self) {
+        self.lost.store(true, Ordering::SeqCst);
+        if self.owned() {
+            use chromiumoxide::cdp::browser_protocol::browser::CloseParams;
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.browser.execute(CloseParams::default())).await;
+            if let Some(browser) = Arc::get_mut(&mut self.browser) {
+                let _ = tokio::time::timeout(Duration::from_secs(5), browser.wait()).await;
             }
-            None => tracing::warn!("browser still in use at shutdown; it is killed with the process"),
         }
         self.handler.abort();
     }
+
+    fn owned(&self) -> bool {
+        self._profile.is_some()
+    }
+}
+
+/// Starts (or attaches to) a browser and the task that drives its CDP connection.
+async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, BrowserError> {
+    let (browser, mut handler, profile) = match &settings.cdp_url {
+        Some(url) => {
+            let connected = tokio::time::timeout(settings.launch_timeout, Browser::connect(url.clone()))
+                .await
+                .map_err(|_| BrowserError::Launch(format!("no answer from {url} within {:?}", settings.launch_timeout)))?
+                .map_err(|e| BrowserError::Launch(format!("{url}: {e}")))?;
+            (connected.0, connected.1, None)
+        }
+        None => {
+            if settings.headed && std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+                return Err(BrowserError::Unsupported(
+                    "headless: false needs a display (DISPLAY is not set); run headless or start agentd under a display".into(),
+                ));
+            }
+            let path = std::env::var("PATH").ok();
+            let executable = find_chrome(settings.executable.as_deref(), path.as_deref())?;
+            // A fresh profile per browser: never a shared default (profile-lock clashes).
+            let profile = tempfile::Builder::new()
+                .prefix("agentd-chromium-")
+                .tempdir()
+                .map_err(|e| BrowserError::Launch(format!("cannot create a profile directory: {e}")))?;
+            let mut builder = BrowserConfig::builder()
+                .chrome_executable(&executable)
+                .no_sandbox()
+                .user_data_dir(profile.path())
+                .viewport(None)
+                .launch_timeout(settings.launch_timeout)
+                .args(LAUNCH_FLAGS);
+            if settings.headed {
+                builder = builder.with_head();
+            }
+            let config = builder.build().map_err(BrowserError::Launch)?;
+            let (browser, handler) = Browser::launch(config)
+                .await
+                .map_err(|e| BrowserError::Launch(format!("{}: {e}", executable.display())))?;
+            (browser, handler, Some(profile))
+        }
+    };
+    // The handler drives the CDP connection; it must be polled for as long as the browser
+    // lives, and one bad message must not stop it. When it ends, the browser is gone.
+    let lost = Arc::new(AtomicBool::new(false));
+    let flag = lost.clone();
+    let handler = tokio::spawn(async move {
+        while let Some(event) = handler.next().await {
+            if let Err(error) = event {
+                tracing::debug!(%error, "CDP handler reported an error");
+                if matches!(error, chromiumoxide::error::CdpError::Ws(_)) {
+                    break;
+                }
+            }
+        }
+        flag.store(true, Ordering::SeqCst);
+    });
+    Ok(Live { browser: Arc::new(browser), generation, lost, handler, _profile: profile })
 }
 
 /// The viewport of a context prepared before its session is known (replaced at lease).
@@ -249,10 +377,11 @@ const WARM_VIEWPORT: Viewport = Viewport { width: 1024, height: 768 };
 struct Warm {
     context: BrowserContextId,
     tab: Tab,
+    generation: u64,
 }
 
 /// A fresh context with one blank page.
-async fn new_context(
+pub(crate) async fn new_context(
     browser: &Browser,
     viewport: Viewport,
     policy: &DialogPolicy,
@@ -268,15 +397,16 @@ async fn new_context(
 }
 
 /// A page with the watchers that belong to it.
-struct Tab {
-    page: Page,
-    dialogs: DialogGuard,
-    crashed: Arc<AtomicBool>,
+pub(crate) struct Tab {
+    pub page: Page,
+    pub dialogs: DialogGuard,
+    pub crashed: Arc<AtomicBool>,
+    pub network: crate::network::NetworkTracker,
     _crash_watch: JoinHandle<()>,
 }
 
 /// Opens a blank page in `context` at `viewport`, with its dialog and crash watchers.
-async fn open_page(
+pub(crate) async fn open_page(
     browser: &Browser,
     context: &BrowserContextId,
     viewport: Viewport,
@@ -292,11 +422,12 @@ async fn open_page(
 }
 
 /// Gives an open page the session's viewport and its dialog and crash watchers.
-async fn watch_tab(page: Page, viewport: Viewport, policy: &DialogPolicy) -> Result<Tab, BrowserError> {
+pub(crate) async fn watch_tab(page: Page, viewport: Viewport, policy: &DialogPolicy) -> Result<Tab, BrowserError> {
     use chromiumoxide::cdp::browser_protocol::inspector::EventTargetCrashed;
     page.execute(SetDeviceMetricsOverrideParams::new(viewport.width, viewport.height, 1.0, false))
         .await?;
     let dialogs = DialogGuard::watch(&page, policy.clone()).await?;
+    let network = crate::network::NetworkTracker::watch(&page).await?;
     let crashed = Arc::new(AtomicBool::new(false));
     let mut crashes = page.event_listener::<EventTargetCrashed>().await?;
     let flag = crashed.clone();
@@ -306,7 +437,7 @@ async fn watch_tab(page: Page, viewport: Viewport, policy: &DialogPolicy) -> Res
             tracing::warn!("a session's page crashed");
         }
     });
-    Ok(Tab { page, dialogs, crashed, _crash_watch: crash_watch })
+    Ok(Tab { page, dialogs, crashed, network, _crash_watch: crash_watch })
 }
 
 impl Drop for Tab {
@@ -315,139 +446,3 @@ impl Drop for Tab {
     }
 }
 
-/// An open tab of a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TabInfo {
-    /// Its id (a CDP target id).
-    pub id: String,
-    /// Current URL.
-    pub url: String,
-    /// Document title.
-    pub title: String,
-    /// The tab actions go to.
-    pub active: bool,
-}
-
-/// One session's isolated context and its page.
-pub struct SessionBrowser {
-    browser: Arc<Browser>,
-    context: Option<BrowserContextId>,
-    tab: Tab,
-    policy: DialogPolicy,
-    viewport: Viewport,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl SessionBrowser {
-    /// The session's current page.
-    pub fn page(&self) -> &Page {
-        &self.tab.page
-    }
-
-    /// The dialogs the page opened (and how they were answered) since the last call.
-    pub fn take_dialogs(&self) -> Vec<DialogRecord> {
-        self.tab.dialogs.drain()
-    }
-
-    /// The session's open tabs (its own pages and the popups they opened), active one marked.
-    pub async fn tabs(&self) -> Result<Vec<TabInfo>, BrowserError> {
-        use chromiumoxide::cdp::browser_protocol::target::GetTargetsParams;
-        let targets = self.browser.execute(GetTargetsParams::default()).await?.result.target_infos;
-        let active = self.tab.page.target_id().clone();
-        Ok(targets
-            .into_iter()
-            .filter(|t| t.r#type == "page" && t.browser_context_id.as_ref() == self.context.as_ref())
-            .map(|t| TabInfo {
-                active: t.target_id == active,
-                id: t.target_id.as_ref().to_owned(),
-                url: t.url,
-                title: t.title,
-            })
-            .collect())
-    }
-
-    /// Opens a blank tab in the session and makes it the active one; returns its id.
-    pub async fn open_tab(&mut self) -> Result<String, BrowserError> {
-        let context = self.context.clone().ok_or_else(|| BrowserError::Unsupported("the session's context is closed".into()))?;
-        self.tab = open_page(&self.browser, &context, self.viewport, &self.policy).await?;
-        Ok(self.tab.page.target_id().as_ref().to_owned())
-    }
-
-    /// Makes tab `id` (from [`SessionBrowser::tabs`]) the active one.
-    pub async fn switch_tab(&mut self, id: &str) -> Result<(), BrowserError> {
-        self.own_tab(id).await?;
-        let page = self.browser.get_page(id.to_owned().into()).await?;
-        self.tab = watch_tab(page, self.viewport, &self.policy).await?;
-        Ok(())
-    }
-
-    /// Closes tab `id`; closing the active one makes another tab active (a blank one when
-    /// it was the last).
-    pub async fn close_tab(&mut self, id: &str) -> Result<(), BrowserError> {
-        self.own_tab(id).await?;
-        let page = self.browser.get_page(id.to_owned().into()).await?;
-        page.close().await?;
-        if self.tab.page.target_id().as_ref() == id {
-            match self.tabs().await?.into_iter().find(|t| t.id != id) {
-                Some(next) => self.switch_tab(&next.id).await?,
-                None => {
-                    self.open_tab().await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn own_tab(&self, id: &str) -> Result<(), BrowserError> {
-        if self.tabs().await?.iter().any(|t| t.id == id) {
-            Ok(())
-        } else {
-            Err(BrowserError::Unsupported(format!("no tab `{id}` in this session")))
-        }
-    }
-
-    /// True once the page's renderer has crashed.
-    pub fn page_crashed(&self) -> bool {
-        self.tab.crashed.load(Ordering::SeqCst)
-    }
-
-    /// Replaces a crashed page with a fresh one in the same context (cookies and storage
-    /// kept), so the session can go on; returns whether a replacement was needed.
-    pub async fn replace_crashed_page(&mut self) -> Result<bool, BrowserError> {
-        if !self.page_crashed() {
-            return Ok(false);
-        }
-        let context = self.context.clone().ok_or_else(|| BrowserError::Unsupported("the session's context is closed".into()))?;
-        let fresh = open_page(&self.browser, &context, self.viewport, &self.policy).await?;
-        let old = std::mem::replace(&mut self.tab, fresh);
-        let _ = tokio::time::timeout(Duration::from_secs(2), old.page.clone().close()).await;
-        Ok(true)
-    }
-
-    /// The viewport the session asked for.
-    pub fn viewport(&self) -> Viewport {
-        self.viewport
-    }
-
-    /// Tears the context down: its pages, cookies, storage and cache are gone.
-    pub async fn close(mut self) -> Result<(), BrowserError> {
-        if let Some(context) = self.context.take() {
-            self.browser.dispose_browser_context(context).await?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for SessionBrowser {
-    fn drop(&mut self) {
-        // Dropped without close(): dispose in the background so no context leaks.
-        if let Some(context) = self.context.take() {
-            let browser = self.browser.clone();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let _ = browser.dispose_browser_context(context).await;
-                });
-            }
-        }
-    }
-}

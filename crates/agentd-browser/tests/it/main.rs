@@ -3,123 +3,9 @@
 use std::time::Duration;
 
 use agentd_browser::{BrowserError, BrowserPool, BrowserSettings, Viewport};
-use axum::Router;
-use axum::response::Html;
-use axum::routing::get;
-
-const FORM: &str = r#"<!doctype html><title>Form fixture</title>
-<form>
-  <label for=email>Email address</label><input id=email type=email value="a@b.c">
-  <label>Password <input type=password value=secret></label>
-  <input aria-label="Search products" type=search placeholder="search">
-  <input type=hidden name=token value=x>
-  <label><input type=checkbox checked> Subscribe</label>
-  <label><input type=radio name=size value=s> Small</label>
-  <select aria-label="Country"><option>France</option><option selected>Japan</option></select>
-  <textarea placeholder="Your message"></textarea>
-  <input type=range aria-label="Volume">
-  <button type=submit disabled>Send</button>
-  <button style="display:none">Hidden</button>
-  <button aria-expanded=false aria-controls=menu>Menu</button>
-  <details><summary>More options</summary><a href="/more">Advanced</a></details>
-  <div role=button tabindex=0 aria-label="Custom control" style="width:40px;height:20px"></div>
-</form>
-<shadow-host></shadow-host>
-<iframe title="same origin frame" srcdoc="<button>Inside frame</button>" style="height:60px"></iframe>
-<iframe id=cross title="cross origin frame" style="height:60px"></iframe>
-<a href="/far" style="display:block;margin-top:3000px">Far below</a>
-<script>
-  customElements.define('shadow-host', class extends HTMLElement {
-    connectedCallback() { this.attachShadow({mode: 'open'}).innerHTML = '<button>Shadow button</button>'; }
-  });
-  document.getElementById('cross').src = location.href.replace('127.0.0.1', 'localhost').replace(/\/form$/, '/');
-</script>"#;
-
-const ACTIONS: &str = r#"<!doctype html><title>Actions</title>
-<button id=inc onclick="this.dataset.n = (+this.dataset.n || 0) + 1">Add one</button>
-<input id=name aria-label="Name" value="Ada">
-<input id=q aria-label="Query" onkeydown="if (event.key === 'Enter') document.title = 'searched ' + this.value">
-<button disabled>Locked</button>
-<div contenteditable=true aria-label="Notes">old</div>
-<shadow-btn></shadow-btn>
-<iframe srcdoc="<button onclick='parent.document.title = &quot;frame clicked&quot;'>Frame button</button>" style="height:60px"></iframe>
-<button id=gone>Vanishing</button>
-<a href="/" style="display:block;margin-top:2500px">Home far below</a>
-<script>
-customElements.define('shadow-btn', class extends HTMLElement {
-  connectedCallback() {
-    const root = this.attachShadow({mode: 'open'});
-    root.innerHTML = '<button>Shadow add</button>';
-    root.querySelector('button').onclick = () => { window.shadowClicks = (window.shadowClicks || 0) + 1; };
-  }
-});
-</script>"#;
-
-const CONTROLS: &str = r#"<!doctype html><title>Controls</title>
-<select aria-label="Size" onchange="document.title = 'size ' + this.value">
-  <option value=s>Small</option><option value=m>Medium</option><option value=l disabled>Large</option></select>
-<label><input type=checkbox id=terms> Accept terms</label>
-<div role=switch aria-checked=false aria-label="Dark mode" tabindex=0 style="width:40px;height:20px"
-  onclick="this.setAttribute('aria-checked', this.getAttribute('aria-checked') !== 'true')"></div>
-<button id=hov onmouseenter="this.dataset.hovered = 'yes'">Hover me</button>
-<div id=box aria-label="Scroll box" role=listbox tabindex=0 style="height:100px;overflow:auto">
-  <div style="height:1000px">tall</div></div>
-<p style="margin-top:4000px">The hidden treasure is here</p>"#;
-
-const KEYS: &str = r#"<!doctype html><title>Keys</title>
-<input id=k aria-label="Keys field" value="hello world">
-<script>
-  window.log = [];
-  document.getElementById('k').addEventListener('keydown', e => log.push((e.ctrlKey ? 'C-' : '') + (e.shiftKey ? 'S-' : '') + e.key));
-</script>"#;
-
-const DIALOGS: &str = r#"<!doctype html><title>Dialogs</title>
-<button onclick="alert('Saved!'); document.title = 'after alert'">Alert</button>
-<button onclick="document.title = confirm('Delete everything?') ? 'confirmed' : 'cancelled'">Confirm</button>
-<button onclick="const a = prompt('Your name?', 'anon'); document.title = a === null ? 'no answer' : 'name ' + a">Prompt</button>"#;
-
-const ARTICLE: &str = r#"<!doctype html><html><head><title>Rust ownership explained</title></head><body>
-<nav><a href="/">Home</a> | <a href="/blog">Blog</a> | <a href="/shop">Shop</a></nav>
-<div class="ad">Buy cheap watches now!</div>
-<article>
-  <h1>Rust ownership explained</h1>
-  <p>Ownership is the set of rules that govern how a Rust program manages memory. Every value has a single
-  owner, and when the owner goes out of scope the value is dropped. This makes memory safety possible
-  without a garbage collector, which is one of the language's most important ideas.</p>
-  <h2>The three rules</h2>
-  <ul><li>Each value has an owner.</li><li>There can only be one owner at a time.</li>
-  <li>When the owner goes out of scope, the value is dropped.</li></ul>
-  <p>Borrowing lets code use a value without taking ownership of it, through references that the
-  compiler checks so that they never outlive the data they point to. See <a href="/book">the book</a>.</p>
-  <table><tr><th>Kind</th><th>Syntax</th></tr><tr><td>shared</td><td>&amp;T</td></tr><tr><td>mutable</td><td>&amp;mut T</td></tr></table>
-</article>
-<footer>Copyright 2026 Example Corp. All rights reserved. Privacy | Terms</footer>
-</body></html>"#;
-
-const UPLOAD: &str = r#"<!doctype html><title>Upload</title>
-<label for=f>Attach a document</label><input id=f type=file style="display:none"
-  onchange="this.files[0].text().then(t => { document.title = this.files[0].name + ':' + t; })">
-<input id=many type=file multiple aria-label="Attach several">
-<button onclick="setTimeout(() => document.body.insertAdjacentHTML('beforeend', '<p>Order confirmed</p>'), 300)">Order</button>"#;
-
-const POPUP: &str = r#"<!doctype html><title>Opener</title>
-<a href="/keys" target="_blank">Open keys in a new tab</a>"#;
-
+/// The fixture site's base URL (a fresh server per test).
 async fn fixture() -> String {
-    let app = Router::new()
-        .route("/popup", get(|| async { Html(POPUP) }))
-        .route("/upload", get(|| async { Html(UPLOAD) }))
-        .route("/article", get(|| async { Html(ARTICLE) }))
-        .route("/dialogs", get(|| async { Html(DIALOGS) }))
-        .route("/keys", get(|| async { Html(KEYS) }))
-        .route("/controls", get(|| async { Html(CONTROLS) }))
-        .route("/actions", get(|| async { Html(ACTIONS) }))
-        .route("/", get(|| async { Html("<!doctype html><title>fixture</title><p id=p>hello</p>") }))
-        .route("/form", get(|| async { Html(FORM) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}/")
+    agentd_testsite::serve().await
 }
 
 /// The index of the element named `name` in `state`.
@@ -188,8 +74,8 @@ async fn page_state_lists_every_interactive_element_once() {
     let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
     let session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
     session.page().goto(url.as_str()).await.unwrap();
-    // The cross-origin frame loads on its own; wait until its element exists.
-    let _: bool = eval(session.page(), "new Promise(r => { const f = document.getElementById('cross'); if (f.src) f.onload = () => r(true); setTimeout(() => r(true), 2000); })").await;
+    // The cross-origin frame loads on its own; wait until it has.
+    let _: bool = eval(session.page(), "new Promise(r => { const f = document.getElementById('cross'); f.onload = () => r(true); setTimeout(() => r(true), 3000); })").await;
     let state = agentd_browser::observe(session.page()).await.unwrap();
     assert_eq!(state.title, "Form fixture");
     let expected = [
@@ -201,13 +87,26 @@ async fn page_state_lists_every_interactive_element_once() {
         ("combobox", "Country"),
         ("textbox", "Your message"),
         ("slider", "Volume"),
+        ("spinbutton", "Quantity"),
+        ("textbox", "Phone"),
+        ("textbox", "Website"),
+        ("textbox", "Birthday"),
+        ("textbox", "Alarm"),
+        ("textbox", "Meeting"),
+        ("textbox", "Month"),
+        ("textbox", "Week"),
+        ("button", "Colour"),
+        ("button", "Résumé"),
+        ("listbox", "Toppings"),
+        ("button", "Clear"),
+        ("button", "Submit form"),
         ("button", "Send"),
         ("button", "Menu"),
         ("button", "More options"),
         ("button", "Custom control"),
         ("button", "Shadow button"),
         ("button", "Inside frame"),
-        ("iframe", "cross origin frame"),
+        ("button", "Cross button"),
         ("link", "Far below"),
     ];
     for (role, name) in expected {
@@ -225,7 +124,9 @@ async fn page_state_lists_every_interactive_element_once() {
     assert_eq!(by_name("Menu").expanded, Some(false));
     assert_eq!(by_name("More options").expanded, Some(false));
     assert_eq!(by_name("Inside frame").frame, 1);
-    assert_eq!(by_name("cross origin frame").cross_origin, Some(true));
+    let cross = by_name("Cross button");
+    assert_eq!(cross.frame, 1, "read inside the cross-origin frame");
+    assert!(cross.x > by_name("Inside frame").x + 200, "placed where the frame is on the page: {cross:?}");
     let far = by_name("Far below");
     assert!(far.below > 2000 && !far.in_viewport(), "{far:?}");
     assert!(far.href.as_deref().unwrap().ends_with("/far"));
@@ -451,8 +352,8 @@ async fn uploads_and_waits() {
     navigate(page, &format!("{base}upload"), Duration::from_secs(20)).await.unwrap();
     let state = observe(page).await.unwrap();
     let idx = |name: &str| index_of(&state, name);
-    // The hidden input is not in the page state; its index comes from the page's own handle.
-    let hidden: u64 = eval(page, "(() => { const A = window.__agentd; const el = document.getElementById('f'); A.ids.set(el, A.next); A.byId.set(A.next, new WeakRef(el)); return A.next++; })()").await;
+    // The hidden input is listed where its visible label is.
+    let hidden = idx("Attach a document");
     upload_files(page, hidden, std::slice::from_ref(&file)).await.unwrap();
     let _: bool = eval(page, "new Promise(r => setTimeout(() => r(true), 100))").await;
     assert_eq!(eval::<String>(page, "document.title").await, "report.txt:quarterly numbers");
@@ -484,7 +385,7 @@ async fn a_crashed_page_is_detected_and_replaced_without_touching_others() {
     navigate(victim.page(), &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
     navigate(bystander.page(), &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
     let _: String = eval(victim.page(), "document.cookie = 'kept=yes'; document.cookie").await;
-    assert!(!victim.replace_crashed_page().await.unwrap(), "nothing to replace yet");
+    assert!(victim.recover().await.unwrap().is_none(), "nothing to recover from yet");
     // Crash the victim's renderer; the command itself may never answer.
     let _ = tokio::time::timeout(Duration::from_secs(2), victim.page().execute(CrashParams::default())).await;
     for _ in 0..500 {
@@ -495,7 +396,9 @@ async fn a_crashed_page_is_detected_and_replaced_without_touching_others() {
     }
     assert!(victim.page_crashed(), "the crash is detected");
     assert!(!bystander.page_crashed());
-    assert!(victim.replace_crashed_page().await.unwrap());
+    let recovery = victim.recover().await.unwrap().expect("recovered");
+    assert_eq!(recovery.cause, RecoveryCause::PageCrashed);
+    assert!(recovery.message.contains("crashed"), "{}", recovery.message);
     assert!(!victim.page_crashed());
     navigate(victim.page(), &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
     assert_eq!(eval::<String>(victim.page(), "document.cookie").await, "kept=yes", "same context, same cookies");
@@ -575,4 +478,269 @@ async fn warm_contexts_are_fresh_and_refilled() {
     first.close().await.unwrap();
     second.close().await.unwrap();
     pool.shutdown().await;
+}
+
+/// Waits until `js` holds in the page (checked on each animation frame, bounded).
+async fn until(page: &chromiumoxide::Page, js: &str) {
+    let script = format!("new Promise(r => {{ const t0 = Date.now(); (function f() {{ if ({js}) r(true); else if (Date.now() - t0 > 10000) r(false); else requestAnimationFrame(f); }})(); }})");
+    assert!(eval::<bool>(page, &script).await, "timed out waiting for {js}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_and_cross_origin_frames_are_read_and_acted_in() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let mut session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
+    navigate(session.page(), &format!("{base}frames"), Duration::from_secs(20)).await.unwrap();
+    // The frames load one after the other; the leaf is last.
+    let mut state = session.observe().await.unwrap();
+    for _ in 0..200 {
+        if state.elements.iter().any(|e| e.name == "Leaf button") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        state = session.observe().await.unwrap();
+    }
+    for (name, depth) in [("Top button", 0), ("Outer button", 1), ("Inner field", 2), ("Inner button", 2), ("Leaf button", 3)] {
+        let found: Vec<_> = state.elements.iter().filter(|e| e.name == name).collect();
+        assert_eq!(found.len(), 1, "{name} once in {}", state.render());
+        assert_eq!(found[0].frame, depth, "{name}");
+    }
+    let mut indices: Vec<u64> = state.elements.iter().map(|e| e.index).collect();
+    indices.sort();
+    indices.dedup();
+    assert_eq!(indices.len(), state.elements.len(), "indices are unique across documents");
+    let text = state.render();
+    assert!(text.contains("Outer frame") && text.contains("Inner frame text"), "text inside frames: {text}");
+    let idx = |name: &str| index_of(&state, name);
+    // Acting inside the cross-origin frames, read back through those frames' own documents.
+    session.act(&Action::Click { index: idx("Inner button"), button: ClickKind::Single }).await.unwrap();
+    session.act(&Action::Type { index: idx("Inner field"), text: "deep".into(), append: false, enter: true }).await.unwrap();
+    session.act(&Action::Click { index: idx("Leaf button"), button: ClickKind::Single }).await.unwrap();
+    let titles: Vec<String> = {
+        let page = session.page();
+        let mut titles = Vec::new();
+        for frame in page.frames().await.unwrap() {
+            if let Some(context) = page.frame_execution_context(frame).await.unwrap() {
+                let mut params = chromiumoxide::cdp::js_protocol::runtime::EvaluateParams::new("document.title");
+                params.context_id = Some(context);
+                titles.push(page.evaluate_expression(params).await.unwrap().into_value().unwrap());
+            }
+        }
+        titles
+    };
+    assert!(titles.contains(&"inner deep".to_string()) || titles.contains(&"inner clicked".to_string()), "{titles:?}");
+    assert!(titles.contains(&"inner deep".to_string()), "typed with Enter in the cross-origin frame: {titles:?}");
+    assert!(titles.contains(&"leaf clicked".to_string()), "clicked in the nested frame: {titles:?}");
+    // Indices stay stable across observations, frames included.
+    let again = session.observe().await.unwrap();
+    assert_eq!(index_of(&again, "Leaf button"), idx("Leaf button"));
+    assert_eq!(index_of(&again, "Top button"), idx("Top button"));
+    session.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_product_list_is_searched_and_trimmed_to_the_budget() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let mut session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
+    session.act(&Action::Navigate { url: format!("{base}products") }).await.unwrap();
+    let state = session.observe().await.unwrap();
+    // Every interactive element exactly once, by the page's own count.
+    let names: Vec<String> = eval(session.page(), "Array.from(document.querySelectorAll('a, button, input')).map(e => e.getAttribute('aria-label') || e.textContent.trim())").await;
+    assert_eq!(names.len(), 100 * 2 + 3);
+    for name in &names {
+        assert_eq!(state.elements.iter().filter(|e| &e.name == name).count(), 1, "{name}");
+    }
+    assert_eq!(state.elements.len(), names.len());
+    assert!(state.texts.iter().any(|t| t.text == "100 products"), "visible text is kept");
+    let full = state.render_within(usize::MAX);
+    assert!(!full.contains("trimmed"));
+    // A budget smaller than the page: elements in view are all kept, and it says what went.
+    let budget = 1_000;
+    let small = state.render_within(budget);
+    assert!(PageState::tokens(&small) <= budget, "{} tokens", PageState::tokens(&small));
+    assert!(small.contains("page state trimmed"), "{small}");
+    for e in state.elements.iter().filter(|e| e.in_viewport()) {
+        assert!(small.contains(&format!("[{}] ", e.index)), "in-view element {} kept", e.name);
+    }
+    assert!(state.elements.iter().any(|e| !e.in_viewport() && !small.contains(&format!("[{}] ", e.index))));
+    // Search filters the list on the page.
+    let search = index_of(&state, "Search products");
+    session.act(&Action::Type { index: search, text: "copper".into(), append: false, enter: false }).await.unwrap();
+    let found = session.observe().await.unwrap();
+    let add: Vec<_> = found.elements.iter().filter(|e| e.name.starts_with("Add ")).collect();
+    assert_eq!(add.len(), 10, "{}", found.render());
+    session.act(&Action::Click { index: add[0].index, button: ClickKind::Single }).await.unwrap();
+    assert_eq!(eval::<String>(session.page(), "document.getElementById('count').textContent").await, "1");
+    session.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_routed_app_and_clicks_of_every_kind() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let mut session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
+    session.act(&Action::Navigate { url: format!("{base}app/home") }).await.unwrap();
+    let state = session.observe().await.unwrap();
+    session.act(&Action::Click { index: index_of(&state, "Settings"), button: ClickKind::Single }).await.unwrap();
+    assert_eq!(eval::<String>(session.page(), "document.title").await, "App — settings");
+    let settings = session.observe().await.unwrap();
+    assert!(settings.url.ends_with("/app/settings"));
+    session.act(&Action::Check { index: index_of(&settings, "Dark theme"), checked: true }).await.unwrap();
+    assert!(eval::<bool>(session.page(), "document.getElementById('dark').checked").await);
+    session.act(&Action::Back).await.unwrap();
+    assert_eq!(eval::<String>(session.page(), "document.title").await, "App — home", "history within the app");
+    // A link that loads a new document: the click waits for it and says where it went.
+    session.act(&Action::Navigate { url: format!("{base}products") }).await.unwrap();
+    let products = session.observe().await.unwrap();
+    let outcome = session.act(&Action::Click { index: index_of(&products, "Red Kettle"), button: ClickKind::Single }).await.unwrap();
+    assert!(outcome.description.contains("/product/0"), "{}", outcome.description);
+    assert_eq!(eval::<String>(session.page(), "document.readyState").await, "complete");
+    // Double and right clicks, and a click by coordinates.
+    let _: bool = eval(session.page(), "document.body.insertAdjacentHTML('beforeend', '<div id=pad style=\"position:fixed;left:0;top:300px;width:200px;height:100px\" ondblclick=\"this.dataset.d=1\" oncontextmenu=\"this.dataset.r=1; return false\" onclick=\"this.dataset.c=(+this.dataset.c||0)+1\" tabindex=0 aria-label=Pad></div>'); true").await;
+    let pad = index_of(&session.observe().await.unwrap(), "Pad");
+    session.act(&Action::Click { index: pad, button: ClickKind::Double }).await.unwrap();
+    session.act(&Action::Click { index: pad, button: ClickKind::Right }).await.unwrap();
+    assert_eq!(eval::<String>(session.page(), "JSON.stringify(document.getElementById('pad').dataset)").await, r#"{"c":"2","d":"1","r":"1"}"#);
+    session.act(&Action::ClickAt { x: 100.0, y: 350.0, button: ClickKind::Single }).await.unwrap();
+    assert_eq!(eval::<String>(session.page(), "document.getElementById('pad').dataset.c").await, "3");
+    let outside = session.act(&Action::ClickAt { x: 5000.0, y: 10.0, button: ClickKind::Single }).await.unwrap_err();
+    assert!(matches!(outside, ActionError::OutOfViewport { .. }), "{outside}");
+    // Blocked URLs are refused before the browser sees them.
+    let blocked = session.act(&Action::Navigate { url: "file:///etc/passwd".into() }).await.unwrap_err();
+    assert!(matches!(blocked, ActionError::UrlBlocked { .. }), "{blocked}");
+    session.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_network_waits_and_marked_screenshots() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let folder = tempfile::tempdir().unwrap();
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let options = SessionOptions {
+        viewport: Viewport { width: 800, height: 600 },
+        download_dir: Some(folder.path().join("session-1")),
+        urls: UrlPolicy::default(),
+    };
+    let mut session = pool.lease(options).await.unwrap();
+    session.act(&Action::Navigate { url: format!("{base}download") }).await.unwrap();
+    let state = session.observe().await.unwrap();
+    session.act(&Action::Click { index: index_of(&state, "Download the report"), button: ClickKind::Single }).await.unwrap();
+    session.act(&Action::Click { index: index_of(&state, "Save the notes"), button: ClickKind::Single }).await.unwrap();
+    let files = session.wait_for_downloads(2, Duration::from_secs(20)).await.unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["meeting-notes.txt", "report.csv"]);
+    assert_eq!(std::fs::read_to_string(folder.path().join("session-1/report.csv")).unwrap(), "quarter,revenue\nQ1,100\nQ2,120\n");
+    assert!(session.page().url().await.unwrap().unwrap().ends_with("/download"), "a download leaves the page where it was");
+    // Network quiet: the page's two chained requests are done when the wait ends.
+    session.act(&Action::Navigate { url: format!("{base}network") }).await.unwrap();
+    let state = session.observe().await.unwrap();
+    session.act(&Action::Click { index: index_of(&state, "Load data"), button: ClickKind::Single }).await.unwrap();
+    let quiet = session.act(&Action::WaitForNetworkIdle { quiet_ms: Some(150), timeout_ms: Some(10_000) }).await.unwrap();
+    assert!(quiet.description.contains("requests"), "{}", quiet.description);
+    assert_eq!(eval::<String>(session.page(), "document.getElementById('out').innerText").await, "first\nsecond");
+    session.act(&Action::WaitForSelector { selector: "#out li".into(), timeout_ms: Some(1000) }).await.unwrap();
+    assert!(matches!(
+        session.act(&Action::WaitForSelector { selector: "##".into(), timeout_ms: None }).await,
+        Err(ActionError::BadSelector(_))
+    ));
+    // Uploads come only from the session's folder.
+    session.act(&Action::Navigate { url: format!("{base}upload") }).await.unwrap();
+    let state = session.observe().await.unwrap();
+    let input = index_of(&state, "Attach a document");
+    session.act(&Action::Upload { index: input, files: vec!["report.csv".into()] }).await.unwrap();
+    until(session.page(), "document.title.startsWith('report.csv:')").await;
+    let escape = session.act(&Action::Upload { index: input, files: vec!["../../etc/passwd".into()] }).await.unwrap_err();
+    assert!(escape.to_string().contains("session's folder"), "{escape}");
+    // Set-of-marks: the marked capture differs from the plain one, and leaves no trace.
+    let plain = screenshot(session.page(), 80).await.unwrap();
+    let marked = annotated_screenshot(session.page(), &state, 80).await.unwrap();
+    assert_eq!(&marked[..3], &[0xFF, 0xD8, 0xFF]);
+    assert_ne!(plain, marked);
+    assert!(eval::<bool>(session.page(), "document.querySelector('agentd-marks') === null").await);
+    let small = screenshot(session.page(), Shot { quality: 60, max_width: Some(400) }).await.unwrap();
+    assert!(small.len() < plain.len(), "scaled down");
+    session.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_contexts_are_reaped_and_sessions_continue() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let settings = BrowserSettings { idle_timeout: Some(Duration::from_millis(300)), ..BrowserSettings::default() };
+    let pool = BrowserPool::start(&settings).await.unwrap();
+    let mut session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    session.act(&Action::Navigate { url: format!("{base}keys") }).await.unwrap();
+    session.observe().await.unwrap();
+    for _ in 0..200 {
+        if pool.browser_context_ids().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(pool.browser_context_ids().await.unwrap().is_empty(), "the idle context was disposed of");
+    let recovery = session.recover().await.unwrap().expect("recovered");
+    assert_eq!(recovery.cause, RecoveryCause::Reaped);
+    assert!(recovery.reopened.as_deref().unwrap().ends_with("/keys"), "{recovery:?}");
+    assert_eq!(eval::<String>(session.page(), "document.title").await, "Keys");
+    session.close().await.unwrap();
+    assert_eq!(pool.contexts_in_use(), 0);
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_browser_is_restarted_and_sessions_continue() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let mut session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    session.act(&Action::Navigate { url: format!("{base}keys") }).await.unwrap();
+    session.observe().await.unwrap();
+    // Kill the browser process (a child of this test process, on its own profile).
+    let killed = kill_child_browsers();
+    assert!(killed > 0, "found the browser process");
+    for _ in 0..400 {
+        if session.trouble().await.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(session.trouble().await, Some(RecoveryCause::BrowserCrashed));
+    let recovery = session.recover().await.unwrap().expect("recovered");
+    assert_eq!(recovery.cause, RecoveryCause::BrowserCrashed);
+    assert_eq!(eval::<String>(session.page(), "document.title").await, "Keys", "back on its page");
+    let mut other = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    assert!(other.recover().await.unwrap().is_none(), "a session leased after the restart is fine");
+    other.close().await.unwrap();
+    session.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+/// Kills the Chromium processes this process started; returns how many.
+fn kill_child_browsers() -> usize {
+    let me = std::process::id().to_string();
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // pid (comm) state ppid ...
+        let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or_default();
+        let ppid = after.split_whitespace().nth(1).unwrap_or_default();
+        let cmdline = std::fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
+        if ppid == me && cmdline.contains("agentd-chromium-") {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if std::process::Command::new("kill").args(["-9", &pid]).status().is_ok_and(|s| s.success()) {
+                killed += 1;
+            }
+        }
+    }
+    killed
 }

@@ -1,0 +1,435 @@
+//! One session's browser: its own context (cookies, storage, cache, downloads), its tabs,
+//! and the way back to a working page when the page, the browser or the reaper took it away.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::{Browser, Page};
+use futures::StreamExt;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::actions::{ActionError, ActionOutcome};
+use crate::dialogs::DialogRecord;
+use crate::page_state::PageState;
+use crate::pool::{LeaseEntry, Shared, Tab, new_context, open_page, watch_tab};
+use crate::{BrowserError, UrlPolicy};
+
+/// A session's viewport in CSS pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewport {
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+/// What a session's context is set up with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// The viewport.
+    pub viewport: Viewport,
+    /// Where the session's downloads are saved (created if missing); a temporary folder,
+    /// removed with the context, when None.
+    pub download_dir: Option<PathBuf>,
+    /// Which URLs the session may open.
+    pub urls: UrlPolicy,
+}
+
+impl From<Viewport> for SessionOptions {
+    fn from(viewport: Viewport) -> Self {
+        Self { viewport, download_dir: None, urls: UrlPolicy::default() }
+    }
+}
+
+/// Saves the context's downloads into `dir` under their own names, with progress events.
+pub(crate) async fn allow_downloads(browser: &Browser, context: &BrowserContextId, dir: &Path) -> Result<(), BrowserError> {
+    use chromiumoxide::cdp::browser_protocol::browser::{SetDownloadBehaviorBehavior, SetDownloadBehaviorParams};
+    std::fs::create_dir_all(dir)
+        .map_err(|e| BrowserError::Unsupported(format!("cannot create the download folder {}: {e}", dir.display())))?;
+    let mut params = SetDownloadBehaviorParams::new(SetDownloadBehaviorBehavior::Allow);
+    params.browser_context_id = Some(context.clone());
+    params.download_path = Some(dir.display().to_string());
+    params.events_enabled = Some(true);
+    browser.execute(params).await?;
+    Ok(())
+}
+
+/// A file the session downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Download {
+    /// File name.
+    pub name: String,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// An open tab of a session.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TabInfo {
+    /// Its id (a CDP target id).
+    pub id: String,
+    /// Current URL.
+    pub url: String,
+    /// Document title.
+    pub title: String,
+    /// The tab actions go to.
+    pub active: bool,
+}
+
+/// Why a session was moved to a fresh page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryCause {
+    /// The page's renderer crashed; the context (cookies, storage) is kept.
+    PageCrashed,
+    /// The browser process died and was started again; the context is new.
+    BrowserCrashed,
+    /// The context was disposed of after being idle; the context is new.
+    Reaped,
+}
+
+impl RecoveryCause {
+    /// A short name (`page_crashed`, `browser_crashed`, `reaped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryCause::PageCrashed => "page_crashed",
+            RecoveryCause::BrowserCrashed => "browser_crashed",
+            RecoveryCause::Reaped => "reaped",
+        }
+    }
+}
+
+/// What [`SessionBrowser::recover`] did, for the session's error event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// What happened.
+    pub cause: RecoveryCause,
+    /// The URL the fresh page was sent back to, if any.
+    pub reopened: Option<String>,
+    /// A sentence for the event log and the agent.
+    pub message: String,
+}
+
+/// One session's isolated context and its page.
+pub struct SessionBrowser {
+    shared: Arc<Shared>,
+    browser: Arc<Browser>,
+    generation: u64,
+    lease: u64,
+    reaped: Arc<AtomicBool>,
+    context: Option<BrowserContextId>,
+    tab: Tab,
+    options: SessionOptions,
+    download_dir: PathBuf,
+    _download_temp: Option<tempfile::TempDir>,
+    last_url: Option<String>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl SessionBrowser {
+    pub(crate) async fn new(
+        shared: Arc<Shared>,
+        browser: Arc<Browser>,
+        generation: u64,
+        context: BrowserContextId,
+        tab: Tab,
+        options: SessionOptions,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<Self, BrowserError> {
+        let (download_dir, _download_temp) = match &options.download_dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("agentd-downloads-")
+                    .tempdir()
+                    .map_err(|e| BrowserError::Launch(format!("cannot create a download folder: {e}")))?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        if let Err(error) = allow_downloads(&browser, &context, &download_dir).await {
+            let _ = browser.dispose_browser_context(context).await;
+            return Err(error);
+        }
+        let lease = shared.new_lease_id();
+        let reaped = Arc::new(AtomicBool::new(false));
+        shared.leases.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            lease,
+            LeaseEntry { context: context.clone(), browser: browser.clone(), last_used: Instant::now(), reaped: reaped.clone() },
+        );
+        Ok(Self {
+            shared,
+            browser,
+            generation,
+            lease,
+            reaped,
+            context: Some(context),
+            tab,
+            options,
+            download_dir,
+            _download_temp,
+            last_url: None,
+            _slot: slot,
+        })
+    }
+
+    /// The session's current page.
+    pub fn page(&self) -> &Page {
+        &self.tab.page
+    }
+
+    /// Marks the session as in use, for the idle reaper.
+    fn touch(&self) {
+        if let Some(entry) = self.shared.leases.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&self.lease) {
+            entry.last_used = Instant::now();
+        }
+    }
+
+    /// Reads the page's state, tabs included; timed into the metrics.
+    pub async fn observe(&mut self) -> Result<PageState, BrowserError> {
+        self.touch();
+        let started = Instant::now();
+        let mut state = crate::observe(&self.tab.page).await?;
+        state.tabs = self.tabs().await?;
+        state.elapsed = started.elapsed();
+        self.last_url = Some(state.url.clone());
+        self.shared.settings.metrics.observed(state.elapsed);
+        Ok(state)
+    }
+
+    /// Performs `action`; timed into the metrics whether it worked or not.
+    pub async fn act(&mut self, action: &crate::Action) -> Result<ActionOutcome, ActionError> {
+        self.touch();
+        let started = Instant::now();
+        let result = crate::act::perform(self, action).await;
+        let took = started.elapsed();
+        self.shared.settings.metrics.acted(action.name(), result.is_ok(), took);
+        self.touch();
+        result.map(|outcome| ActionOutcome { elapsed: took, ..outcome })
+    }
+
+    /// Waits (at most `timeout`) until the active tab has had no request in flight for
+    /// `quiet` (requests that started before the call count too).
+    pub async fn wait_for_network_idle(&self, quiet: Duration, timeout: Duration) -> Result<ActionOutcome, ActionError> {
+        self.tab.network.wait_idle(quiet, timeout).await
+    }
+
+    /// The session's URL policy.
+    pub fn url_policy(&self) -> &UrlPolicy {
+        &self.options.urls
+    }
+
+    /// The dialogs the page opened (and how they were answered) since the last call.
+    pub fn take_dialogs(&self) -> Vec<DialogRecord> {
+        self.tab.dialogs.drain()
+    }
+
+    /// The session's open tabs (its own pages and the popups they opened), active one marked.
+    pub async fn tabs(&self) -> Result<Vec<TabInfo>, BrowserError> {
+        use chromiumoxide::cdp::browser_protocol::target::GetTargetsParams;
+        let targets = self.browser.execute(GetTargetsParams::default()).await?.result.target_infos;
+        let active = self.tab.page.target_id().clone();
+        Ok(targets
+            .into_iter()
+            .filter(|t| t.r#type == "page" && t.browser_context_id.as_ref() == self.context.as_ref())
+            .map(|t| TabInfo { active: t.target_id == active, id: t.target_id.as_ref().to_owned(), url: t.url, title: t.title })
+            .collect())
+    }
+
+    fn context(&self) -> Result<BrowserContextId, BrowserError> {
+        self.context.clone().ok_or_else(|| BrowserError::Unsupported("the session's context is closed".into()))
+    }
+
+    /// Opens a blank tab in the session and makes it the active one; returns its id.
+    pub async fn open_tab(&mut self) -> Result<String, BrowserError> {
+        self.tab = open_page(&self.browser, &self.context()?, self.options.viewport, &self.shared.settings.dialogs).await?;
+        Ok(self.tab.page.target_id().as_ref().to_owned())
+    }
+
+    /// Makes tab `id` (from [`SessionBrowser::tabs`]) the active one.
+    pub async fn switch_tab(&mut self, id: &str) -> Result<(), BrowserError> {
+        self.own_tab(id).await?;
+        let page = self.browser.get_page(id.to_owned().into()).await?;
+        self.tab = watch_tab(page, self.options.viewport, &self.shared.settings.dialogs).await?;
+        Ok(())
+    }
+
+    /// Closes tab `id`; closing the active one makes another tab active (a blank one when
+    /// it was the last).
+    pub async fn close_tab(&mut self, id: &str) -> Result<(), BrowserError> {
+        self.own_tab(id).await?;
+        let page = self.browser.get_page(id.to_owned().into()).await?;
+        page.close().await?;
+        if self.tab.page.target_id().as_ref() == id {
+            match self.tabs().await?.into_iter().find(|t| t.id != id) {
+                Some(next) => self.switch_tab(&next.id).await?,
+                None => {
+                    self.open_tab().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn own_tab(&self, id: &str) -> Result<(), BrowserError> {
+        if self.tabs().await?.iter().any(|t| t.id == id) {
+            Ok(())
+        } else {
+            Err(BrowserError::Unsupported(format!("no tab `{id}` in this session")))
+        }
+    }
+
+    /// True once the page's renderer has crashed.
+    pub fn page_crashed(&self) -> bool {
+        self.tab.crashed.load(Ordering::SeqCst)
+    }
+
+    /// What took the session's page away, if anything did.
+    pub async fn trouble(&self) -> Option<RecoveryCause> {
+        if self.reaped.load(Ordering::SeqCst) {
+            Some(RecoveryCause::Reaped)
+        } else if self.shared.lost(self.generation).await {
+            Some(RecoveryCause::BrowserCrashed)
+        } else if self.page_crashed() {
+            Some(RecoveryCause::PageCrashed)
+        } else {
+            None
+        }
+    }
+
+    /// Brings the session back to a working page when its page crashed, its browser died (a
+    /// new one is started) or its idle context was reaped, and reopens the last URL it
+    /// observed; returns what happened, for the session's error event. Other sessions are
+    /// not touched. Call it before each step; it costs nothing when all is well.
+    pub async fn recover(&mut self) -> Result<Option<Recovery>, BrowserError> {
+        let Some(cause) = self.trouble().await else {
+            return Ok(None);
+        };
+        let dialogs = self.shared.settings.dialogs.clone();
+        match cause {
+            RecoveryCause::PageCrashed => {
+                let fresh = open_page(&self.browser, &self.context()?, self.options.viewport, &dialogs).await?;
+                let old = std::mem::replace(&mut self.tab, fresh);
+                let _ = tokio::time::timeout(Duration::from_secs(2), old.page.clone().close()).await;
+            }
+            RecoveryCause::BrowserCrashed | RecoveryCause::Reaped => {
+                let (browser, generation) = self.shared.current().await?;
+                if cause == RecoveryCause::Reaped
+                    && let Some(old) = self.context.take()
+                {
+                    let _ = self.browser.dispose_browser_context(old).await;
+                }
+                let (context, tab) = new_context(&browser, self.options.viewport, &dialogs).await?;
+                allow_downloads(&browser, &context, &self.download_dir).await?;
+                self.reaped.store(false, Ordering::SeqCst);
+                if let Some(entry) = self.shared.leases.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&self.lease) {
+                    *entry = LeaseEntry {
+                        context: context.clone(),
+                        browser: browser.clone(),
+                        last_used: Instant::now(),
+                        reaped: self.reaped.clone(),
+                    };
+                }
+                (self.browser, self.generation, self.context, self.tab) = (browser, generation, Some(context), tab);
+            }
+        }
+        self.shared.settings.metrics.recovered(cause.as_str());
+        let reopened = match self.last_url.clone().filter(|u| u.starts_with("http")) {
+            Some(url) => {
+                crate::navigate(&self.tab.page, &url, crate::NAVIGATION_TIMEOUT).await.ok().map(|_| url)
+            }
+            None => None,
+        };
+        let what = match cause {
+            RecoveryCause::PageCrashed => "the page crashed",
+            RecoveryCause::BrowserCrashed => "the browser crashed and was restarted (cookies and storage are lost)",
+            RecoveryCause::Reaped => "the browser context was closed after being idle (cookies and storage are lost)",
+        };
+        let message = match &reopened {
+            Some(url) => format!("{what}; continuing on a fresh page at {url}"),
+            None => format!("{what}; continuing on a fresh blank page"),
+        };
+        Ok(Some(Recovery { cause, reopened, message }))
+    }
+
+    /// The files downloaded so far (finished ones only), by name.
+    pub fn downloads(&self) -> Vec<Download> {
+        let mut found: Vec<Download> = std::fs::read_dir(&self.download_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let meta = entry.metadata().ok().filter(|m| m.is_file())?;
+                (!name.ends_with(".crdownload")).then(|| Download { name, path: entry.path(), bytes: meta.len() })
+            })
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        found
+    }
+
+    /// Waits (at most `timeout`) until at least `count` downloads have finished; woken by the
+    /// browser's download events.
+    pub async fn wait_for_downloads(&self, count: usize, timeout: Duration) -> Result<Vec<Download>, ActionError> {
+        use chromiumoxide::cdp::browser_protocol::browser::EventDownloadProgress;
+        let mut progress = self.browser.event_listener::<EventDownloadProgress>().await?;
+        let wait = async {
+            loop {
+                let done = self.downloads();
+                if done.len() >= count || progress.next().await.is_none() {
+                    return done;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.map_err(|_| ActionError::WaitTimeout {
+            what: format!("{count} finished downloads"),
+            seconds: timeout.as_secs_f64(),
+        })
+    }
+
+    /// The folder downloads go to.
+    pub fn download_dir(&self) -> &Path {
+        &self.download_dir
+    }
+
+    /// The viewport the session asked for.
+    pub fn viewport(&self) -> Viewport {
+        self.options.viewport
+    }
+
+    /// Tears the context down: its pages, cookies, storage and cache are gone.
+    pub async fn close(mut self) -> Result<(), BrowserError> {
+        self.forget();
+        if let Some(context) = self.context.take()
+            && !self.reaped.load(Ordering::SeqCst)
+            && !self.shared.lost(self.generation).await
+        {
+            self.browser.dispose_browser_context(context).await?;
+        }
+        Ok(())
+    }
+
+    fn forget(&self) {
+        self.shared.leases.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.lease);
+        // The slot is given back when the permit drops, just after this.
+        self.shared.settings.metrics.contexts(self.shared.in_use().saturating_sub(1));
+    }
+}
+
+impl Drop for SessionBrowser {
+    fn drop(&mut self) {
+        // Dropped without close(): dispose in the background so no context leaks.
+        if let Some(context) = self.context.take() {
+            self.forget();
+            let browser = self.browser.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = browser.dispose_browser_context(context).await;
+                });
+            }
+        }
+    }
+}
