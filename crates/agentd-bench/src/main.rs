@@ -9,8 +9,9 @@
 //! 3. event append → SSE subscriber latency p50/p99 at 1,000 and 20,000 events/s;
 //! 4. 1,000 concurrent SSE subscribers: delivery p99 and memory added;
 //! 5. cold start of `target/release/agentd` to its first `/healthz`, and its idle RSS;
-//! 6. (`agentd-bench browser`) the browser runtime on a generated shop page: context →
-//!    first page loaded, observe, click and type p50/p95, page-state size in tokens.
+//! 6. (`agentd-bench browser`) the browser runtime on the fixture site (see `browser.rs`).
+
+mod browser;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -384,90 +385,11 @@ async fn cold_start(http: &reqwest::Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A shop-like page: a search form and `n` product cards with buttons and links.
-fn shop_page(n: usize) -> String {
-    let mut html = String::from(
-        "<!doctype html><title>Shop</title><form><label>Search <input name=q></label>\
-         <select aria-label=Sort><option>Price</option><option>Rating</option></select>\
-         <button type=button id=add onclick=\"this.dataset.n=(+this.dataset.n||0)+1\">Add to cart</button></form><main>",
-    );
-    for i in 0..n {
-        html.push_str(&format!(
-            "<section><h2>Product {i}</h2><p>A fine product number {i}, with a description of a sensible length.</p>\
-             <a href=\"/p/{i}\">Details {i}</a> <button type=button>Buy {i}</button></section>"
-        ));
-    }
-    html.push_str("</main>");
-    html
-}
-
 fn ms_summary(v: Vec<f64>) -> String {
     let (p50, _, _, _) = summary(v.clone());
     let mut sorted = v;
     sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     format!("p50 {p50:.1} ms, p95 {:.1} ms", percentile(&sorted, 0.95))
-}
-
-async fn browser_figures() -> anyhow::Result<()> {
-    use agentd_browser::*;
-    let page_html = shop_page(100);
-    let app = axum::Router::new().route("/", axum::routing::get(move || {
-        let html = page_html.clone();
-        async move { axum::response::Html(html) }
-    }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let warm: usize = std::env::var("BENCH_WARM").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let pool = BrowserPool::start(&BrowserSettings { warm_contexts: warm, ..BrowserSettings::default() }).await?;
-    let viewport = Viewport { width: 1280, height: 800 };
-    let mut starts = Vec::new();
-    let mut leases = Vec::new();
-    for _ in 0..15 {
-        // A session arriving on an idle node: the warm reserve has had time to refill.
-        while pool.warm_contexts() < warm {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let t = Instant::now();
-        let s = pool.lease(viewport).await?;
-        leases.push(t.elapsed().as_secs_f64() * 1000.0);
-        navigate(s.page(), &url, Duration::from_secs(20)).await?;
-        starts.push(t.elapsed().as_secs_f64() * 1000.0);
-        s.close().await?;
-    }
-    let session = pool.lease(viewport).await?;
-    navigate(session.page(), &url, Duration::from_secs(20)).await?;
-    // Measure on a settled node: the warm reserve's refill also wants the two cores.
-    while pool.warm_contexts() < warm {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut observes = Vec::new();
-    let mut state = observe(session.page()).await?;
-    for _ in 0..50 {
-        let t = Instant::now();
-        state = observe(session.page()).await?;
-        observes.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    let find = |name: &str| state.elements.iter().find(|e| e.name == name).map(|e| e.index).context("element");
-    let (add, search) = (find("Add to cart")?, find("Search")?);
-    let mut clicks = Vec::new();
-    let mut types = Vec::new();
-    for i in 0..50 {
-        let t = Instant::now();
-        click(session.page(), add).await?;
-        clicks.push(t.elapsed().as_secs_f64() * 1000.0);
-        let t = Instant::now();
-        type_text(session.page(), search, &format!("query {i}"), TypeMode::Replace, false).await?;
-        types.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    let rendered = state.render();
-    println!("browser: context create → first page loaded: {} (of which taking a context: {})", ms_summary(starts), ms_summary(leases));
-    println!("browser: observe ({} elements): {}", state.elements.len(), ms_summary(observes));
-    println!("browser: click: {}; type 8–9 chars: {}", ms_summary(clicks), ms_summary(types));
-    println!("browser: page state {} chars ≈ {} tokens (chars/4)", rendered.len(), rendered.len() / 4);
-    session.close().await?;
-    pool.shutdown().await;
-    Ok(())
 }
 
 #[tokio::main]
@@ -507,7 +429,7 @@ async fn main() -> anyhow::Result<()> {
         cold_start(&http).await?;
     }
     if only == "browser" {
-        browser_figures().await?;
+        browser::figures().await?;
     }
     Ok(())
 }

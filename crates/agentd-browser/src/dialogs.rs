@@ -11,21 +11,12 @@ use tokio::task::JoinHandle;
 /// How dialogs are answered. The default is careful: alerts and leaving a page are
 /// accepted; confirms and prompts are dismissed (an agent should not approve what it did
 /// not choose), and the record says so.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DialogPolicy {
     /// Accept `confirm()` dialogs.
     pub accept_confirms: bool,
     /// Answer `prompt()` dialogs with this text (None dismisses them).
     pub prompt_answer: Option<String>,
-}
-
-impl Default for DialogPolicy {
-    fn default() -> Self {
-        Self {
-            accept_confirms: false,
-            prompt_answer: None,
-        }
-    }
 }
 
 /// A dialog the page opened and how it was answered.

@@ -176,7 +176,7 @@ struct Collected {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Item {
-    Element(Element),
+    Element(Box<Element>),
     Text { text: String, above: i64, below: i64, beside: i64 },
 }
 
@@ -219,7 +219,7 @@ pub async fn observe(page: &Page) -> Result<PageState, BrowserError> {
     let mut texts: Vec<TextBlock> = Vec::new();
     for item in items {
         match item {
-            Item::Element(element) => elements.push(element),
+            Item::Element(element) => elements.push(*element),
             Item::Text { text, above, below, beside } => {
                 // Text that only repeats the element next to it (a label, say) adds nothing.
                 let repeats = |e: Option<&Element>| e.is_some_and(|e| e.name == text);

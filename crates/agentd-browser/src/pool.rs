@@ -61,6 +61,10 @@ pub struct BrowserSettings {
     /// session continues on a fresh page at its last URL when it next acts
     /// ([`SessionBrowser::recover`]). None keeps contexts for as long as their sessions.
     pub idle_timeout: Option<Duration>,
+    /// Most renderer processes the browser starts (`--renderer-process-limit`): sessions
+    /// then share renderers, trading isolation between sessions' pages for memory. None
+    /// leaves Chromium's own limit.
+    pub renderer_process_limit: Option<usize>,
     /// Where timings are recorded.
     pub metrics: BrowserMetrics,
 }
@@ -76,6 +80,7 @@ impl Default for BrowserSettings {
             dialogs: DialogPolicy::default(),
             warm_contexts: 0,
             idle_timeout: Some(Duration::from_secs(600)),
+            renderer_process_limit: None,
             metrics: BrowserMetrics::default(),
         }
     }
@@ -97,6 +102,8 @@ pub(crate) struct LeaseEntry {
     pub context: BrowserContextId,
     pub browser: Arc<Browser>,
     pub last_used: Instant,
+    /// An observe or action is running: never idle, however long it takes.
+    pub busy: bool,
     pub reaped: Arc<AtomicBool>,
 }
 
@@ -275,7 +282,7 @@ impl Shared {
             let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
             leases
                 .values_mut()
-                .filter(|l| !l.reaped.load(Ordering::SeqCst) && l.last_used.elapsed() > idle)
+                .filter(|l| !l.busy && !l.reaped.load(Ordering::SeqCst) && l.last_used.elapsed() > idle)
                 .map(|l| {
                     l.reaped.store(true, Ordering::SeqCst);
                     (l.context.clone(), l.browser.clone())
@@ -344,6 +351,9 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
                 .args(LAUNCH_FLAGS);
             if settings.headed {
                 builder = builder.with_head();
+            }
+            if let Some(limit) = settings.renderer_process_limit {
+                builder = builder.arg(("renderer-process-limit", limit.to_string().as_str()));
             }
             let config = builder.build().map_err(BrowserError::Launch)?;
             let (browser, handler) = Browser::launch(config)

@@ -58,8 +58,7 @@ impl Scope {
         let Some(object) = self.element(page, index).await? else {
             return Ok(None);
         };
-        let mut describe = DescribeNodeParams::default();
-        describe.object_id = Some(object);
+        let describe = DescribeNodeParams { object_id: Some(object), ..DescribeNodeParams::default() };
         let node = page.execute(describe).await?.result.node;
         let Some(frame) = node.frame_id else {
             return Ok(None);
@@ -94,8 +93,7 @@ pub(crate) async fn scope_of(page: &Page, index: u64) -> Result<Option<Scope>, B
 /// The centre of an element's content box in the top viewport's coordinates (DOM box models
 /// of frames in the page's renderer are already relative to the top viewport).
 pub(crate) async fn centre_of(page: &Page, object: RemoteObjectId) -> Result<(f64, f64), BrowserError> {
-    let mut params = GetBoxModelParams::default();
-    params.object_id = Some(object);
+    let params = GetBoxModelParams { object_id: Some(object), ..GetBoxModelParams::default() };
     let model = page.execute(params).await?.result.model;
     let quad = model.content.inner();
     if quad.len() < 8 {

@@ -158,7 +158,13 @@ impl SessionBrowser {
         let reaped = Arc::new(AtomicBool::new(false));
         shared.leases.lock().unwrap_or_else(|e| e.into_inner()).insert(
             lease,
-            LeaseEntry { context: context.clone(), browser: browser.clone(), last_used: Instant::now(), reaped: reaped.clone() },
+            LeaseEntry {
+                context: context.clone(),
+                browser: browser.clone(),
+                last_used: Instant::now(),
+                busy: false,
+                reaped: reaped.clone(),
+            },
         );
         Ok(Self {
             shared,
@@ -181,19 +187,27 @@ impl SessionBrowser {
         &self.tab.page
     }
 
-    /// Marks the session as in use, for the idle reaper.
-    fn touch(&self) {
+    /// Marks the session as busy (`true`, while it observes or acts) or just used, for the
+    /// idle reaper.
+    fn touch(&self, busy: bool) {
         if let Some(entry) = self.shared.leases.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&self.lease) {
             entry.last_used = Instant::now();
+            entry.busy = busy;
         }
     }
 
     /// Reads the page's state, tabs included; timed into the metrics.
     pub async fn observe(&mut self) -> Result<PageState, BrowserError> {
-        self.touch();
+        self.touch(true);
         let started = Instant::now();
-        let mut state = crate::observe(&self.tab.page).await?;
-        state.tabs = self.tabs().await?;
+        let read = async {
+            let mut state = crate::observe(&self.tab.page).await?;
+            state.tabs = self.tabs().await?;
+            Ok::<_, BrowserError>(state)
+        };
+        let read = read.await;
+        self.touch(false);
+        let mut state = read?;
         state.elapsed = started.elapsed();
         self.last_url = Some(state.url.clone());
         self.shared.settings.metrics.observed(state.elapsed);
@@ -202,12 +216,12 @@ impl SessionBrowser {
 
     /// Performs `action`; timed into the metrics whether it worked or not.
     pub async fn act(&mut self, action: &crate::Action) -> Result<ActionOutcome, ActionError> {
-        self.touch();
+        self.touch(true);
         let started = Instant::now();
         let result = crate::act::perform(self, action).await;
         let took = started.elapsed();
         self.shared.settings.metrics.acted(action.name(), result.is_ok(), took);
-        self.touch();
+        self.touch(false);
         result.map(|outcome| ActionOutcome { elapsed: took, ..outcome })
     }
 
@@ -330,6 +344,7 @@ impl SessionBrowser {
                         context: context.clone(),
                         browser: browser.clone(),
                         last_used: Instant::now(),
+                        busy: false,
                         reaped: self.reaped.clone(),
                     };
                 }

@@ -676,12 +676,12 @@ async fn downloads_network_waits_and_marked_screenshots() {
 async fn idle_contexts_are_reaped_and_sessions_continue() {
     use agentd_browser::*;
     let base = fixture().await;
-    let settings = BrowserSettings { idle_timeout: Some(Duration::from_millis(300)), ..BrowserSettings::default() };
+    let settings = BrowserSettings { idle_timeout: Some(Duration::from_millis(500)), ..BrowserSettings::default() };
     let pool = BrowserPool::start(&settings).await.unwrap();
     let mut session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
     session.act(&Action::Navigate { url: format!("{base}keys") }).await.unwrap();
     session.observe().await.unwrap();
-    for _ in 0..200 {
+    for _ in 0..600 {
         if pool.browser_context_ids().await.unwrap().is_empty() {
             break;
         }
