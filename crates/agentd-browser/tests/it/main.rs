@@ -530,7 +530,6 @@ async fn nested_and_cross_origin_frames_are_read_and_acted_in() {
         }
         titles
     };
-    assert!(titles.contains(&"inner deep".to_string()) || titles.contains(&"inner clicked".to_string()), "{titles:?}");
     assert!(titles.contains(&"inner deep".to_string()), "typed with Enter in the cross-origin frame: {titles:?}");
     assert!(titles.contains(&"leaf clicked".to_string()), "clicked in the nested frame: {titles:?}");
     // Indices stay stable across observations, frames included.
