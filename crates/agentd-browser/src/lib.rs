@@ -3,9 +3,10 @@
 //! (own cookies, storage, cache, viewport) per session.
 //!
 //! Principal types: [`BrowserSettings`] (where the browser comes from), [`BrowserPool`]
-//! (the launched or attached browser and the cap on contexts), [`SessionBrowser`] (one
-//! session's context and page, torn down by [`SessionBrowser::close`]), [`PageState`]
-//! (what an agent sees, from [`observe`]).
+//! (the launched or attached browser, the cap on contexts, the idle reaper, relaunch after a
+//! crash), [`SessionBrowser`] (one session's context and tabs: `observe`, `act`, `recover`,
+//! torn down by [`SessionBrowser::close`]), [`PageState`] (what an agent sees, rendered
+//! within a token budget) and [`Action`] (every action as data, what a tool call becomes).
 #![deny(missing_docs)]
 
 mod act;

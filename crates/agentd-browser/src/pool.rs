@@ -94,7 +94,8 @@ pub(crate) struct Live {
     /// Set when the connection to the browser ends (it crashed, or was closed).
     pub lost: Arc<AtomicBool>,
     handler: JoinHandle<()>,
-    _profile: Option<tempfile::TempDir>,
+    /// The launched browser's profile folder (None when attached), removed with it.
+    profile: Option<tempfile::TempDir>,
 }
 
 /// A leased context as the reaper sees it.
@@ -315,7 +316,7 @@ impl Live {
     }
 
     fn owned(&self) -> bool {
-        self._profile.is_some()
+        self.profile.is_some()
     }
 }
 
@@ -377,7 +378,7 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
         }
         flag.store(true, Ordering::SeqCst);
     });
-    Ok(Live { browser: Arc::new(browser), generation, lost, handler, _profile: profile })
+    Ok(Live { browser: Arc::new(browser), generation, lost, handler, profile })
 }
 
 /// The viewport of a context prepared before its session is known (replaced at lease).

@@ -140,20 +140,28 @@ impl SessionBrowser {
         options: SessionOptions,
         slot: OwnedSemaphorePermit,
     ) -> Result<Self, BrowserError> {
-        let (download_dir, _download_temp) = match &options.download_dir {
-            Some(dir) => (dir.clone(), None),
-            None => {
-                let temp = tempfile::Builder::new()
-                    .prefix("agentd-downloads-")
-                    .tempdir()
-                    .map_err(|e| BrowserError::Launch(format!("cannot create a download folder: {e}")))?;
-                (temp.path().to_path_buf(), Some(temp))
+        // The context is already made: whatever fails from here disposes of it.
+        let prepared = async {
+            let (dir, temp) = match &options.download_dir {
+                Some(dir) => (dir.clone(), None),
+                None => {
+                    let temp = tempfile::Builder::new()
+                        .prefix("agentd-downloads-")
+                        .tempdir()
+                        .map_err(|e| BrowserError::Launch(format!("cannot create a download folder: {e}")))?;
+                    (temp.path().to_path_buf(), Some(temp))
+                }
+            };
+            allow_downloads(&browser, &context, &dir).await?;
+            Ok::<_, BrowserError>((dir, temp))
+        };
+        let (download_dir, _download_temp) = match prepared.await {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                let _ = browser.dispose_browser_context(context).await;
+                return Err(error);
             }
         };
-        if let Err(error) = allow_downloads(&browser, &context, &download_dir).await {
-            let _ = browser.dispose_browser_context(context).await;
-            return Err(error);
-        }
         let lease = shared.new_lease_id();
         let reaped = Arc::new(AtomicBool::new(false));
         shared.leases.lock().unwrap_or_else(|e| e.into_inner()).insert(

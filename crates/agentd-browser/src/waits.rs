@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::page::{
-    ClientNavigationDisposition, EventFrameNavigated, EventFrameRequestedNavigation, EventFrameStoppedLoading,
+    ClientNavigationDisposition, EventFrameNavigated, EventFrameRequestedNavigation, EventFrameStartedLoading,
+    EventFrameStoppedLoading, FrameId,
     EventNavigatedWithinDocument,
 };
 use futures::{FutureExt, StreamExt};
@@ -25,13 +26,15 @@ where
 {
     let mut requested = page.event_listener::<EventFrameRequestedNavigation>().await?;
     let mut navigated = page.event_listener::<EventFrameNavigated>().await?;
+    let mut started = page.event_listener::<EventFrameStartedLoading>().await?;
     let mut stopped = page.event_listener::<EventFrameStoppedLoading>().await?;
     let main = page.mainframe().await?;
     act.await?;
-    // A round trip to the page: navigations it requested while handling the input have been
-    // reported by the time it answers (they come over the same channel).
-    // (If the document is already gone, that is a navigation too.)
-    let _ = Scope::TOP.eval::<u8>(page, "0".into()).await;
+    // A round trip to the page after one turn of its event loop: navigations it requested
+    // while handling the input, or in a task it queued for it (links, form submissions), have
+    // been reported by the time it answers (the page reports them over the same channel).
+    // If the document is already gone, that is a navigation too.
+    let _ = Scope::TOP.eval::<u8>(page, "new Promise(r => setTimeout(() => r(0), 0))".into()).await;
     let mut target = None;
     while let Some(Some(event)) = requested.next().now_or_never() {
         if Some(&event.frame_id) == main.as_ref() && event.disposition == ClientNavigationDisposition::CurrentTab {
@@ -42,11 +45,35 @@ where
         return Ok(None);
     };
     let arrive = async {
+        // Each event kind comes on its own channel, in the order the browser sent them
+        // overall; when a stop arrives, whatever came before it is already queued on the
+        // other channels, so they are drained before the stop is judged.
+        let is_main = |frame: &FrameId| Some(frame) == main.as_ref();
+        let mut loading = false;
         loop {
             tokio::select! {
+                biased;
                 Some(event) = navigated.next() => if event.frame.parent_id.is_none() { break },
-                // Cancelled, or turned into a download: the page stays where it was.
-                Some(event) = stopped.next() => if Some(&event.frame_id) == main.as_ref() { return Ok(false) },
+                Some(event) = started.next() => loading |= is_main(&event.frame_id),
+                Some(event) = stopped.next() => {
+                    if !is_main(&event.frame_id) {
+                        continue;
+                    }
+                    while let Some(Some(event)) = navigated.next().now_or_never() {
+                        if event.frame.parent_id.is_none() {
+                            return wait_loaded(page).await.map(|()| true);
+                        }
+                    }
+                    while let Some(Some(event)) = started.next().now_or_never() {
+                        loading |= is_main(&event.frame_id);
+                    }
+                    // Started and stopped without a new document: cancelled, or turned into
+                    // a download, and the page stays where it was. A stop with no start is
+                    // the last page's own, still on its way.
+                    if loading {
+                        return Ok(false);
+                    }
+                }
                 else => break,
             }
         }
