@@ -21,26 +21,35 @@ fn index_of(state: &PageState, name: &str) -> anyhow::Result<u64> {
 
 pub async fn figures() -> anyhow::Result<()> {
     let base = agentd_testsite::serve().await;
-    let settle = Duration::from_secs(20);
-    let warm: usize = std::env::var("BENCH_WARM").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let pool = BrowserPool::start(&BrowserSettings { warm_contexts: warm, ..BrowserSettings::default() }).await?;
     let viewport = Viewport { width: 1280, height: 800 };
 
-    // Session start → first page loaded (context, page, navigation, load event); with a
-    // warm reserve (BENCH_WARM=n), a session arriving on an idle node finds it refilled.
-    let (mut starts, mut leases) = (Vec::new(), Vec::new());
-    for _ in 0..15 {
-        while pool.warm_contexts() < warm {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    // Session start → first page loaded (context, page, navigation, load event), without and
+    // with a warm reserve; sessions arriving on an idle node (the previous one closed a
+    // second before) and back to back (right after the previous one closed).
+    for (warm, pause) in [(0, Duration::from_secs(1)), (2, Duration::from_secs(1)), (2, Duration::ZERO)] {
+        let pool = BrowserPool::start(&BrowserSettings { warm_contexts: warm, ..BrowserSettings::default() }).await?;
+        let (mut starts, mut leases) = (Vec::new(), Vec::new());
+        for _ in 0..15 {
+            tokio::time::sleep(pause).await;
+            while pool.warm_contexts() < warm {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let t = Instant::now();
+            let mut s = pool.lease(viewport).await?;
+            leases.push(ms(t));
+            s.act(&Action::Navigate { url: format!("{base}products") }).await?;
+            starts.push(ms(t));
+            s.close().await?;
         }
-        let t = Instant::now();
-        let s = pool.lease(viewport).await?;
-        leases.push(ms(t));
-        navigate(s.page(), &format!("{base}products"), settle).await?;
-        starts.push(ms(t));
-        s.close().await?;
+        let arrival = if pause.is_zero() { "back to back" } else { "on an idle node" };
+        println!(
+            "browser: session start → first page loaded (products, {warm} warm contexts, {arrival}): {}; of which taking a context: {}",
+            ms_summary(starts),
+            ms_summary(leases)
+        );
+        pool.shutdown().await;
     }
-    println!("browser: session start → first page loaded (products, {warm} warm contexts): {}; of which taking a context: {}", ms_summary(starts), ms_summary(leases));
+    let pool = BrowserPool::start(&BrowserSettings::default()).await?;
 
     // Observe and page-state size per fixture page.
     let mut session = pool.lease(viewport).await?;
@@ -148,6 +157,7 @@ async fn memory_per_session(base: &str, renderer_limit: Option<usize>) -> anyhow
     let model = renderer_limit.map_or("default process model".to_string(), |n| format!("--renderer-process-limit={n}"));
     println!("browser: memory, {model}: browser alone RSS {rss0:.0} MB, PSS {pss0:.0} MB");
     let mut sessions = Vec::new();
+    let mut first = 0.0;
     for n in [1usize, 5, 10, 20] {
         while sessions.len() < n {
             let mut s = pool.lease(Viewport { width: 1280, height: 800 }).await?;
@@ -158,8 +168,17 @@ async fn memory_per_session(base: &str, renderer_limit: Option<usize>) -> anyhow
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (rss, pss) = chromium_memory();
+        // The first renderer carries alone the code pages later ones share (PSS splits
+        // shared pages among the processes mapping them): what each further session adds
+        // is the marginal figure.
+        let marginal = if n == 1 {
+            first = pss;
+            String::new()
+        } else {
+            format!(", {:.0} MB per session beyond the first", (pss - first) / (n - 1) as f64)
+        };
         println!(
-            "browser:   {n:>2} sessions: RSS +{:.0} MB ({:.0} MB/session), PSS +{:.0} MB ({:.0} MB/session)",
+            "browser:   {n:>2} sessions: RSS +{:.0} MB ({:.0} MB/session), PSS +{:.0} MB ({:.0} MB/session{marginal})",
             rss - rss0,
             (rss - rss0) / n as f64,
             pss - pss0,

@@ -23,8 +23,11 @@ use crate::{BrowserError, find_chrome};
 /// Flags every launched Chromium gets, as (name without dashes, values): no network chatter of
 /// its own, no GPU, runs as root. Cross-origin iframes stay in their page's renderer (no
 /// site-per-process): their documents are then reachable through the page's own CDP session
-/// for the page state, and a session costs one renderer instead of one per site.
-const LAUNCH_FLAGS: [(&str, &[&str]); 10] = [
+/// for the page state, and a session costs one renderer instead of one per site. Headless
+/// Chromium gives every browser context a window with a WebUI omnibox popup preloaded in a
+/// renderer of its own (~35 MB PSS per session, never used here): the two features are off.
+/// No startup window either: its new-tab page would hold a renderer (~80 MB) no session uses.
+const LAUNCH_FLAGS: [(&str, &[&str]); 11] = [
     ("disable-gpu", &[]),
     ("disable-quic", &[]),
     ("no-first-run", &[]),
@@ -33,8 +36,9 @@ const LAUNCH_FLAGS: [(&str, &[&str]); 10] = [
     ("disable-sync", &[]),
     ("disable-dev-shm-usage", &[]),
     ("mute-audio", &[]),
+    ("no-startup-window", &[]),
     ("disable-site-isolation-trials", &[]),
-    ("disable-features", &["IsolateOrigins", "site-per-process"]),
+    ("disable-features", &["IsolateOrigins", "site-per-process", "WebUIOmniboxPopup", "WebUIOmniboxAimPopup"]),
 ];
 
 /// Where the browser comes from and how many sessions it may carry.
@@ -52,18 +56,20 @@ pub struct BrowserSettings {
     pub launch_timeout: Duration,
     /// How JavaScript dialogs are answered.
     pub dialogs: DialogPolicy,
-    /// Contexts kept ready (a context and its first page cost ~0.3 s to make), so a new
-    /// session starts on one at once; they do not count against `max_contexts`. Off by
-    /// default: measured on two cores, the background refill competes with the session's
-    /// first navigation and the total time to a loaded page did not improve.
+    /// Contexts kept ready (a context and its first page take ~0.17 s to make), so a new
+    /// session starts on one at once; they do not count against `max_contexts`. The
+    /// reserve is refilled once the session that took one has finished its first action,
+    /// so the refill does not compete with that session's first page. Off here (each costs
+    /// a renderer, ~25 MB); the server keeps two.
     pub warm_contexts: usize,
     /// A session's context unused for this long is disposed of (its memory freed); the
     /// session continues on a fresh page at its last URL when it next acts
     /// ([`SessionBrowser::recover`]). None keeps contexts for as long as their sessions.
     pub idle_timeout: Option<Duration>,
-    /// Most renderer processes the browser starts (`--renderer-process-limit`): sessions
-    /// then share renderers, trading isolation between sessions' pages for memory. None
-    /// leaves Chromium's own limit.
+    /// Most renderer processes the browser starts (`--renderer-process-limit`). Chromium
+    /// never shares a renderer between browser contexts, so this does not pack sessions
+    /// closer (measured: no change per session); it bounds the renderers of one session's
+    /// tabs. None leaves Chromium's own limit.
     pub renderer_process_limit: Option<usize>,
     /// Where timings are recorded.
     pub metrics: BrowserMetrics,
@@ -150,7 +156,7 @@ impl BrowserPool {
             })
         });
         let pool = Self { shared, reaper };
-        pool.shared.clone().refill();
+        pool.shared.clone().refill(std::future::ready(()));
         Ok(pool)
     }
 
@@ -165,7 +171,8 @@ impl BrowserPool {
             .map_err(|_| BrowserError::AtCapacity(self.shared.settings.max_contexts))?;
         let (browser, generation) = self.shared.current().await?;
         let warm = self.shared.take_warm(generation);
-        self.shared.clone().refill();
+        let (first_action_done, first_action) = tokio::sync::oneshot::channel();
+        self.shared.clone().refill(first_action);
         let (context, tab) = match warm {
             Some(ready) => {
                 // Ready-made: only the viewport is the session's own.
@@ -175,7 +182,9 @@ impl BrowserPool {
             }
             None => new_context(&browser, options.viewport, &self.shared.settings.dialogs).await?,
         };
-        let session = SessionBrowser::new(self.shared.clone(), browser, generation, context, tab, options, permit).await?;
+        let session = SessionBrowser::new(self.shared.clone(), browser, generation, context, tab, options, permit)
+            .await?
+            .signalling_first_action(first_action_done);
         self.shared.settings.metrics.contexts(self.contexts_in_use());
         Ok(session)
     }
@@ -252,12 +261,15 @@ impl Shared {
         warm.pop_front()
     }
 
-    /// Tops the warm reserve up in the background (one refill at a time).
-    fn refill(self: Arc<Self>) {
+    /// Tops the warm reserve up in the background (one refill at a time), once `after` is
+    /// done (at most [`REFILL_DEFERRAL`] later): making a context takes a CPU core for
+    /// ~0.2 s, which a session that just took one needs for loading its first page.
+    fn refill<F: Future + Send + 'static>(self: Arc<Self>, after: F) {
         if self.settings.warm_contexts == 0 || self.refilling.swap(true, Ordering::SeqCst) {
             return;
         }
         tokio::spawn(async move {
+            let _ = tokio::time::timeout(REFILL_DEFERRAL, after).await;
             while self.warm.lock().unwrap_or_else(|e| e.into_inner()).len() < self.settings.warm_contexts {
                 let made = match self.current().await {
                     Ok((browser, generation)) => new_context(&browser, WARM_VIEWPORT, &self.settings.dialogs)
@@ -382,6 +394,10 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
 }
 
 /// The viewport of a context prepared before its session is known (replaced at lease).
+/// Longest a warm-reserve refill waits for the session that emptied it to finish its first
+/// action.
+const REFILL_DEFERRAL: Duration = Duration::from_secs(2);
+
 const WARM_VIEWPORT: Viewport = Viewport { width: 1024, height: 768 };
 
 /// A context with a blank page, prepared ahead of a session.

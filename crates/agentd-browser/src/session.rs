@@ -127,6 +127,7 @@ pub struct SessionBrowser {
     download_dir: PathBuf,
     _download_temp: Option<tempfile::TempDir>,
     last_url: Option<String>,
+    first_action_done: Option<tokio::sync::oneshot::Sender<()>>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -186,8 +187,16 @@ impl SessionBrowser {
             download_dir,
             _download_temp,
             last_url: None,
+            first_action_done: None,
             _slot: slot,
         })
+    }
+
+    /// Signals `done` when the session's first action (usually opening its first page) has
+    /// finished, or when the session ends before one.
+    pub(crate) fn signalling_first_action(mut self, done: tokio::sync::oneshot::Sender<()>) -> Self {
+        self.first_action_done = Some(done);
+        self
     }
 
     /// The session's current page.
@@ -230,6 +239,9 @@ impl SessionBrowser {
         let took = started.elapsed();
         self.shared.settings.metrics.acted(action.name(), result.is_ok(), took);
         self.touch(false);
+        if let Some(done) = self.first_action_done.take() {
+            let _ = done.send(());
+        }
         result.map(|outcome| ActionOutcome { elapsed: took, ..outcome })
     }
 
