@@ -31,6 +31,7 @@ use utoipa_axum::routes;
 
 pub use error::{ApiError, ErrorCode};
 pub use ops::VERSION;
+pub use metrics::Metrics;
 pub use state::{ApiConfig, AppState, SessionLimits};
 
 #[derive(OpenApi)]

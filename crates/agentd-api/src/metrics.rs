@@ -45,6 +45,11 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
+    /// The registry, for other parts of the server (the browser runtime) to add theirs.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// Registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::default();

@@ -24,6 +24,8 @@ const MAX_TAGS: usize = 32;
 const MAX_TAG_CHARS: usize = 64;
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 const MAX_ALLOWED_DOMAINS: usize = 100;
+const MAX_MODEL_CHARS: usize = 200;
+const MAX_OUTPUT_SCHEMA_BYTES: usize = 64 * 1024;
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 
@@ -107,6 +109,29 @@ fn domains(value: Vec<String>) -> ApiResult<Vec<String>> {
         .collect()
 }
 
+fn model(value: Option<String>) -> ApiResult<Option<String>> {
+    let Some(model) = value.map(|m| m.trim().to_owned()) else { return Ok(None) };
+    if model.is_empty() || model.len() > MAX_MODEL_CHARS || model.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ApiError::invalid("model", format!("model must be a model name of 1 to {MAX_MODEL_CHARS} characters without spaces")));
+    }
+    Ok(Some(model))
+}
+
+fn output_schema(value: Option<Value>) -> ApiResult<Option<Value>> {
+    let Some(schema) = value else { return Ok(None) };
+    let size = serde_json::to_vec(&schema).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_OUTPUT_SCHEMA_BYTES {
+        return Err(ApiError::invalid("output_schema", format!("output_schema must be at most {MAX_OUTPUT_SCHEMA_BYTES} bytes of JSON, got {size}")));
+    }
+    if !schema.is_object() {
+        return Err(ApiError::invalid("output_schema", "output_schema must be a JSON schema object"));
+    }
+    if let Err(error) = jsonschema::validator_for(&schema) {
+        return Err(ApiError::invalid("output_schema", format!("output_schema is not a valid JSON schema: {error}")));
+    }
+    Ok(Some(schema))
+}
+
 /// Turns a create request into a session to create, or the first field at fault.
 pub fn parse_create(req: CreateSessionRequest, limits: &SessionLimits) -> ApiResult<NewSession> {
     let goal = req.goal.map(|g| g.trim().to_owned()).unwrap_or_default();
@@ -146,6 +171,8 @@ pub fn parse_create(req: CreateSessionRequest, limits: &SessionLimits) -> ApiRes
         headless: req.headless.unwrap_or(true),
         webhook_url,
         allowed_domains: domains(req.allowed_domains.unwrap_or_default())?,
+        model: model(req.model)?,
+        output_schema: output_schema(req.output_schema)?,
     };
     Ok(NewSession {
         spec,

@@ -68,11 +68,16 @@ pub struct AppState {
 impl AppState {
     /// State over `engine` with `config`.
     pub fn new(engine: Engine, config: ApiConfig) -> Self {
+        Self::with_metrics(engine, config, Metrics::new())
+    }
+
+    /// State whose `/metrics` also shows what other parts registered in `metrics`.
+    pub fn with_metrics(engine: Engine, config: ApiConfig, metrics: Metrics) -> Self {
         Self {
             engine,
             config: Arc::new(config),
             limiter: Arc::default(),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
         }
     }
 

@@ -45,6 +45,11 @@ pub struct CreateSessionRequest {
     pub webhook_url: Option<String>,
     /// Domains the agent may visit (empty: any).
     pub allowed_domains: Option<Vec<String>>,
+    /// The LLM model for this session (default: the server's).
+    pub model: Option<String>,
+    /// A JSON schema the response must match; the response is then JSON.
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<Value>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
@@ -213,6 +218,11 @@ pub struct SessionView {
     pub webhook_url: Option<String>,
     /// Allowed domains.
     pub allowed_domains: Vec<String>,
+    /// LLM model chosen for the session (None: the server's default).
+    pub model: Option<String>,
+    /// The JSON schema the response must match.
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<Value>,
     /// Created (RFC 3339).
     pub created_at: DateTime<Utc>,
     /// Status or fields last changed.
@@ -256,6 +266,8 @@ impl From<&Session> for SessionView {
             metadata: s.metadata.clone(),
             webhook_url: s.spec.webhook_url.clone(),
             allowed_domains: s.spec.allowed_domains.clone(),
+            model: s.spec.model.clone(),
+            output_schema: s.spec.output_schema.clone(),
             created_at: s.created_at,
             updated_at: s.updated_at,
             started_at: s.started_at,

@@ -394,6 +394,7 @@ fn ms_summary(v: Vec<f64>) -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    agentd::install_tls();
     raise_fd_limit();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("server") {

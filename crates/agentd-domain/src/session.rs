@@ -152,6 +152,12 @@ pub struct SessionSpec {
     pub webhook_url: Option<String>,
     /// Domains the agent may visit; empty means any.
     pub allowed_domains: Vec<String>,
+    /// The LLM model for this session; the server's default when None.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// A JSON schema the response must match (the response is then JSON).
+    #[serde(default)]
+    pub output_schema: Option<Value>,
 }
 
 /// Token usage and cost accumulated by a session.

@@ -58,6 +58,12 @@ impl AgentError {
 pub trait Agent: Send + Sync + 'static {
     /// Works on the session until done.
     async fn run(&self, ctx: SessionContext) -> Result<Completion, AgentError>;
+
+    /// Whether this agent can take a session like `spec` (it has what it needs: an LLM,
+    /// a browser); the error names the field or setting at fault. Checked at create time.
+    fn admit(&self, _spec: &SessionSpec) -> Result<(), agentd_domain::FieldError> {
+        Ok(())
+    }
 }
 
 /// Which agent runs which mode. A mode with no implementation cannot be used.

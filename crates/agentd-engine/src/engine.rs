@@ -231,9 +231,10 @@ impl Engine {
         if !self.inner.accepting.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(EngineError::ShuttingDown);
         }
-        if self.inner.registry.get(new.spec.mode).is_none() {
+        let Some(agent) = self.inner.registry.get(new.spec.mode) else {
             return Err(EngineError::ModeUnavailable(new.spec.mode));
-        }
+        };
+        agent.admit(&new.spec)?;
         let now = agentd_domain::now();
         let session = Session {
             id: SessionId::new(),

@@ -160,7 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let server = server::start(&config, server::builtin_agents()).await?;
+    let server = server::start_builtin(&config).await?;
     if let Some(secret) = &server.first_key {
         println!("Created the first API key (shown only once; keep it safe):\n\n    {secret}\n");
         println!("Use it as `Authorization: Bearer <key>`. More keys: `agentd keys create`.");

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use agentd_api::SessionLimits;
 use agentd_api::auth::RateLimits;
+use agentd_browser::BrowserSettings;
+use agentd_llm::{LlmSettings, ProviderKind};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -85,6 +87,30 @@ pub struct Config {
     pub sessions: SessionLimits,
     /// Rate limits per tier.
     pub tiers: HashMap<String, RateLimits>,
+    /// `openai` (any OpenAI-compatible endpoint; the default) or `anthropic`.
+    pub llm_provider: String,
+    /// The provider's base URL (default: `OPENAI_BASE_URL`, else the provider's own).
+    pub llm_base_url: Option<String>,
+    /// The provider's API key (default: `OPENAI_API_KEY` or `ANTHROPIC_API_KEY`).
+    pub llm_api_key: Option<Secret>,
+    /// The model sessions use unless they choose one.
+    pub llm_model: Option<String>,
+    /// Bound on one LLM call, in seconds.
+    pub llm_timeout_seconds: u64,
+    /// Retries of a failed LLM call (429, 5xx, timeouts).
+    pub llm_max_retries: u32,
+    /// USD per million input and output tokens, per model name or name prefix.
+    pub llm_prices: HashMap<String, agentd_llm::Price>,
+    /// The Chromium to launch (default: found on PATH).
+    pub chrome: Option<PathBuf>,
+    /// A running browser's DevTools endpoint to use instead of launching one.
+    pub cdp_url: Option<String>,
+    /// Browser contexts (sessions) at once on this node.
+    pub browser_max_contexts: usize,
+    /// Browser contexts kept ready so sessions start at once.
+    pub browser_warm_contexts: usize,
+    /// A browser context idle this long is freed (its session reopens its page when it acts).
+    pub browser_idle_timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -109,6 +135,18 @@ impl Default for Config {
                 ("standard".to_owned(), tier(Some(600), Some(200_000))),
                 ("unlimited".to_owned(), tier(None, None)),
             ]),
+            llm_provider: "openai".into(),
+            llm_base_url: None,
+            llm_api_key: None,
+            llm_model: None,
+            llm_timeout_seconds: 120,
+            llm_max_retries: 3,
+            llm_prices: HashMap::new(),
+            chrome: None,
+            cdp_url: None,
+            browser_max_contexts: 20,
+            browser_warm_contexts: 2,
+            browser_idle_timeout_seconds: 600,
         }
     }
 }
@@ -206,6 +244,34 @@ impl Config {
         if s.default_inactivity_timeout_seconds == 0 || s.default_inactivity_timeout_seconds > s.max_timeout_seconds {
             return bad("sessions.default_inactivity_timeout_seconds", "AGENTD_SESSIONS__DEFAULT_INACTIVITY_TIMEOUT_SECONDS", "must be between 1 and max_timeout_seconds".into());
         }
+        if self.llm_provider.parse::<ProviderKind>().is_err() {
+            return bad("llm_provider", "AGENTD_LLM_PROVIDER", format!("must be openai or anthropic, got `{}`", self.llm_provider));
+        }
+        if let Some(url) = &self.llm_base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad("llm_base_url", "AGENTD_LLM_BASE_URL", format!("`{url}` is not an http(s) URL"));
+        }
+        if self.llm_timeout_seconds == 0 || self.llm_timeout_seconds > 3600 {
+            return bad("llm_timeout_seconds", "AGENTD_LLM_TIMEOUT_SECONDS", "must be between 1 and 3600".into());
+        }
+        if self.llm_max_retries > 10 {
+            return bad("llm_max_retries", "AGENTD_LLM_MAX_RETRIES", "must be at most 10".into());
+        }
+        if let Some(url) = &self.cdp_url
+            && !["ws://", "wss://", "http://", "https://"].iter().any(|s| url.starts_with(s))
+        {
+            return bad("cdp_url", "AGENTD_CDP_URL", format!("`{url}` is not a ws:// or http:// DevTools endpoint"));
+        }
+        if self.browser_max_contexts == 0 || self.browser_max_contexts > 1000 {
+            return bad("browser_max_contexts", "AGENTD_BROWSER_MAX_CONTEXTS", "must be between 1 and 1000".into());
+        }
+        if self.browser_warm_contexts > 16 {
+            return bad("browser_warm_contexts", "AGENTD_BROWSER_WARM_CONTEXTS", "must be at most 16".into());
+        }
+        if self.browser_idle_timeout_seconds == 0 {
+            return bad("browser_idle_timeout_seconds", "AGENTD_BROWSER_IDLE_TIMEOUT_SECONDS", "must be at least 1".into());
+        }
         for (name, limits) in &self.tiers {
             if limits.per_minute == Some(0) || limits.per_day == Some(0) {
                 return bad(&format!("tiers.{name}"), "config file", "limits must be at least 1 (leave one out for no limit)".into());
@@ -214,6 +280,53 @@ impl Config {
         Ok(())
     }
 }
+
+impl Config {
+    /// The LLM provider's settings, from this config and the providers' own environment
+    /// variables (`OPENAI_BASE_URL`, `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`,
+    /// `ANTHROPIC_BASE_URL`) where it says nothing; None when no provider is configured.
+    pub fn llm_settings(&self, env: impl Fn(&str) -> Option<String>) -> Option<LlmSettings> {
+        let provider: ProviderKind = self.llm_provider.parse().ok()?;
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let (own_url, own_key, default_model) = match provider {
+            ProviderKind::OpenAi => (env("OPENAI_BASE_URL"), env("OPENAI_API_KEY"), DEFAULT_OPENAI_MODEL),
+            ProviderKind::Anthropic => (env("ANTHROPIC_BASE_URL"), env("ANTHROPIC_API_KEY"), DEFAULT_ANTHROPIC_MODEL),
+        };
+        let base_url = self.llm_base_url.clone().or(own_url);
+        let api_key = self.llm_api_key.as_ref().map(|k| k.expose().to_owned()).or(own_key);
+        // An endpoint of one's own needs no key (Ollama, vLLM); a hosted one needs one.
+        if base_url.is_none() && api_key.is_none() {
+            return None;
+        }
+        Some(LlmSettings {
+            provider,
+            base_url: base_url.unwrap_or_else(|| LlmSettings::default_base_url(provider).to_owned()),
+            api_key,
+            model: self.llm_model.clone().unwrap_or_else(|| default_model.to_owned()),
+            timeout: std::time::Duration::from_secs(self.llm_timeout_seconds),
+            max_retries: self.llm_max_retries,
+            prices: self.llm_prices.clone(),
+            ..LlmSettings::default()
+        })
+    }
+
+    /// The browser pool's settings.
+    pub fn browser_settings(&self) -> BrowserSettings {
+        BrowserSettings {
+            executable: self.chrome.clone(),
+            cdp_url: self.cdp_url.clone(),
+            max_contexts: self.browser_max_contexts,
+            warm_contexts: self.browser_warm_contexts,
+            idle_timeout: Some(std::time::Duration::from_secs(self.browser_idle_timeout_seconds)),
+            ..BrowserSettings::default()
+        }
+    }
+}
+
+/// The model of an OpenAI(-compatible) provider when `llm_model` is not set.
+pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
+/// The model of the Anthropic provider when `llm_model` is not set.
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 
 /// One figment error, phrased with the setting's name and where it came from.
 fn describe(e: &figment::Error) -> String {
@@ -253,6 +366,25 @@ mod tests {
 
     fn error_of(config: &Config) -> String {
         config.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_llm_comes_from_settings_or_the_providers_own_variables() {
+        let none = |_: &str| None;
+        assert!(Config::default().llm_settings(none).is_none(), "nothing configured, no provider");
+        let openai = |name: &str| (name == "OPENAI_API_KEY").then(|| "sk-env".to_owned());
+        let llm = Config::default().llm_settings(openai).unwrap();
+        assert_eq!((llm.base_url.as_str(), llm.api_key.as_deref(), llm.model.as_str()), ("https://api.openai.com/v1", Some("sk-env"), DEFAULT_OPENAI_MODEL));
+        // A local endpoint needs no key; AGENTD_ settings win over the providers' variables.
+        let config = Config { llm_base_url: Some("http://localhost:11434/v1".into()), llm_model: Some("llama3".into()), ..Config::default() };
+        let llm = config.llm_settings(|name| (name == "OPENAI_BASE_URL").then(|| "http://elsewhere/v1".to_owned())).unwrap();
+        assert_eq!((llm.base_url.as_str(), llm.api_key.as_deref(), llm.model.as_str()), ("http://localhost:11434/v1", None, "llama3"));
+        let anthropic = Config { llm_provider: "anthropic".into(), ..Config::default() };
+        assert!(anthropic.llm_settings(openai).is_none(), "an OpenAI key does not configure Anthropic");
+        let llm = anthropic.llm_settings(|name| (name == "ANTHROPIC_API_KEY").then(|| "sk-ant".to_owned())).unwrap();
+        assert_eq!((llm.provider, llm.base_url.as_str()), (ProviderKind::Anthropic, "https://api.anthropic.com"));
+        assert!(error_of(&Config { llm_provider: "gemini".into(), ..Config::default() }).contains("AGENTD_LLM_PROVIDER"));
+        assert!(error_of(&Config { llm_base_url: Some("ftp://x".into()), ..Config::default() }).contains("AGENTD_LLM_BASE_URL"));
     }
 
     #[test]

@@ -9,3 +9,9 @@ pub mod cli;
 pub mod config;
 pub mod keys;
 pub mod server;
+
+/// Makes ring the process's TLS crypto provider (reqwest is built without one of its own, to
+/// avoid compiling aws-lc); must run before the first HTTP client is made. Idempotent.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

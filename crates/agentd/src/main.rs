@@ -2,5 +2,6 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    agentd::install_tls();
     agentd::cli::main().await
 }

@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_api::{ApiConfig, AppState};
+use agentd_agents::{BrowserAgent, BrowserAgentSettings, Browsers};
+use agentd_api::{ApiConfig, AppState, Metrics};
+use agentd_domain::Mode;
+use agentd_llm::Llm;
 use agentd_engine::{AgentRegistry, Clock, Engine, EngineConfig, SystemClock};
 use agentd_store::SqliteStore;
 use anyhow::Context;
@@ -27,6 +30,7 @@ pub struct RunningServer {
     pub first_key: Option<String>,
     stop: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
+    browsers: Option<Arc<Browsers>>,
 }
 
 impl RunningServer {
@@ -37,6 +41,9 @@ impl RunningServer {
         // streams that keep connections open), then let in-flight requests drain.
         self.stop.cancel();
         self.engine.shutdown().await;
+        if let Some(browsers) = &self.browsers {
+            browsers.shutdown().await;
+        }
         match tokio::time::timeout(Duration::from_secs(10), self.http).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(error))) => tracing::error!(%error, "HTTP server failed"),
@@ -57,6 +64,30 @@ pub async fn start_with_clock(
     registry: AgentRegistry,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<RunningServer> {
+    launch(config, registry, clock, None).await
+}
+
+/// Starts everything with the agents this build ships ([`builtin_agents`]); when an LLM is
+/// configured, the browser starts in the background so the first session finds it ready.
+pub async fn start_builtin(config: &Config) -> anyhow::Result<RunningServer> {
+    let browsers = Arc::new(Browsers::new(config.browser_settings()));
+    let (registry, llm_configured) = builtin_agents(config, browsers.clone())?;
+    let server = launch(config, registry, Arc::new(SystemClock), Some(browsers.clone())).await?;
+    if llm_configured {
+        browsers.start_in_background();
+    } else {
+        tracing::warn!("{}", agentd_agents::NO_PROVIDER);
+    }
+    Ok(server)
+}
+
+async fn launch(
+    config: &Config,
+    registry: AgentRegistry,
+    clock: Arc<dyn Clock>,
+    browsers: Option<Arc<Browsers>>,
+) -> anyhow::Result<RunningServer> {
+    crate::install_tls();
     let addr = config.socket_addr()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
@@ -81,7 +112,11 @@ pub async fn start_with_clock(
         tiers: config.tiers.clone(),
         sessions: config.sessions.clone(),
     };
-    let app = agentd_api::router(AppState::new(engine.clone(), api));
+    let mut metrics = Metrics::new();
+    if let Some(browsers) = &browsers {
+        browsers.settings().metrics.register(metrics.registry_mut());
+    }
+    let app = agentd_api::router(AppState::with_metrics(engine.clone(), api, metrics));
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -107,11 +142,20 @@ pub async fn start_with_clock(
         first_key,
         stop,
         http,
+        browsers,
     })
 }
 
-/// The agents this build ships. Each mode is registered here as its implementation lands;
-/// until then a session of that mode is refused with an error that says so.
-pub fn builtin_agents() -> AgentRegistry {
-    AgentRegistry::new()
+/// The agents this build ships, over the node's `browsers` and the configured LLM; also
+/// whether an LLM is configured. A mode without an implementation yet is refused at create
+/// time with an error that says so.
+pub fn builtin_agents(config: &Config, browsers: Arc<Browsers>) -> anyhow::Result<(AgentRegistry, bool)> {
+    let llm = match config.llm_settings(|name| std::env::var(name).ok()) {
+        Some(settings) => Some(Llm::new(settings).context("cannot set up the LLM provider")?),
+        None => None,
+    };
+    let configured = llm.is_some();
+    let mut registry = AgentRegistry::new();
+    registry.register(Mode::Browser, Arc::new(BrowserAgent::new(browsers, llm, BrowserAgentSettings::default())));
+    Ok((registry, configured))
 }

@@ -47,6 +47,8 @@ fn new_session(mode: Mode) -> NewSession {
             headless: true,
             webhook_url: None,
             allowed_domains: vec![],
+            model: None,
+            output_schema: None,
         },
         name: None,
         tags: vec![],

@@ -46,7 +46,7 @@ async fn kill_9_loses_nothing() {
     let remote = TestApp {
         base,
         key: ADMIN_KEY.into(),
-        http: reqwest::Client::new(),
+        http: crate::support::http_client(),
         server: None,
         clock: Default::default(),
         dir: None,

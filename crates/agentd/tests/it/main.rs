@@ -2,6 +2,7 @@
 
 mod support;
 
+mod browser_agent;
 mod control;
 mod crash;
 mod ops;

@@ -140,7 +140,7 @@ async fn a_fresh_server_prints_its_first_key_once_and_stops_on_sigterm() {
     let out = read_until_listening(&mut first).await;
     let key = out.iter().map(|l| l.trim()).find(|l| l.starts_with("agd_")).expect("the first key is printed").to_owned();
     let base = out.last().unwrap().split("listening on ").nth(1).unwrap().trim().to_owned();
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     let r = http.get(format!("{base}/v1/sessions")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(r.status(), 200);
     // SIGTERM: a graceful exit with status 0.

@@ -341,6 +341,8 @@ pub async fn insert_old_session(app: &TestApp, days: i64) -> String {
             headless: true,
             webhook_url: None,
             allowed_domains: vec![],
+            model: None,
+            output_schema: None,
         },
         name: None,
         tags: vec![],

@@ -80,6 +80,7 @@ pub fn registry() -> AgentRegistry {
 
 /// A test configuration over `dir`.
 pub fn test_config(dir: &std::path::Path) -> Config {
+    agentd::install_tls();
     Config {
         addr: "127.0.0.1:0".into(),
         data_dir: dir.to_path_buf(),
@@ -123,10 +124,31 @@ pub async fn spawn_at(dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) ->
     TestApp {
         base: format!("http://{}", server.addr),
         key: ADMIN_KEY.into(),
-        http: reqwest::Client::new(),
+        http: http_client(),
         server: Some(server),
         clock,
         dir: None,
+    }
+}
+
+/// A server with the agents this build ships (the real browser agent, real Chromium), its
+/// LLM at `llm_base_url` (an OpenAI-compatible scripted server). Sessions run on real time.
+pub async fn spawn_agents(llm_base_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(dir.path());
+    config.llm_base_url = Some(llm_base_url.to_owned());
+    config.llm_api_key = Some(Secret::new("sk-test-key"));
+    config.llm_model = Some("scripted-model".into());
+    config.browser_warm_contexts = 0;
+    tweak(&mut config);
+    let server = server::start_builtin(&config).await.expect("server starts");
+    TestApp {
+        base: format!("http://{}", server.addr),
+        key: ADMIN_KEY.into(),
+        http: http_client(),
+        server: Some(server),
+        clock: Arc::new(ManualClock::new()),
+        dir: Some(dir),
     }
 }
 
@@ -237,4 +259,10 @@ pub async fn error_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.expect("error body is JSON");
     (status, body["error"].clone())
+}
+
+/// An HTTP client for the tests (the process's TLS provider installed first).
+pub fn http_client() -> reqwest::Client {
+    agentd::install_tls();
+    reqwest::Client::new()
 }

@@ -1,0 +1,26 @@
+//! agentd's LLM providers: thin adapters over HTTP for OpenAI-compatible chat completions
+//! (OpenAI, Ollama, vLLM...) and Anthropic Messages.
+//!
+//! [`Llm`] is one configured provider, made from [`LlmSettings`]; [`Llm::chat`] and
+//! [`Llm::chat_streaming`] send a provider-neutral [`ChatRequest`] (a system prompt, [`Message`]s
+//! of [`Content`], [`ToolSpec`]s, an optional [`OutputSchema`]) and return a [`ChatResponse`]
+//! (text, [`ToolCall`]s, [`TokenUsage`] and its cost from the [`Price`] table). Transient
+//! failures are retried with backoff or as the server's `Retry-After` says; every failure is an
+//! [`LlmError`].
+//!
+//! Invariants: only this crate knows the providers' wire formats; the API key is never in an
+//! error, a log line or a `Debug` output; an answer is never larger than [`MAX_RESPONSE_BYTES`].
+#![deny(missing_docs)]
+
+mod anthropic;
+mod chat;
+mod client;
+mod error;
+mod openai;
+mod retry;
+mod settings;
+
+pub use chat::{ChatRequest, ChatResponse, Content, Message, OutputSchema, TokenUsage, ToolCall, ToolChoice, ToolSpec};
+pub use client::{Llm, MAX_RESPONSE_BYTES};
+pub use error::LlmError;
+pub use settings::{LlmSettings, Price, ProviderKind};
