@@ -214,7 +214,8 @@ impl Run {
                         self.failed_step(format!("done was not accepted: {error}"))?;
                     }
                 },
-                Step::Browser(action) => {
+                Step::Browser { action, flagged } => {
+                    self.confirm_if_sensitive(&action, flagged).await?;
                     let outcome = self.browser_action(&action, &page).await?;
                     let navigated = self.page_moved(&url_before).await;
                     let failed = matches!(outcome, Outcome::Failed(_));
@@ -275,6 +276,27 @@ impl Run {
             output_tokens: reply.usage.output_tokens,
             cost_usd: reply.cost_usd,
         });
+    }
+
+    /// Asks a person before an action that submits a password or payment form, leaves the
+    /// allowed domains, starts a download, or that the model flagged; a denial stops the
+    /// session. Never acts first and asks after.
+    async fn confirm_if_sensitive(&mut self, action: &Action, flagged: Option<String>) -> Result<(), AgentError> {
+        let (code, message, host) = match flagged {
+            Some(reason) => ("model_flagged", format!("The agent asks to confirm {}: {reason}", action.name()), None),
+            None => match self.browser.sensitivity(action).await.map_err(browser_failed)? {
+                Some(sensitive) => (sensitive.code, sensitive.message, sensitive.host),
+                None => return Ok(()),
+            },
+        };
+        if !self.ctx.safety_check(code, &message).await? {
+            return Err(AgentError::Stopped { reason: format!("a person denied the safety check: {message}") });
+        }
+        if let Some(host) = host {
+            self.browser.allow_host(&host);
+        }
+        self.record(format!("safety check {code}"), Outcome::Ok("confirmed by the user".into()));
+        Ok(())
     }
 
     async fn browser_action(&mut self, action: &Action, page: &str) -> Result<Outcome, AgentError> {

@@ -12,8 +12,14 @@ use serde_json::{Value, json};
 /// What one tool call asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    /// A browser action.
-    Browser(Action),
+    /// A browser action; `flagged` is the model's reason when it asked for a person's
+    /// confirmation first.
+    Browser {
+        /// The action.
+        action: Action,
+        /// Why the model wants it confirmed, if it does.
+        flagged: Option<String>,
+    },
     /// Read the page's main content as Markdown.
     Extract,
     /// Finish with an answer.
@@ -40,11 +46,18 @@ pub enum Step {
 impl Step {
     /// True when this step ends or pauses the turn: nothing after it in the same reply runs.
     pub fn ends_turn(&self) -> bool {
-        !matches!(self, Step::Browser(_))
+        !matches!(self, Step::Browser { .. })
     }
 }
 
-fn tool(name: &str, description: &str, properties: Value, required: &[&str]) -> ToolSpec {
+/// Tools whose action may do something a person should confirm; they take a `sensitive`
+/// reason by which the model asks for that confirmation itself.
+const FLAGGABLE: [&str; 7] = ["click", "type", "select", "check", "press_keys", "navigate", "upload"];
+
+fn tool(name: &str, description: &str, mut properties: Value, required: &[&str]) -> ToolSpec {
+    if FLAGGABLE.contains(&name) {
+        properties["sensitive"] = json!({"type": "string", "description": "why a person must confirm this first, if so"});
+    }
     ToolSpec {
         name: name.to_owned(),
         description: description.to_owned(),
@@ -142,7 +155,7 @@ pub fn parse(call: &ToolCall) -> Result<Step, String> {
     struct Permission {
         reason: String,
     }
-    let browser = |action: Action| Ok(Step::Browser(action));
+    let browser = |action: Action| Ok(Step::Browser { action, flagged: None });
     match call.name.as_str() {
         "history" => match args::<History>(call)?.go.as_str() {
             "back" => browser(Action::Back),
@@ -197,9 +210,13 @@ pub fn parse(call: &ToolCall) -> Result<Step, String> {
                 Value::Null => Default::default(),
                 _ => return Err(format!("the arguments of `{}` must be a JSON object", call.name)),
             };
+            let flagged = match tagged.remove("sensitive") {
+                Some(Value::String(reason)) if !reason.trim().is_empty() => Some(reason),
+                _ => None,
+            };
             tagged.insert("action".into(), json!(call.name));
             serde_json::from_value::<Action>(Value::Object(tagged))
-                .map(Step::Browser)
+                .map(|action| Step::Browser { action, flagged })
                 .map_err(|e| format!("bad arguments for `{}`: {e}", call.name))
         }
         other => Err(format!("there is no tool `{other}`")),
@@ -211,6 +228,10 @@ mod tests {
     use super::*;
     use agentd_browser::ClickKind;
 
+    fn browser(action: Action) -> Step {
+        Step::Browser { action, flagged: None }
+    }
+
     fn call(name: &str, arguments: Value) -> ToolCall {
         ToolCall { id: "c1".into(), name: name.into(), arguments }
     }
@@ -218,17 +239,21 @@ mod tests {
     #[test]
     fn every_tool_parses_from_its_own_schema_names() {
         let cases = [
-            (call("click", json!({"index": 3, "button": "double"})), Step::Browser(Action::Click { index: 3, button: ClickKind::Double })),
-            (call("click", json!({"index": 3})), Step::Browser(Action::Click { index: 3, button: ClickKind::Single })),
-            (call("type", json!({"index": 1, "text": "x", "enter": true})), Step::Browser(Action::Type { index: 1, text: "x".into(), append: false, enter: true })),
-            (call("history", json!({"go": "back"})), Step::Browser(Action::Back)),
-            (call("tab", json!({"do": "switch", "id": "T1"})), Step::Browser(Action::SwitchTab { id: "T1".into() })),
-            (call("wait", json!({"for": "text", "value": "Saved"})), Step::Browser(Action::WaitForText { text: "Saved".into(), timeout_ms: None })),
+            (call("click", json!({"index": 3, "button": "double"})), browser(Action::Click { index: 3, button: ClickKind::Double })),
+            (call("click", json!({"index": 3})), browser(Action::Click { index: 3, button: ClickKind::Single })),
+            (call("type", json!({"index": 1, "text": "x", "enter": true})), browser(Action::Type { index: 1, text: "x".into(), append: false, enter: true })),
+            (call("history", json!({"go": "back"})), browser(Action::Back)),
+            (call("tab", json!({"do": "switch", "id": "T1"})), browser(Action::SwitchTab { id: "T1".into() })),
+            (call("wait", json!({"for": "text", "value": "Saved"})), browser(Action::WaitForText { text: "Saved".into(), timeout_ms: None })),
             (call("extract", Value::Null), Step::Extract),
             (call("done", json!({"response": "ok"})), Step::Done { response: "ok".into(), kind: ResponseType::String }),
             (call("done", json!({"response": {"a": 1}})), Step::Done { response: "{\"a\":1}".into(), kind: ResponseType::Json }),
             (call("done", json!({"response": "# Hi", "type": "markdown"})), Step::Done { response: "# Hi".into(), kind: ResponseType::Markdown }),
             (call("request_permission", json!({"reason": "buy"})), Step::RequestPermission { reason: "buy".into() }),
+            (
+                call("click", json!({"index": 4, "sensitive": "it places the order"})),
+                Step::Browser { action: Action::Click { index: 4, button: ClickKind::Single }, flagged: Some("it places the order".into()) },
+            ),
         ];
         for (call, step) in cases {
             assert_eq!(parse(&call).unwrap(), step, "{}", call.name);

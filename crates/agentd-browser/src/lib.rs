@@ -21,6 +21,7 @@ mod page_state;
 mod pool;
 mod session;
 mod scope;
+mod sensitivity;
 mod waits;
 
 pub use actions::{
@@ -36,6 +37,7 @@ pub use page_state::{DEFAULT_TOKEN_BUDGET, Element, PageState, Scroll, TextBlock
 pub use act::{Action, MAX_WAIT, UrlPolicy};
 pub use metrics::BrowserMetrics;
 pub use pool::{BrowserPool, BrowserSettings};
+pub use sensitivity::Sensitive;
 pub use session::{Download, Recovery, RecoveryCause, SessionBrowser, SessionOptions, TabInfo, Viewport};
 
 /// Why the browser layer failed.

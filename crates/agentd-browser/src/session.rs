@@ -256,6 +256,15 @@ impl SessionBrowser {
         &self.options.urls
     }
 
+    /// Lets the session open `host` (and its subdomains) although it is outside its allowed
+    /// domains: a person confirmed it. No effect when every host is allowed anyway.
+    pub fn allow_host(&mut self, host: &str) {
+        let allowed = &mut self.options.urls.allowed_domains;
+        if !allowed.is_empty() && !allowed.iter().any(|d| d == host) {
+            allowed.push(host.to_owned());
+        }
+    }
+
     /// The dialogs the page opened (and how they were answered) since the last call.
     pub fn take_dialogs(&self) -> Vec<DialogRecord> {
         self.tab.dialogs.drain()

@@ -40,6 +40,13 @@ pub enum AgentError {
     /// The session ended under the agent (stopped, timed out): unwind quietly.
     #[error("the session has ended")]
     Ended,
+    /// A person's decision ends the session as `stopped` (a denied safety check); `reason`
+    /// goes into the `stopped` event.
+    #[error("stopped: {reason}")]
+    Stopped {
+        /// Why, for the user.
+        reason: String,
+    },
 }
 
 impl AgentError {

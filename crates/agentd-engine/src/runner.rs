@@ -133,6 +133,14 @@ impl Engine {
             Some(Ok(Err(AgentError::Failed { message, reason }))) => {
                 self.finish_failed(live, &message, &reason).await;
             }
+            Some(Ok(Err(AgentError::Stopped { reason }))) => {
+                let changed = live.transition(Transition::Stop, NewEvent::new(EventKind::Stopped, json!({"reason": reason})), |_, change| {
+                    change.error = Some(reason.clone());
+                });
+                if let Ok(changed) = changed {
+                    let _ = committed(changed.pending).await;
+                }
+            }
             Some(Ok(Err(AgentError::Ended))) | None => {}
             Some(Err(joined)) => {
                 tracing::error!(session_id = %live.id, error = %joined, "agent task died");

@@ -62,6 +62,15 @@ impl World {
         }
     }
 
+    /// Waits for the session's pending safety check and answers it; returns its event data.
+    async fn resolve_check(&self, id: &str, confirm: bool) -> Value {
+        let pending = self.app.wait_event(id, "safety_check_pending").await["data"].clone();
+        let check = pending["check_id"].as_str().unwrap();
+        let r = self.app.post(format!("/v1/sessions/{id}/safety_checks/{check}"), json!({"confirm": confirm})).await;
+        assert_eq!(r.status(), 200);
+        pending
+    }
+
     async fn of_type(&self, id: &str, kind: &str) -> Vec<Value> {
         self.app.events(id).await.into_iter().filter(|e| e["type"] == kind).map(|e| e["data"].clone()).collect()
     }
@@ -79,6 +88,10 @@ async fn fills_and_submits_a_form() {
     });
     w.llm.push_with(|r| if r.text().contains("size=s") { done("submitted with size s") } else { done("not submitted") });
     let id = w.start(json!({"goal": "Submit the form with the small size", "start_url": format!("{}form", w.site)})).await;
+    // The form holds a password: submitting it waits for a person's confirmation.
+    let check = w.resolve_check(&id, true).await;
+    assert_eq!(check["code"], "sensitive_form");
+    assert!(check["message"].as_str().unwrap().contains("password"), "{check}");
     let session = w.finish(&id).await;
     assert_eq!(session["status"], "completed", "{session}");
     assert_eq!(session["response"], "submitted with size s");
@@ -243,20 +256,60 @@ async fn a_looping_agent_is_nudged_then_stopped() {
 }
 
 #[tokio::test]
-async fn leaving_the_allowed_domains_is_refused() {
+async fn leaving_the_allowed_domains_waits_for_a_person() {
     let w = world().await;
     let elsewhere = w.site.replace("127.0.0.1", "localhost");
-    w.llm.push(Reply::tool_call("navigate", json!({"url": format!("{elsewhere}form")})));
-    w.llm.push_with(|r| {
-        assert!(r.text().contains("FAILED"), "{}", r.text());
-        done("blocked")
-    });
-    let id = w.start(json!({"goal": "Go elsewhere", "start_url": format!("{}form", w.site), "allowed_domains": ["127.0.0.1"]})).await;
+    let body = json!({"goal": "Go elsewhere", "start_url": format!("{}form", w.site), "allowed_domains": ["127.0.0.1"]});
+
+    // Confirmed: the navigation runs, after the confirmation and not before.
+    w.llm.push(Reply::tool_call("navigate", json!({"url": format!("{elsewhere}article")})));
+    w.llm.push_with(|r| done(if r.text().contains("URL: http://localhost") { "arrived" } else { "not there" }));
+    let id = w.start(body.clone()).await;
+    let check = w.resolve_check(&id, true).await;
+    assert_eq!(check["code"], "domain_not_allowed");
+    assert!(check["message"].as_str().unwrap().contains("localhost"), "{check}");
+    let session = w.finish(&id).await;
+    assert_eq!(session["response"], "arrived", "{session}");
+
+    // Denied: the session stops, and the page never left.
+    w.llm.push(Reply::tool_call("navigate", json!({"url": format!("{elsewhere}article")})));
+    let id = w.start(body).await;
+    let pending = w.app.wait_event(&id, "safety_check_pending").await;
+    let navigations = w.of_type(&id, "action").await.into_iter().filter(|a| a["name"] == "navigate").count();
+    assert_eq!(navigations, 1, "only the start page was opened while the check is pending");
+    let check = pending["data"]["check_id"].as_str().unwrap();
+    w.app.post(format!("/v1/sessions/{id}/safety_checks/{check}"), json!({"confirm": false})).await;
+    let session = w.finish(&id).await;
+    assert_eq!(session["status"], "stopped", "{session}");
+    let navigations = w.of_type(&id, "action").await.into_iter().filter(|a| a["name"] == "navigate").count();
+    assert_eq!(navigations, 1);
+}
+
+#[tokio::test]
+async fn downloads_and_flagged_steps_are_confirmed_first() {
+    let w = world().await;
+    w.llm.push_with(|r| Reply::tool_call("click", json!({"index": index_of(r, "Save the notes")})));
+    w.llm.push_with(|r| Reply::tool_call("click", json!({"index": index_of(r, "Download the report"), "sensitive": "the user should agree to files"})));
+    w.llm.push(done("both"));
+    let id = w.start(json!({"goal": "Get the files", "start_url": format!("{}download", w.site)})).await;
+    let first = w.resolve_check(&id, true).await;
+    assert_eq!(first["code"], "download");
+    // The second check comes after the first download ran.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let second = loop {
+        let checks = w.of_type(&id, "safety_check_pending").await;
+        if checks.len() == 2 {
+            break checks[1].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no second safety check");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(second["code"], "model_flagged");
+    assert!(second["message"].as_str().unwrap().contains("the user should agree to files"));
+    let check = second["check_id"].as_str().unwrap();
+    w.app.post(format!("/v1/sessions/{id}/safety_checks/{check}"), json!({"confirm": true})).await;
     let session = w.finish(&id).await;
     assert_eq!(session["status"], "completed", "{session}");
-    let navigations: Vec<Value> = w.of_type(&id, "action").await.into_iter().filter(|a| a["name"] == "navigate").collect();
-    assert_eq!(navigations.len(), 2);
-    assert_eq!(navigations[1]["ok"], false, "{navigations:?}");
 }
 
 #[tokio::test]
