@@ -16,6 +16,7 @@ use crate::answer;
 use crate::browsers::Browsers;
 use crate::loop_guard::{LoopGuard, Verdict};
 use crate::prompt::{self, Reasoning, StepInput};
+use crate::secrets::Vault;
 use crate::tools::{self, Step};
 
 /// Why a browser session cannot be created without an LLM, naming the settings to set.
@@ -73,6 +74,12 @@ impl Agent for BrowserAgent {
     async fn run(&self, ctx: SessionContext) -> Result<Completion, AgentError> {
         let llm = self.llm.clone().ok_or_else(|| AgentError::failed("no_llm", NO_PROVIDER))?;
         let spec = ctx.spec().clone();
+        let secrets = ctx.secrets().ok_or_else(|| {
+            AgentError::failed(
+                "secrets_lost",
+                "the session's sensitive_data was kept in memory only and the server restarted since it was created; create the session again",
+            )
+        })?;
         let pool = self.browsers.pool().await.map_err(|e| AgentError::failed("browser_unavailable", e.to_string()))?;
         let options = SessionOptions {
             viewport: Viewport { width: spec.display_width, height: spec.display_height },
@@ -80,8 +87,16 @@ impl Agent for BrowserAgent {
             urls: UrlPolicy { allowed_domains: spec.allowed_domains.clone(), blocked_domains: Vec::new() },
         };
         let browser = pool.lease(options).await.map_err(|e| AgentError::failed("browser_unavailable", e.to_string()))?;
-        let mut run = Run::new(ctx, llm, browser, self.settings.clone());
-        let result = run.drive().await;
+        let mut run = Run::new(ctx, llm, browser, self.settings.clone(), Vault::new(&secrets));
+        let result = run.drive().await.map(|mut done| {
+            run.vault.redact_json(&mut done.response);
+            done
+        });
+        let result = result.map_err(|error| match error {
+            AgentError::Failed { message, reason } => AgentError::Failed { message: run.vault.redact(&message), reason },
+            AgentError::Stopped { reason } => AgentError::Stopped { reason: run.vault.redact(&reason) },
+            other => other,
+        });
         if let Err(error) = run.browser.close().await {
             tracing::debug!(%error, "closing a session's browser context failed");
         }
@@ -102,6 +117,7 @@ struct Run {
     memory: String,
     notes: Vec<String>,
     guard: LoopGuard,
+    vault: Vault,
 }
 
 /// How one tool call went, for the history line.
@@ -111,7 +127,7 @@ enum Outcome {
 }
 
 impl Run {
-    fn new(ctx: SessionContext, llm: Llm, browser: SessionBrowser, settings: BrowserAgentSettings) -> Self {
+    fn new(ctx: SessionContext, llm: Llm, browser: SessionBrowser, settings: BrowserAgentSettings, vault: Vault) -> Self {
         let guard = LoopGuard::new(settings.loop_nudge_at, settings.loop_stop_at);
         Self {
             ctx,
@@ -125,7 +141,15 @@ impl Run {
             memory: String::new(),
             notes: Vec::new(),
             guard,
+            vault,
         }
+    }
+
+    /// Records an event with every secret value replaced by its placeholder.
+    async fn emit(&self, kind: EventKind, mut data: Value) -> Result<(), AgentError> {
+        self.vault.redact_json(&mut data);
+        self.ctx.emit(kind, data).await?;
+        Ok(())
     }
 
     fn spec(&self) -> &SessionSpec {
@@ -134,7 +158,7 @@ impl Run {
 
     async fn drive(&mut self) -> Result<Completion, AgentError> {
         let start = self.spec().start_url.clone();
-        self.ctx
+        self
             .emit(EventKind::BrowserStarted, json!({"url": start.as_deref().unwrap_or("about:blank")}))
             .await?;
         if let Some(url) = start {
@@ -177,7 +201,7 @@ impl Run {
         if !reasoning.memory.is_empty() {
             self.memory = reasoning.memory.clone();
         }
-        self.ctx
+        self
             .emit(
                 EventKind::Thought,
                 json!({
@@ -215,7 +239,8 @@ impl Run {
                     }
                 },
                 Step::Browser { action, flagged } => {
-                    self.confirm_if_sensitive(&action, flagged).await?;
+                    let judged = self.vault.reveal_action(&action).unwrap_or_else(|_| action.clone());
+                    self.confirm_if_sensitive(&judged, flagged).await?;
                     let outcome = self.browser_action(&action, &page).await?;
                     let navigated = self.page_moved(&url_before).await;
                     let failed = matches!(outcome, Outcome::Failed(_));
@@ -258,8 +283,11 @@ impl Run {
             earlier_steps: shown_from,
             memory: &self.memory,
             notes: &self.notes,
+            secrets: self.vault.prompt_line(),
             page,
         });
+        // The page may show a typed secret; the model never sees a value.
+        let message = self.vault.redact(&message);
         ChatRequest {
             model: self.spec().model.clone(),
             system: Some(prompt::SYSTEM.to_owned()),
@@ -289,6 +317,7 @@ impl Run {
                 None => return Ok(()),
             },
         };
+        let message = self.vault.redact(&message);
         if !self.ctx.safety_check(code, &message).await? {
             return Err(AgentError::Stopped { reason: format!("a person denied the safety check: {message}") });
         }
@@ -310,7 +339,14 @@ impl Run {
             Verdict::Nudge(nudge) => self.notes.push(nudge),
             Verdict::Stop(why) => return Err(AgentError::failed("loop", format!("stopped a looping agent: {why}"))),
         }
-        let result = self.browser.act(action).await;
+        let revealed = match self.vault.reveal_action(action) {
+            Ok(revealed) => revealed,
+            Err(error) => {
+                self.failed_step(format!("{}: {error}", action.name()))?;
+                return Ok(Outcome::Failed(error));
+            }
+        };
+        let result = self.browser.act(&revealed).await;
         self.actions_done += 1;
         let elapsed = result.as_ref().map(|o| o.elapsed).unwrap_or_default();
         let summary = result.as_ref().map(|o| o.description.clone()).map_err(|e| e.to_string());
@@ -341,8 +377,7 @@ impl Run {
         if let Err(error) = summary {
             data["error"] = Value::String(error.clone());
         }
-        self.ctx.emit(EventKind::Action, data).await?;
-        Ok(())
+        self.emit(EventKind::Action, data).await
     }
 
     async fn extract(&mut self) -> Result<(), AgentError> {
@@ -352,7 +387,7 @@ impl Run {
             Ok((extracted, outcome)) => (Ok(outcome.description), Some(extracted.markdown)),
             Err(error) => (Err(error.to_string()), None),
         };
-        self.ctx
+        self
             .emit(
                 EventKind::Action,
                 json!({"step": self.step, "name": "extract", "description": summary.as_ref().unwrap_or_else(|e| e), "ok": summary.is_ok(), "elapsed_ms": ms(started.elapsed())}),

@@ -12,6 +12,7 @@ mod browser_agent;
 mod browsers;
 mod loop_guard;
 mod prompt;
+mod secrets;
 mod tools;
 
 pub use browser_agent::{BrowserAgent, BrowserAgentSettings, NO_PROVIDER};

@@ -79,6 +79,8 @@ pub struct StepInput<'a> {
     pub memory: &'a str,
     /// Things to tell the model once (answers, extracted content, nudges).
     pub notes: &'a [String],
+    /// Which secrets it may type, if any.
+    pub secrets: Option<String>,
     /// The page, rendered within its budget.
     pub page: &'a str,
 }
@@ -92,6 +94,10 @@ pub fn step_message(input: &StepInput<'_>) -> String {
     }
     if !spec.allowed_domains.is_empty() {
         out.push_str(&format!("Stay on these sites: {}\n", spec.allowed_domains.join(", ")));
+    }
+    if let Some(line) = &input.secrets {
+        out.push_str(line);
+        out.push('\n');
     }
     out.push_str(&format!("Actions left: {}\n", input.actions_left));
     if !input.history.is_empty() {

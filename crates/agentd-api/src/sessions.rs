@@ -1,6 +1,6 @@
 //! `/v1/sessions`: create, read, list, change, delete and control sessions.
 
-use agentd_domain::{Mode, Priority, SessionId, SessionPatch, SessionSpec, SessionStatus, parse_http_url};
+use agentd_domain::{Mode, Priority, Secrets, SessionId, SessionPatch, SessionSpec, SessionStatus, parse_http_url};
 use agentd_engine::{NewSession, SessionAnswer};
 use agentd_store::{SessionQuery, SessionSortField, SortValue, sort_value};
 use axum::Json;
@@ -25,6 +25,9 @@ const MAX_TAG_CHARS: usize = 64;
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 const MAX_ALLOWED_DOMAINS: usize = 100;
 const MAX_MODEL_CHARS: usize = 200;
+const MAX_SECRETS: usize = 50;
+const MAX_SECRET_NAME_CHARS: usize = 64;
+const MAX_SECRET_CHARS: usize = 4096;
 const MAX_OUTPUT_SCHEMA_BYTES: usize = 64 * 1024;
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
@@ -109,6 +112,30 @@ fn domains(value: Vec<String>) -> ApiResult<Vec<String>> {
         .collect()
 }
 
+fn sensitive_data(value: Map<String, Value>) -> ApiResult<Secrets> {
+    if value.len() > MAX_SECRETS {
+        return Err(ApiError::invalid("sensitive_data", format!("at most {MAX_SECRETS} secrets are allowed")));
+    }
+    let mut secrets = std::collections::BTreeMap::new();
+    for (name, value) in value {
+        let field = format!("sensitive_data.{name}");
+        let good_name = (1..=MAX_SECRET_NAME_CHARS).contains(&name.len())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !good_name {
+            return Err(ApiError::invalid("sensitive_data", format!("secret names must be 1 to {MAX_SECRET_NAME_CHARS} letters, digits, '_', '-' or '.'")));
+        }
+        // The message never repeats the value.
+        let Value::String(value) = value else {
+            return Err(ApiError::invalid(field, "a secret's value must be a string"));
+        };
+        if value.is_empty() || value.chars().count() > MAX_SECRET_CHARS {
+            return Err(ApiError::invalid(field, format!("a secret's value must be 1 to {MAX_SECRET_CHARS} characters")));
+        }
+        secrets.insert(name, value);
+    }
+    Ok(Secrets::new(secrets))
+}
+
 fn model(value: Option<String>) -> ApiResult<Option<String>> {
     let Some(model) = value.map(|m| m.trim().to_owned()) else { return Ok(None) };
     if model.is_empty() || model.len() > MAX_MODEL_CHARS || model.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -173,6 +200,7 @@ pub fn parse_create(req: CreateSessionRequest, limits: &SessionLimits) -> ApiRes
         allowed_domains: domains(req.allowed_domains.unwrap_or_default())?,
         model: model(req.model)?,
         output_schema: output_schema(req.output_schema)?,
+        secret_names: Vec::new(),
     };
     Ok(NewSession {
         spec,
@@ -181,6 +209,7 @@ pub fn parse_create(req: CreateSessionRequest, limits: &SessionLimits) -> ApiRes
         priority: choice("priority", req.priority, Priority::Normal)?,
         user_id: label("user_id", req.user_id)?,
         metadata: metadata(req.metadata.unwrap_or_default())?,
+        secrets: sensitive_data(req.sensitive_data.unwrap_or_default())?,
     })
 }
 

@@ -50,6 +50,11 @@ pub struct CreateSessionRequest {
     /// A JSON schema the response must match; the response is then JSON.
     #[schema(value_type = Option<Object>)]
     pub output_schema: Option<Value>,
+    /// Secrets the agent may type into pages (name → value, at most 50; names of letters,
+    /// digits, `_`, `-`, `.`): the LLM sees only `<secret>name</secret>`, and the values are
+    /// kept in memory for the run, never stored, logged or shown.
+    #[schema(value_type = Option<Object>)]
+    pub sensitive_data: Option<Map<String, Value>>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
@@ -223,6 +228,8 @@ pub struct SessionView {
     /// The JSON schema the response must match.
     #[schema(value_type = Option<Object>)]
     pub output_schema: Option<Value>,
+    /// Names of the secrets given in `sensitive_data` (never their values).
+    pub secret_names: Vec<String>,
     /// Created (RFC 3339).
     pub created_at: DateTime<Utc>,
     /// Status or fields last changed.
@@ -268,6 +275,7 @@ impl From<&Session> for SessionView {
             allowed_domains: s.spec.allowed_domains.clone(),
             model: s.spec.model.clone(),
             output_schema: s.spec.output_schema.clone(),
+            secret_names: s.spec.secret_names.clone(),
             created_at: s.created_at,
             updated_at: s.updated_at,
             started_at: s.started_at,

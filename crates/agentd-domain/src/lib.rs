@@ -13,6 +13,7 @@ mod status;
 pub use event::{Event, EventKind, NewEvent};
 pub use ids::{ApiKeyId, IdError, ProjectId, SessionId};
 pub use session::{
+    Secrets,
     FieldError, Mode, Priority, ResponseType, Session, SessionPatch, SessionSpec, Usage,
     parse_http_url,
 };

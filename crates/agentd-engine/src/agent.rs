@@ -124,6 +124,16 @@ impl SessionContext {
         &self.live.spec
     }
 
+    /// The session's secret values; None when the spec names secrets whose values are gone
+    /// (they live in memory only, and the server restarted since the session was created).
+    pub fn secrets(&self) -> Option<agentd_domain::Secrets> {
+        match self.live.secrets.get() {
+            Some(secrets) => Some(secrets.clone()),
+            None if self.live.spec.secret_names.is_empty() => Some(agentd_domain::Secrets::default()),
+            None => None,
+        }
+    }
+
     /// Records an event; returns it once committed.
     pub async fn emit(&self, kind: EventKind, data: Value) -> Result<SharedEvent, AgentError> {
         let pending = self

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use agentd_domain::{
     Event, EventKind, FieldError, IllegalTransition, Mode, NewEvent, Priority, ProjectId,
-    Session, SessionId, SessionPatch, SessionSpec, SessionStatus, Transition, Usage,
+    Secrets, Session, SessionId, SessionPatch, SessionSpec, SessionStatus, Transition, Usage,
 };
 use agentd_store::{SessionQuery, SharedStore, StoreError};
 use chrono::{DateTime, Utc};
@@ -83,6 +83,8 @@ pub struct NewSession {
     pub user_id: Option<String>,
     /// Client data.
     pub metadata: Map<String, Value>,
+    /// Secret values (`sensitive_data`), kept in memory for the run only.
+    pub secrets: Secrets,
 }
 
 /// A person's answer to the open request of a session.
@@ -240,7 +242,7 @@ impl Engine {
             id: SessionId::new(),
             project_id: project,
             status: SessionStatus::Queued,
-            spec: new.spec,
+            spec: SessionSpec { secret_names: new.secrets.names(), ..new.spec },
             name: new.name,
             tags: new.tags,
             priority: new.priority,
@@ -258,6 +260,7 @@ impl Engine {
         };
         self.inner.store.insert_session(&session).await?;
         let live = self.adopt(&session);
+        let _ = live.secrets.set(new.secrets);
         self.inner.queue.push(live);
         Ok(session)
     }

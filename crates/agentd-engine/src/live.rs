@@ -102,6 +102,8 @@ pub(crate) struct LiveSession {
     pub cancel: CancellationToken,
     log: EventLog,
     pub clock: Arc<dyn Clock>,
+    /// The session's secret values, set at create time (none after a restart).
+    pub secrets: std::sync::OnceLock<agentd_domain::Secrets>,
 }
 
 /// The result of a status change: the new status, and the commit to await.
@@ -139,6 +141,7 @@ impl LiveSession {
             cancel: CancellationToken::new(),
             log,
             clock,
+            secrets: std::sync::OnceLock::new(),
         })
     }
 

@@ -49,12 +49,14 @@ fn new_session(mode: Mode) -> NewSession {
             allowed_domains: vec![],
             model: None,
             output_schema: None,
+            secret_names: vec![],
         },
         name: None,
         tags: vec![],
         priority: Priority::Normal,
         user_id: None,
         metadata: Map::new(),
+        secrets: Default::default(),
     }
 }
 

@@ -344,3 +344,60 @@ async fn sessions_are_refused_without_a_provider() {
     assert!(message.contains("AGENTD_LLM_BASE_URL") && message.contains("ANTHROPIC_API_KEY"), "{error}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_secret_never_leaves_the_page() {
+    const CANARY: &str = "canary-7f3a9c-do-not-leak";
+    let w = world().await;
+    w.llm.push_with(|r| {
+        assert!(r.text().contains("<secret>note</secret>"), "the model is told the placeholder: {}", r.text());
+        reasoned("type the secret note", vec![call("type", json!({"index": index_of(r, "Your message"), "text": "<secret>note</secret>"}))])
+    });
+    // The page now holds the value; the model sees only the placeholder in its place.
+    w.llm.push_with(|r| {
+        let line = r.text().lines().find(|l| l.trim_start().starts_with('[') && l.contains("Your message")).unwrap_or_default().to_owned();
+        assert!(line.contains("<secret>note</secret>"), "the typed value shows as its placeholder: {line}");
+        done("typed")
+    });
+    let id = w
+        .start(json!({"goal": "Leave the note", "start_url": format!("{}form", w.site), "sensitive_data": {"note": CANARY}}))
+        .await;
+    let session = w.finish(&id).await;
+    assert_eq!(session["status"], "completed", "{session}");
+    assert_eq!(session["secret_names"], json!(["note"]));
+    assert!(!session.to_string().contains(CANARY));
+    for request in w.llm.requests() {
+        assert!(!request.raw().contains(CANARY), "an LLM request carried the secret");
+    }
+    let events = serde_json::to_string(&w.app.events(&id).await).unwrap();
+    assert!(!events.contains(CANARY), "an event carried the secret");
+    assert!(events.contains("<secret>note</secret>"), "the action event names the placeholder");
+    // Nothing in the data directory (database, WAL) holds the value in clear.
+    let dir = w.app.dir.as_ref().unwrap().path().to_path_buf();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        assert!(!bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()), "{} holds the secret", entry.path().display());
+    }
+}
+
+#[tokio::test]
+async fn bad_sensitive_data_is_refused_without_echoing_it() {
+    let w = world().await;
+    let too_many: serde_json::Map<String, Value> = (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let fifty: serde_json::Map<String, Value> = (0..50).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let cases = [
+        (json!({"goal": "x", "sensitive_data": too_many}), "sensitive_data"),
+        (json!({"goal": "x", "sensitive_data": {"bad name": "v"}}), "sensitive_data"),
+        (json!({"goal": "x", "sensitive_data": {"pin": 1234}}), "sensitive_data.pin"),
+        (json!({"goal": "x", "sensitive_data": {"pin": "x".repeat(4097)}}), "sensitive_data.pin"),
+    ];
+    for (body, field) in cases {
+        let (status, error) = error_of(w.app.post("/v1/sessions", body).await).await;
+        assert_eq!((status, error["field"].as_str()), (400, Some(field)), "{error}");
+        assert!(!error.to_string().contains("1234"));
+    }
+    let ok = w.app.post("/v1/sessions", json!({"goal": "x", "start_url": format!("{}form", w.site), "sensitive_data": fifty, "max_actions": 1})).await;
+    assert_eq!(ok.status(), 201);
+    let ok = w.app.post("/v1/sessions", json!({"goal": "x", "start_url": format!("{}form", w.site), "sensitive_data": {"pin": "x".repeat(4096)}})).await;
+    assert_eq!(ok.status(), 201);
+}

@@ -343,6 +343,7 @@ pub async fn insert_old_session(app: &TestApp, days: i64) -> String {
             allowed_domains: vec![],
             model: None,
             output_schema: None,
+            secret_names: vec![],
         },
         name: None,
         tags: vec![],
