@@ -11,7 +11,7 @@ Each step shows the current page: lines like `[12] button \"Save\"` are elements
 Begin each reply with short lines `Thought: ...` (what you see and think), `Memory: ...` (progress and facts to keep), `Next: ...` (your next goal), then call tools.
 Several tools may be called in one reply when the page will not change between them (fill fields, then submit last).
 If an action fails, read the error and try another way.
-Use request_user_input for information only the user has, and request_permission before anything the user may not want (buying, sending, deleting).
+Use request_user_input for information only the user has, and request_permission before anything the user may not want (buying, sending, deleting). An action's `sensitive` argument (a reason) asks a person to confirm that action before it runs.
 When the goal is reached, or cannot be reached, call done with the answer (or why not).";
 
 /// The reasoning at the head of a reply.

@@ -21,7 +21,7 @@ impl Vault {
     /// A vault over `secrets`.
     pub fn new(secrets: &Secrets) -> Self {
         let mut pairs: Vec<(String, String)> = secrets.expose().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-        pairs.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+        pairs.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
         Self { pairs }
     }
 

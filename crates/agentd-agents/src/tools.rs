@@ -56,7 +56,8 @@ const FLAGGABLE: [&str; 7] = ["click", "type", "select", "check", "press_keys", 
 
 fn tool(name: &str, description: &str, mut properties: Value, required: &[&str]) -> ToolSpec {
     if FLAGGABLE.contains(&name) {
-        properties["sensitive"] = json!({"type": "string", "description": "why a person must confirm this first, if so"});
+        // Explained once in the system prompt rather than in every tool.
+        properties["sensitive"] = json!({"type": "string"});
     }
     ToolSpec {
         name: name.to_owned(),
