@@ -158,9 +158,7 @@ impl Run {
 
     async fn drive(&mut self) -> Result<Completion, AgentError> {
         let start = self.spec().start_url.clone();
-        self
-            .emit(EventKind::BrowserStarted, json!({"url": start.as_deref().unwrap_or("about:blank")}))
-            .await?;
+        self.emit(EventKind::BrowserStarted, json!({"url": start.as_deref().unwrap_or("about:blank")})).await?;
         if let Some(url) = start {
             // Opening the start page is the session's set-up, not one of the model's actions.
             let result = self.browser.act(&Action::Navigate { url: url.clone() }).await;
@@ -182,8 +180,7 @@ impl Run {
     /// Observe, ask, act. `Some` when the task is done.
     async fn one_step(&mut self) -> Result<Option<Completion>, AgentError> {
         if let Some(recovery) = self.browser.recover().await.map_err(browser_failed)? {
-            self.ctx
-                .emit(EventKind::Log, json!({"level": "error", "cause": recovery.cause.as_str(), "message": recovery.message}))
+            self.emit(EventKind::Log, json!({"level": "error", "cause": recovery.cause.as_str(), "message": recovery.message}))
                 .await?;
             self.notes.push(format!("The browser had a problem: {}", recovery.message));
         }
@@ -201,8 +198,7 @@ impl Run {
         if !reasoning.memory.is_empty() {
             self.memory = reasoning.memory.clone();
         }
-        self
-            .emit(
+        self.emit(
                 EventKind::Thought,
                 json!({
                     "step": self.step,
@@ -387,8 +383,7 @@ impl Run {
             Ok((extracted, outcome)) => (Ok(outcome.description), Some(extracted.markdown)),
             Err(error) => (Err(error.to_string()), None),
         };
-        self
-            .emit(
+        self.emit(
                 EventKind::Action,
                 json!({"step": self.step, "name": "extract", "description": summary.as_ref().unwrap_or_else(|e| e), "ok": summary.is_ok(), "elapsed_ms": ms(started.elapsed())}),
             )
