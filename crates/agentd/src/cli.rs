@@ -126,13 +126,23 @@ pub async fn main() -> ExitCode {
     }
 }
 
+/// Whether an event may be logged at all: the CDP client only at `warn` and above, whatever
+/// the filter says, since below that chromiumoxide logs the protocol's traffic, which carries
+/// what is typed into pages (secrets among it).
+fn loggable(meta: &tracing::Metadata<'_>) -> bool {
+    !meta.target().starts_with("chromiumoxide") || *meta.level() <= tracing::Level::WARN
+}
+
 fn init_logging(config: &Config) {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let guard = tracing_subscriber::filter::filter_fn(loggable);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = if config.log_format == "json" {
-        builder.json().try_init()
+        registry.with(layer.json().with_filter(guard)).try_init()
     } else {
-        builder.try_init()
+        registry.with(layer.with_filter(guard)).try_init()
     };
 }
 
@@ -301,4 +311,28 @@ async fn sessions_command(client: ClientArgs, command: SessionsCommand) -> anyho
         SessionsCommand::Stop { .. } => println!("session {} is {}", body["id"].as_str().unwrap_or(""), body["status"].as_str().unwrap_or("")),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cdp_client_never_logs_below_warn() {
+        use tracing::Level;
+        use tracing::callsite::Identifier;
+        use tracing::metadata::{Kind, Metadata};
+        use tracing::field::FieldSet;
+        struct Site;
+        impl tracing::Callsite for Site {
+            fn set_interest(&self, _: tracing::subscriber::Interest) {}
+            fn metadata(&self) -> &Metadata<'_> {
+                unreachable!()
+            }
+        }
+        static SITE: Site = Site;
+        let meta = |target: &'static str, level: Level| Metadata::new("e", target, level, None, None, None, FieldSet::new(&[], Identifier(&SITE)), Kind::EVENT);
+        assert!(!super::loggable(&meta("chromiumoxide::conn", Level::TRACE)));
+        assert!(!super::loggable(&meta("chromiumoxide", Level::INFO)));
+        assert!(super::loggable(&meta("chromiumoxide::handler", Level::WARN)));
+        assert!(super::loggable(&meta("agentd::server", Level::TRACE)));
+    }
 }
