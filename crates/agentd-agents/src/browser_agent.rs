@@ -120,12 +120,6 @@ struct Run {
     vault: Vault,
 }
 
-/// How one tool call went, for the history line.
-enum Outcome {
-    Ok(String),
-    Failed(String),
-}
-
 impl Run {
     fn new(ctx: SessionContext, llm: Llm, browser: SessionBrowser, settings: BrowserAgentSettings, vault: Vault) -> Self {
         let guard = LoopGuard::new(settings.loop_nudge_at, settings.loop_stop_at);
@@ -161,10 +155,12 @@ impl Run {
         self.emit(EventKind::BrowserStarted, json!({"url": start.as_deref().unwrap_or("about:blank")})).await?;
         if let Some(url) = start {
             // Opening the start page is the session's set-up, not one of the model's actions.
-            let result = self.browser.act(&Action::Navigate { url: url.clone() }).await;
-            self.report_action(&Action::Navigate { url }, &result.as_ref().map(|o| o.description.clone()).map_err(|e| e.to_string()), result.as_ref().map(|o| o.elapsed).unwrap_or_default())
-                .await?;
-            if let Err(error) = result {
+            let action = Action::Navigate { url };
+            let result = self.browser.act(&action).await;
+            let elapsed = result.as_ref().map(|o| o.elapsed).unwrap_or_default();
+            let summary = result.map(|o| o.description).map_err(|e| e.to_string());
+            self.report_action(action.name(), Some(&action), &summary, elapsed).await?;
+            if let Err(error) = summary {
                 self.notes.push(format!("Opening the start page failed: {error}"));
             }
         }
@@ -237,9 +233,8 @@ impl Run {
                 Step::Browser { action, flagged } => {
                     let judged = self.vault.reveal_action(&action).unwrap_or_else(|_| action.clone());
                     self.confirm_if_sensitive(&judged, flagged).await?;
-                    let outcome = self.browser_action(&action, &page).await?;
+                    let failed = !self.browser_action(&action, &page).await?;
                     let navigated = self.page_moved(&url_before).await;
-                    let failed = matches!(outcome, Outcome::Failed(_));
                     if (failed || navigated) && i + 1 < total {
                         let why = if failed { "an action failed" } else { "the page changed" };
                         self.history.push(format!("  ({} more actions of this step skipped: {why})", total - i - 1));
@@ -249,13 +244,13 @@ impl Run {
                 Step::Extract => self.extract().await?,
                 Step::RequestInput { field_name, reason } => {
                     let answer = self.ctx.request_input(&field_name, &reason).await?;
-                    self.record(format!("asked the user for {field_name}"), Outcome::Ok("answered".into()));
+                    self.record(&format!("asked the user for {field_name}"), "answered");
                     self.notes.push(format!("The user's answer for {field_name}: {answer}"));
                 }
                 Step::RequestPermission { reason } => {
                     let granted = self.ctx.request_permission(&reason).await?;
                     let verdict = if granted { "granted" } else { "denied" };
-                    self.record(format!("asked permission: {reason}"), Outcome::Ok(verdict.into()));
+                    self.record(&format!("asked permission: {reason}"), verdict);
                     if !granted {
                         self.notes.push(format!(
                             "The user DENIED permission for: {reason}. Do not do it; find another way, or call done explaining why the goal cannot be reached."
@@ -320,11 +315,11 @@ impl Run {
         if let Some(host) = host {
             self.browser.allow_host(&host);
         }
-        self.record(format!("safety check {code}"), Outcome::Ok("confirmed by the user".into()));
+        self.record(&format!("safety check {code}"), "confirmed by the user");
         Ok(())
     }
 
-    async fn browser_action(&mut self, action: &Action, page: &str) -> Result<Outcome, AgentError> {
+    async fn browser_action(&mut self, action: &Action, page: &str) -> Result<bool, AgentError> {
         let max = self.spec().max_actions;
         if self.actions_done >= max {
             return Err(AgentError::failed("max_actions", format!("the session used all of its {max} actions without finishing the task")));
@@ -339,37 +334,39 @@ impl Run {
             Ok(revealed) => revealed,
             Err(error) => {
                 self.failed_step(format!("{}: {error}", action.name()))?;
-                return Ok(Outcome::Failed(error));
+                return Ok(false);
             }
         };
         let result = self.browser.act(&revealed).await;
         self.actions_done += 1;
         let elapsed = result.as_ref().map(|o| o.elapsed).unwrap_or_default();
-        let summary = result.as_ref().map(|o| o.description.clone()).map_err(|e| e.to_string());
-        self.report_action(action, &summary, elapsed).await?;
-        let outcome = match summary {
+        let summary = result.map(|o| o.description).map_err(|e| e.to_string());
+        self.report_action(action.name(), Some(action), &summary, elapsed).await?;
+        match summary {
             Ok(description) => {
                 self.failures = 0;
-                Outcome::Ok(description)
+                self.record(action.name(), &description);
+                Ok(true)
             }
-            Err(error) => Outcome::Failed(error),
-        };
-        match &outcome {
-            Outcome::Ok(description) => self.record(action.name().to_owned(), Outcome::Ok(description.clone())),
-            Outcome::Failed(error) => self.failed_step(format!("{} failed: {error}", action.name()))?,
+            Err(error) => {
+                self.failed_step(format!("{} failed: {error}", action.name()))?;
+                Ok(false)
+            }
         }
-        Ok(outcome)
     }
 
-    async fn report_action(&self, action: &Action, summary: &Result<String, String>, elapsed: Duration) -> Result<(), AgentError> {
+    /// An `action` event (`action` is None for the agent's own moves, such as extract).
+    async fn report_action(&self, name: &str, action: Option<&Action>, summary: &Result<String, String>, elapsed: Duration) -> Result<(), AgentError> {
         let mut data = json!({
             "step": self.step,
-            "name": action.name(),
+            "name": name,
             "description": summary.as_ref().unwrap_or_else(|e| e),
             "ok": summary.is_ok(),
             "elapsed_ms": ms(elapsed),
-            "action": action,
         });
+        if let Some(action) = action {
+            data["action"] = json!(action);
+        }
         if let Err(error) = summary {
             data["error"] = Value::String(error.clone());
         }
@@ -378,25 +375,18 @@ impl Run {
 
     async fn extract(&mut self) -> Result<(), AgentError> {
         let started = Instant::now();
-        let result = agentd_browser::extract_markdown(self.browser.page()).await;
-        let (summary, content) = match result {
-            Ok((extracted, outcome)) => (Ok(outcome.description), Some(extracted.markdown)),
-            Err(error) => (Err(error.to_string()), None),
-        };
-        self.emit(
-                EventKind::Action,
-                json!({"step": self.step, "name": "extract", "description": summary.as_ref().unwrap_or_else(|e| e), "ok": summary.is_ok(), "elapsed_ms": ms(started.elapsed())}),
-            )
-            .await?;
-        match (summary, content) {
-            (Ok(description), Some(content)) => {
-                let budget = self.settings.extract_tokens * 4;
-                let cut: String = content.chars().take(budget).collect();
+        let result = agentd_browser::extract_markdown(self.browser.page()).await.map_err(|e| e.to_string());
+        let summary = result.as_ref().map(|(_, outcome)| outcome.description.clone()).map_err(Clone::clone);
+        self.report_action("extract", None, &summary, started.elapsed()).await?;
+        match result {
+            Ok((extracted, outcome)) => {
+                let content = extracted.markdown;
+                let cut: String = content.chars().take(self.settings.extract_tokens * 4).collect();
                 let more = if cut.len() < content.len() { "\n(content cut here)" } else { "" };
                 self.notes.push(format!("Extracted page content:\n{cut}{more}"));
-                self.record("extract".into(), Outcome::Ok(description));
+                self.record("extract", &outcome.description);
             }
-            (Err(error), _) | (Ok(error), None) => self.failed_step(format!("extract failed: {error}"))?,
+            Err(error) => self.failed_step(format!("extract failed: {error}"))?,
         }
         Ok(())
     }
@@ -410,12 +400,9 @@ impl Run {
         }
     }
 
-    fn record(&mut self, what: String, outcome: Outcome) {
-        let line = match outcome {
-            Outcome::Ok(result) => format!("{}. {what}: {result}", self.step),
-            Outcome::Failed(error) => format!("{}. {what}: FAILED: {error}", self.step),
-        };
-        self.history.push(line);
+    /// A history line for what succeeded (failures go through [`Run::failed_step`]).
+    fn record(&mut self, what: &str, result: &str) {
+        self.history.push(format!("{}. {what}: {result}", self.step));
     }
 
     /// Counts a failure and tells the model; too many in a row end the session.

@@ -210,7 +210,11 @@ pub(crate) async fn perform(session: &mut SessionBrowser, action: &Action) -> Re
         Action::Hover { index } => actions::hover(session.page(), *index).await,
         Action::Scroll { pages, index, to_text } => {
             let target = match (to_text, index) {
-                (Some(text), _) => ScrollTarget::Text(text.clone()),
+                (Some(_), Some(_)) => return Err(ActionError::BadArguments("scroll: give to_text or index, not both".into())),
+                (Some(_), None) if pages.is_some() => {
+                    return Err(ActionError::BadArguments("scroll: give to_text or pages, not both".into()));
+                }
+                (Some(text), None) => ScrollTarget::Text(text.clone()),
                 (None, Some(index)) => ScrollTarget::Element(*index, pages.unwrap_or(1.0)),
                 (None, None) => ScrollTarget::Pages(pages.unwrap_or(1.0)),
             };
@@ -294,19 +298,36 @@ impl UrlPolicy {
         if !matches!(parsed.scheme(), "http" | "https") {
             return blocked(format!("the {} scheme is not allowed; use http or https", parsed.scheme()));
         }
-        let host = parsed.host_str().unwrap_or_default().trim_end_matches('.').to_ascii_lowercase();
-        let within = |domain: &String| {
-            let domain = domain.trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase();
-            host == domain || host.ends_with(&format!(".{domain}"))
-        };
-        if self.blocked_domains.iter().any(within) {
+        let host = host_of(&parsed);
+        if self.blocked_domains.iter().any(|d| within(&host, d)) {
             return blocked(format!("{host} is on the session's blocked list"));
         }
-        if !self.allowed_domains.is_empty() && !self.allowed_domains.iter().any(within) {
+        if self.outside_allowed(url).is_some() {
             return blocked(format!("{host} is not among the allowed domains ({})", self.allowed_domains.join(", ")));
         }
         Ok(())
     }
+
+    /// The host of `url` when it is an http(s) URL outside the allowed domains (a list is
+    /// set and no entry covers it); None otherwise, blocked hosts included.
+    pub fn outside_allowed(&self, url: &str) -> Option<String> {
+        let parsed = url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https"))?;
+        let host = host_of(&parsed);
+        let outside = !self.allowed_domains.is_empty()
+            && !self.allowed_domains.iter().any(|d| within(&host, d))
+            && !self.blocked_domains.iter().any(|d| within(&host, d));
+        outside.then_some(host)
+    }
+}
+
+fn host_of(url: &url::Url) -> String {
+    url.host_str().unwrap_or_default().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// `host` is `domain` or one of its subdomains (`*.` in front of `domain` means the same).
+fn within(host: &str, domain: &str) -> bool {
+    let domain = domain.trim_start_matches("*.").trim_end_matches('.').to_ascii_lowercase();
+    host == domain || host.ends_with(&format!(".{domain}"))
 }
 
 #[cfg(test)]
@@ -323,6 +344,7 @@ mod tests {
         assert!(err.contains("index"), "{err}");
         assert!(serde_json::from_str::<Action>(r#"{"action":"fly"}"#).is_err());
         assert_eq!(bound(Some(3_600_000)), MAX_WAIT, "waits are bounded");
+
     }
 
     #[test]
@@ -338,5 +360,9 @@ mod tests {
         assert!(narrow.check("https://example.com.evil.net/").is_err());
         assert!(narrow.check("https://ads.example.com/x").is_err());
         assert!(narrow.check("https://other.org/").unwrap_err().to_string().contains("allowed domains"));
+        assert_eq!(narrow.outside_allowed("https://Other.org/x").as_deref(), Some("other.org"));
+        assert_eq!(narrow.outside_allowed("https://shop.example.com/"), None);
+        assert_eq!(narrow.outside_allowed("https://ads.example.com/"), None, "blocked, not merely outside");
+        assert_eq!(open.outside_allowed("https://other.org/"), None);
     }
 }

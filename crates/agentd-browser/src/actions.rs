@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant};
 
 use chromiumoxide::Page;
-use chromiumoxide::cdp::browser_protocol::input::{
-    DispatchKeyEventParams, DispatchKeyEventType, InsertTextParams,
-};
+use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
 use chromiumoxide::layout::Point;
 use serde::Deserialize;
 
@@ -70,6 +68,9 @@ pub enum ActionError {
     /// A key name or combination that cannot be pressed.
     #[error("{0}")]
     BadKey(String),
+    /// Arguments that contradict each other.
+    #[error("{0}")]
+    BadArguments(String),
     /// A point outside the viewport.
     #[error("({x}, {y}) is outside the {width}x{height} viewport")]
     OutOfViewport {
@@ -157,7 +158,7 @@ fn locate_script(index: u64) -> String {
   const editable = el.isContentEditable || tag === 'textarea' ||
     (tag === 'input' && !['button','submit','reset','checkbox','radio','file','image','range','color','hidden'].includes(type));
   const label = (el.getAttribute('aria-label') || el.innerText || el.value || el.placeholder || tag).toString().trim().slice(0, 60);
-  return {{ x, y, editable, disabled: !!el.disabled, label }};
+  return {{ x, y, editable, disabled: !!el.disabled || el.getAttribute('aria-disabled') === 'true', label }};
 }})({index})"#
     )
 }
@@ -297,7 +298,8 @@ pub async fn type_text(
     if !text.is_empty() {
         page.execute(InsertTextParams::new(text)).await?;
     }
-    let navigated = if enter { crate::waits::follow_navigation(page, press_enter(page)).await? } else { None };
+    let press_enter = async { crate::keys::press_keys(page, &["Enter"]).await.map(|_| ()) };
+    let navigated = if enter { crate::waits::follow_navigation(page, press_enter).await? } else { None };
     let verb = if mode == TypeMode::Replace { "typed" } else { "appended" };
     Ok(ActionOutcome {
         action: "type",
@@ -309,23 +311,6 @@ pub async fn type_text(
         ) + &crate::waits::arrival(&navigated),
         elapsed: started.elapsed(),
     })
-}
-
-async fn press_enter(page: &Page) -> Result<(), ActionError> {
-    for kind in [DispatchKeyEventType::KeyDown, DispatchKeyEventType::KeyUp] {
-        let mut event = DispatchKeyEventParams::builder()
-            .r#type(kind.clone())
-            .key("Enter")
-            .code("Enter")
-            .windows_virtual_key_code(13)
-            .native_virtual_key_code(13);
-        if kind == DispatchKeyEventType::KeyDown {
-            event = event.text("\r");
-        }
-        let event = event.build().map_err(BrowserError::Script)?;
-        page.execute(event).await?;
-    }
-    Ok(())
 }
 
 /// Runs `body` (JavaScript with `el` bound to element `index`) and returns its string result;

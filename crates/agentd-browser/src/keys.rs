@@ -47,7 +47,7 @@ fn named_key(name: &str) -> Option<Key> {
         "control" | "ctrl" => ("Control", "ControlLeft", 17, None),
         "shift" => ("Shift", "ShiftLeft", 16, None),
         "alt" => ("Alt", "AltLeft", 18, None),
-        "meta" => ("Meta", "MetaLeft", 91, None),
+        "meta" | "cmd" | "command" => ("Meta", "MetaLeft", 91, None),
         _ => return function_key(name).or_else(|| character_key(name)),
     };
     Some(Key {
@@ -149,5 +149,8 @@ mod tests {
         assert!(parse_combo("Hyper+A").unwrap_err().contains("modifier"));
         assert!(parse_combo("Control+").unwrap_err().contains("not a key"));
         assert!(parse_combo("Banana").unwrap_err().contains("unknown key"));
+        // Every modifier name is also a key of its own.
+        assert_eq!(parse_combo("Cmd+a").unwrap().0, 4);
+        assert_eq!(parse_combo("Command").unwrap().2.key, "Meta");
     }
 }

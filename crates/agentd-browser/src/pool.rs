@@ -396,11 +396,11 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
     Ok(Live { browser: Arc::new(browser), generation, lost, handler, profile })
 }
 
-/// The viewport of a context prepared before its session is known (replaced at lease).
 /// Longest a warm-reserve refill waits for the session that emptied it to finish its first
 /// action.
 const REFILL_DEFERRAL: Duration = Duration::from_secs(2);
 
+/// The viewport of a context prepared before its session is known (replaced at lease).
 const WARM_VIEWPORT: Viewport = Viewport { width: 1024, height: 768 };
 
 /// A context with a blank page, prepared ahead of a session.

@@ -100,17 +100,9 @@ impl SessionBrowser {
     /// hosts and bad URLs are refused by the policy itself, with no question asked).
     fn off_domain(&self, url: &str) -> Option<(String, String)> {
         let policy = self.url_policy();
-        if policy.allowed_domains.is_empty() {
-            return None;
-        }
-        let parsed = url::Url::parse(url).ok()?;
-        let host = parsed.host_str()?.to_ascii_lowercase();
-        let outside = crate::UrlPolicy { allowed_domains: policy.allowed_domains.clone(), blocked_domains: Vec::new() }.check(url).is_err();
-        let blocked = crate::UrlPolicy { allowed_domains: Vec::new(), blocked_domains: policy.blocked_domains.clone() }.check(url).is_err();
-        (outside && !blocked).then(|| {
-            let message = format!("Opening {host}, outside the session's allowed domains ({}).", policy.allowed_domains.join(", "));
-            (host, message)
-        })
+        let host = policy.outside_allowed(url)?;
+        let message = format!("Opening {host}, outside the session's allowed domains ({}).", policy.allowed_domains.join(", "));
+        Some((host, message))
     }
 }
 

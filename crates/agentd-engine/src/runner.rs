@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use agentd_domain::{EventKind, NewEvent, SessionStatus, Transition};
+use agentd_store::SessionChange;
 use serde_json::json;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
@@ -122,24 +123,18 @@ impl Engine {
                     "response_type": completion.response_type,
                     "usage": usage,
                 });
-                let changed = live.transition(Transition::Complete, NewEvent::new(EventKind::Completed, data), |_, change| {
+                settle(live, Transition::Complete, NewEvent::new(EventKind::Completed, data), |change| {
                     change.response = Some(completion.response.clone());
                     change.response_type = Some(completion.response_type);
-                });
-                if let Ok(changed) = changed {
-                    let _ = committed(changed.pending).await;
-                }
+                })
+                .await;
             }
             Some(Ok(Err(AgentError::Failed { message, reason }))) => {
                 self.finish_failed(live, &message, &reason).await;
             }
             Some(Ok(Err(AgentError::Stopped { reason }))) => {
-                let changed = live.transition(Transition::Stop, NewEvent::new(EventKind::Stopped, json!({"reason": reason})), |_, change| {
-                    change.error = Some(reason.clone());
-                });
-                if let Ok(changed) = changed {
-                    let _ = committed(changed.pending).await;
-                }
+                let event = NewEvent::new(EventKind::Stopped, json!({"reason": reason}));
+                settle(live, Transition::Stop, event, |change| change.error = Some(reason.clone())).await;
             }
             Some(Ok(Err(AgentError::Ended))) | None => {}
             Some(Err(joined)) => {
@@ -150,12 +145,15 @@ impl Engine {
     }
 
     async fn finish_failed(&self, live: &LiveSession, message: &str, reason: &str) {
-        let changed = live.transition(Transition::Fail, failed_event(message, reason), |_, change| {
-            change.error = Some(message.to_owned());
-        });
-        if let Ok(changed) = changed {
-            let _ = committed(changed.pending).await;
-        }
+        settle(live, Transition::Fail, failed_event(message, reason), |change| change.error = Some(message.to_owned())).await;
+    }
+}
+
+/// Ends the session with `transition` and `event` (unless something ended it first) and waits
+/// for the event to be committed.
+async fn settle(live: &LiveSession, transition: Transition, event: NewEvent, prepare: impl FnOnce(&mut SessionChange)) {
+    if let Ok(changed) = live.transition(transition, event, |_, change| prepare(change)) {
+        let _ = committed(changed.pending).await;
     }
 }
 

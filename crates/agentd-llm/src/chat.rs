@@ -140,13 +140,6 @@ pub struct ChatResponse {
     pub attempts: u32,
 }
 
-impl ChatResponse {
-    /// Whether generation stopped at the output-token limit (the answer may be cut off).
-    pub fn truncated(&self) -> bool {
-        matches!(self.finish_reason.as_deref(), Some("length" | "max_tokens"))
-    }
-}
-
 /// What a provider adapter reads from a response: the [`ChatResponse`] before cost and attempts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Answer {

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -95,6 +96,9 @@ impl Llm {
         if !matches!(base.scheme(), "http" | "https") {
             return Err(LlmError::Config(format!("the base URL {:?} is not http or https", settings.base_url)));
         }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(LlmError::Config(format!("the base URL {:?} must not have a query or a fragment", settings.base_url)));
+        }
         let base_text = base.as_str().trim_end_matches('/');
         let endpoint = match settings.provider {
             ProviderKind::OpenAi => format!("{base_text}/chat/completions"),
@@ -121,11 +125,6 @@ impl Llm {
     /// The model used when a request names none.
     pub fn default_model(&self) -> &str {
         &self.inner.settings.model
-    }
-
-    /// The URL requests go to.
-    pub fn endpoint(&self) -> &str {
-        &self.inner.endpoint
     }
 
     /// What `usage` costs on `model` in US dollars (0 for a model without a price).
@@ -234,7 +233,7 @@ impl Llm {
         request.output_schema.as_ref().map(|s| s.name.as_str())
     }
 
-    async fn send(&self, body: &[u8], stream: bool) -> Result<reqwest::Response, Failure> {
+    async fn send(&self, body: &Bytes, stream: bool) -> Result<reqwest::Response, Failure> {
         let accept = if stream { "text/event-stream" } else { "application/json" };
         let response = self
             .inner
@@ -242,7 +241,8 @@ impl Llm {
             .post(&self.inner.endpoint)
             .headers(self.inner.headers.clone())
             .header(header::ACCEPT, accept)
-            .body(body.to_vec())
+            // A cheap clone of one buffer: a retried request is not copied again.
+            .body(body.clone())
             .send()
             .await
             .map_err(|e| self.transport_error(&e))?;
@@ -258,15 +258,20 @@ impl Llm {
         Err(Failure { error: LlmError::Http { status: status.as_u16(), message }, retry_after, emitted: false })
     }
 
+    /// A whole (non-streamed) answer, at most [`MAX_RESPONSE_BYTES`].
+    async fn read_answer(&self, response: reqwest::Response) -> Result<Vec<u8>, Failure> {
+        read_limited(response, MAX_RESPONSE_BYTES).await.map_err(|e| match e {
+            ReadError::Transport(e) => Failure::from(self.transport_error(&e)),
+            ReadError::TooLarge => Failure::from(too_large()),
+        })
+    }
+
     /// One attempt waiting for the whole answer, all within the timeout.
-    async fn attempt(&self, request: &ChatRequest, body: &[u8]) -> Result<Answer, Failure> {
+    async fn attempt(&self, request: &ChatRequest, body: &Bytes) -> Result<Answer, Failure> {
         let timeout = self.inner.settings.timeout;
         let bytes = tokio::time::timeout(timeout, async {
             let response = self.send(body, false).await?;
-            read_limited(response, MAX_RESPONSE_BYTES).await.map_err(|e| match e {
-                ReadError::Transport(e) => Failure::from(self.transport_error(&e)),
-                ReadError::TooLarge => Failure::from(too_large()),
-            })
+            self.read_answer(response).await
         })
         .await
         .map_err(|_| Failure::from(LlmError::Timeout))??;
@@ -285,7 +290,7 @@ impl Llm {
     async fn attempt_streaming(
         &self,
         request: &ChatRequest,
-        body: &[u8],
+        body: &Bytes,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Answer, Failure> {
         let timeout = self.inner.settings.timeout;
@@ -298,13 +303,9 @@ impl Llm {
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if !is_sse {
             // A server that ignores `stream: true` answers all at once.
-            let bytes = tokio::time::timeout(timeout, read_limited(response, MAX_RESPONSE_BYTES))
+            let bytes = tokio::time::timeout(timeout, self.read_answer(response))
                 .await
-                .map_err(|_| Failure::from(LlmError::Timeout))?
-                .map_err(|e| match e {
-                    ReadError::Transport(e) => Failure::from(self.transport_error(&e)),
-                    ReadError::TooLarge => Failure::from(too_large()),
-                })?;
+                .map_err(|_| Failure::from(LlmError::Timeout))??;
             let answer = self.parse(request, &bytes)?;
             if !answer.text.is_empty() {
                 on_text(&answer.text);
@@ -442,8 +443,8 @@ fn request_headers(settings: &LlmSettings) -> Result<HeaderMap, LlmError> {
     Ok(headers)
 }
 
-fn bytes_of(body: &Value) -> Result<Vec<u8>, LlmError> {
-    serde_json::to_vec(body).map_err(|e| LlmError::Config(format!("the request cannot be serialized: {e}")))
+fn bytes_of(body: &Value) -> Result<Bytes, LlmError> {
+    serde_json::to_vec(body).map(Bytes::from).map_err(|e| LlmError::Config(format!("the request cannot be serialized: {e}")))
 }
 
 fn too_large() -> LlmError {
@@ -522,16 +523,20 @@ mod tests {
     #[test]
     fn endpoints_and_settings_checks() {
         let llm = Llm::new(settings(ProviderKind::OpenAi, "http://localhost:11434/v1/")).unwrap();
-        assert_eq!(llm.endpoint(), "http://localhost:11434/v1/chat/completions");
+        assert_eq!(llm.inner.endpoint, "http://localhost:11434/v1/chat/completions");
         assert_eq!(llm.inner.max_tokens_field, "max_tokens");
         let llm = Llm::new(settings(ProviderKind::OpenAi, "https://api.openai.com/v1")).unwrap();
         assert_eq!(llm.inner.max_tokens_field, "max_completion_tokens");
         for base in ["https://api.anthropic.com", "https://api.anthropic.com/", "https://api.anthropic.com/v1"] {
             let llm = Llm::new(settings(ProviderKind::Anthropic, base)).unwrap();
-            assert_eq!(llm.endpoint(), "https://api.anthropic.com/v1/messages");
+            assert_eq!(llm.inner.endpoint, "https://api.anthropic.com/v1/messages");
         }
         assert!(matches!(Llm::new(settings(ProviderKind::OpenAi, "not a url")), Err(LlmError::Config(_))));
         assert!(matches!(Llm::new(settings(ProviderKind::OpenAi, "ftp://host/v1")), Err(LlmError::Config(_))));
+        assert!(matches!(Llm::new(settings(ProviderKind::OpenAi, "http://host/v1?x=1")), Err(LlmError::Config(_))));
+        assert!(matches!(Llm::new(settings(ProviderKind::OpenAi, "http://host/v1#top")), Err(LlmError::Config(_))));
+        let no_timeout = LlmSettings { timeout: Duration::ZERO, ..settings(ProviderKind::OpenAi, "http://h/v1") };
+        assert!(matches!(Llm::new(no_timeout), Err(LlmError::Config(_))));
         let no_model = LlmSettings { model: " ".into(), ..settings(ProviderKind::OpenAi, "http://h/v1") };
         assert!(matches!(Llm::new(no_model), Err(LlmError::Config(_))));
         let bad_key = LlmSettings { api_key: Some("a\nb".into()), ..settings(ProviderKind::OpenAi, "http://h/v1") };

@@ -454,7 +454,8 @@ async fn popups_are_tracked_and_tabs_switch_and_close() {
 async fn warm_contexts_are_fresh_and_refilled() {
     use agentd_browser::*;
     let base = fixture().await;
-    let settings = BrowserSettings { warm_contexts: 2, ..BrowserSettings::default() };
+    // A cap of two: both leases below would be refused if warm contexts took slots.
+    let settings = BrowserSettings { warm_contexts: 2, max_contexts: 2, ..BrowserSettings::default() };
     let pool = BrowserPool::start(&settings).await.unwrap();
     let ready = async |pool: &BrowserPool, n: usize| {
         for _ in 0..1000 {
@@ -575,6 +576,9 @@ async fn a_long_product_list_is_searched_and_trimmed_to_the_budget() {
     assert_eq!(add.len(), 10, "{}", found.render());
     session.act(&Action::Click { index: add[0].index, button: ClickKind::Single }).await.unwrap();
     assert_eq!(eval::<String>(session.page(), "document.getElementById('count').textContent").await, "1");
+    // Contradictory arguments are refused rather than half obeyed.
+    let both = Action::Scroll { pages: None, index: Some(search), to_text: Some("Copper".into()) };
+    assert!(matches!(session.act(&both).await, Err(ActionError::BadArguments(_))));
     session.close().await.unwrap();
     pool.shutdown().await;
 }

@@ -209,3 +209,17 @@ async fn a_scripted_reply_can_read_the_prompt() {
         assert!(server.requests().is_empty());
     }
 }
+
+#[tokio::test]
+async fn an_answer_of_max_response_bytes_is_read_and_one_byte_more_is_refused() {
+    let (server, llm) = start(ProviderKind::OpenAi).await;
+    // A valid completion padded with trailing white space to exactly N bytes, then N + 1.
+    let body = serde_json::json!({"choices": [{"message": {"role": "assistant", "content": "fits"}, "finish_reason": "stop"}]}).to_string();
+    let padded = |size: usize| format!("{body}{}", " ".repeat(size - body.len()));
+    let raw = |body: String| Reply::Raw { status: 200, content_type: "application/json".into(), body };
+    server.push(raw(padded(agentd_llm::MAX_RESPONSE_BYTES)));
+    assert_eq!(llm.chat(&ask("hi")).await.unwrap().text, "fits");
+    server.push(raw(padded(agentd_llm::MAX_RESPONSE_BYTES + 1)));
+    let error = llm.chat(&ask("hi")).await.unwrap_err();
+    assert!(matches!(&error, LlmError::BadResponse(m) if m.contains("larger than")), "{error:?}");
+}

@@ -80,6 +80,10 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_stored() {
         (json!({"goal": "x", "metadata": {"big": "y".repeat(17 * 1024)}}), "metadata", "invalid_request"),
         (json!({"goal": "x", "webhook_url": "javascript:alert(1)"}), "webhook_url", "invalid_request"),
         (json!({"goal": "x", "allowed_domains": ["exa mple.com"]}), "allowed_domains[0]", "invalid_request"),
+        (json!({"goal": "x", "model": "gpt 4"}), "model", "invalid_request"),
+        (json!({"goal": "x", "model": "m".repeat(201)}), "model", "invalid_request"),
+        (json!({"goal": "x", "output_schema": "object"}), "output_schema", "invalid_request"),
+        (json!({"goal": "x", "output_schema": {"type": "nonsense"}}), "output_schema", "invalid_request"),
         (json!({"goal": "x", "surprise": true}), "surprise", "unknown_field"),
     ];
     for (body, field, code) in cases {
@@ -120,6 +124,16 @@ async fn bad_input_is_refused_with_the_field_named_and_nothing_stored() {
     }
     let page: Value = app.get("/v1/sessions").await.json().await.unwrap();
     assert_eq!(page["data"].as_array().unwrap().len(), 2, "only the valid sessions were stored");
+
+    // A model name of 200 characters and a schema of 64 KiB pass; one more does not.
+    let s = app.create_with(json!({"goal": "done", "model": "m".repeat(200)})).await;
+    assert_eq!(s["model"], "m".repeat(200));
+    let schema = |pad: usize| json!({"description": "d".repeat(pad)});
+    let pad = 64 * 1024 - schema(0).to_string().len();
+    let s = app.create_with(json!({"goal": "done", "output_schema": schema(pad)})).await;
+    assert_eq!(s["output_schema"], schema(pad));
+    let (status, error) = error_of(app.post("/v1/sessions", json!({"goal": "x", "output_schema": schema(pad + 1)})).await).await;
+    assert_eq!((status, error["field"].as_str()), (400, Some("output_schema")));
     app.shutdown().await;
 }
 
