@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -83,6 +83,8 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// Its JSON body (`Value::String` of the raw text when it was not JSON).
     pub body: Value,
+    /// When its body had been read (benchmarks time the client between requests with it).
+    pub received_at: Instant,
 }
 
 impl Recorded {
@@ -266,6 +268,7 @@ async fn answer(shared: &Shared, protocol: Protocol, uri: Uri, headers: HeaderMa
             .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect(),
         body: parsed.clone().unwrap_or_else(|| Value::String(String::from_utf8_lossy(&body).into_owned())),
+        received_at: Instant::now(),
     };
     let scripted = {
         let mut script = shared.script();
@@ -643,6 +646,7 @@ mod tests {
                     {"role": "tool", "content": "plain"},
                 ],
             }),
+            received_at: Instant::now(),
         };
         assert_eq!(recorded.text(), "sys\nhello\ndone\nplain");
         assert_eq!(recorded.header("X-Api-Key"), Some("k"));
