@@ -9,7 +9,7 @@ use serde_json::Value;
 /// cannot be accepted.
 pub fn accept(response: String, kind: ResponseType, schema: Option<&Value>) -> Result<Completion, String> {
     if kind == ResponseType::Json || schema.is_some() {
-        let value: Value = serde_json::from_str(response.trim())
+        let value: Value = serde_json::from_str(unfenced(&response))
             .map_err(|e| format!("the response must be JSON{}: {e}", if schema.is_some() { " matching the schema" } else { "" }))?;
         if let Some(schema) = schema {
             let validator = jsonschema::validator_for(schema).map_err(|e| format!("the session's schema is unusable: {e}"))?;
@@ -24,6 +24,15 @@ pub fn accept(response: String, kind: ResponseType, schema: Option<&Value>) -> R
         return Err("the response is empty: say what was found or why the task could not be done".into());
     }
     Ok(Completion { response: Value::String(response), response_type: kind })
+}
+
+/// JSON without the Markdown code fence models like to wrap it in.
+fn unfenced(text: &str) -> &str {
+    let text = text.trim();
+    text.strip_prefix("```")
+        .and_then(|rest| rest.strip_suffix("```"))
+        .map(|inner| inner.trim_start_matches(|c: char| c.is_ascii_alphabetic()).trim())
+        .unwrap_or(text)
 }
 
 #[cfg(test)]
@@ -41,6 +50,8 @@ mod tests {
         let wrong = accept(r#"{"price": "cheap"}"#.into(), ResponseType::Json, Some(&schema)).unwrap_err();
         assert!(wrong.contains("does not match") && wrong.contains("/price"), "{wrong}");
         assert!(accept("not json".into(), ResponseType::Json, None).unwrap_err().contains("must be JSON"));
+        let fenced = "```json\n{\"price\": 2}\n```";
+        assert_eq!(accept(fenced.into(), ResponseType::Json, Some(&schema)).unwrap().response, json!({"price": 2}));
         assert_eq!(accept("# Title".into(), ResponseType::Markdown, None).unwrap().response, json!("# Title"));
         assert!(accept("  ".into(), ResponseType::String, None).is_err());
     }

@@ -1,21 +1,23 @@
-//! The browser agent (mode `browser`): observe the page, ask the LLM with the action tools,
-//! act, and report each step as a `thought` event and one `action` event per action, until
-//! the model calls `done`, the session runs out of actions, fails too often, loops, or ends.
+//! The browser agent (mode `browser`) and its DOM driver: observe the page, ask the LLM with
+//! the action tools, act, and report each step as a `thought` event and one `action` event per
+//! action, until the model calls `done`, the session runs out of actions, fails too often,
+//! loops, or ends. Sessions with `driver: computer_use` go to [`crate::computer_agent`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use agentd_browser::{Action, SessionBrowser, SessionOptions, UrlPolicy, Viewport};
-use agentd_domain::{EventKind, FieldError, SessionSpec, Usage};
+use agentd_browser::{SessionOptions, UrlPolicy, Viewport};
+use agentd_domain::{Driver, EventKind, FieldError, SessionSpec};
 use agentd_engine::{Agent, AgentError, Completion, SessionContext};
-use agentd_llm::{ChatRequest, ChatResponse, Content, Llm, Message, ToolChoice};
+use agentd_llm::{ChatRequest, Content, Llm, Message, ToolChoice};
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::answer;
 use crate::browsers::Browsers;
-use crate::loop_guard::{LoopGuard, Verdict};
+use crate::computer_agent::ComputerRun;
 use crate::prompt::{self, Reasoning, StepInput};
+use crate::run::{BrowserRun, browser_failed, ms};
 use crate::secrets::Vault;
 use crate::tools::{self, Step};
 
@@ -87,86 +89,45 @@ impl Agent for BrowserAgent {
             urls: UrlPolicy { allowed_domains: spec.allowed_domains.clone(), blocked_domains: Vec::new() },
         };
         let browser = pool.lease(options).await.map_err(|e| AgentError::failed("browser_unavailable", e.to_string()))?;
-        let mut run = Run::new(ctx, llm, browser, self.settings.clone(), Vault::new(&secrets));
-        let result = run.drive().await.map(|mut done| {
-            run.vault.redact_json(&mut done.response);
-            done
-        });
-        let result = result.map_err(|error| match error {
-            AgentError::Failed { message, reason } => AgentError::Failed { message: run.vault.redact(&message), reason },
-            AgentError::Stopped { reason } => AgentError::Stopped { reason: run.vault.redact(&reason) },
-            other => other,
-        });
-        if let Err(error) = run.browser.close().await {
-            tracing::debug!(%error, "closing a session's browser context failed");
+        let run = BrowserRun::new(ctx, browser, Vault::new(&secrets), self.settings.clone());
+        let redact = |vault: &Vault, done: &mut Completion| vault.redact_json(&mut done.response);
+        match spec.driver {
+            Driver::Dom => {
+                let mut dom = DomRun::new(run, llm);
+                let result = dom.drive().await;
+                dom.run.finish(result, redact).await
+            }
+            Driver::ComputerUse => {
+                let mut computer = ComputerRun::new(run, llm);
+                let result = computer.drive().await;
+                computer.run.finish(result, redact).await
+            }
         }
-        result
     }
 }
 
-/// One session's run: its browser, its history and its counters.
-struct Run {
-    ctx: SessionContext,
+/// The DOM driver: the page's elements as text, actions by element index, one stateless
+/// request per step.
+struct DomRun {
+    run: BrowserRun,
     llm: Llm,
-    browser: SessionBrowser,
-    settings: BrowserAgentSettings,
-    step: u32,
-    actions_done: u32,
-    failures: u32,
     history: Vec<String>,
     memory: String,
     notes: Vec<String>,
-    guard: LoopGuard,
-    vault: Vault,
 }
 
-impl Run {
-    fn new(ctx: SessionContext, llm: Llm, browser: SessionBrowser, settings: BrowserAgentSettings, vault: Vault) -> Self {
-        let guard = LoopGuard::new(settings.loop_nudge_at, settings.loop_stop_at);
-        Self {
-            ctx,
-            llm,
-            browser,
-            settings,
-            step: 0,
-            actions_done: 0,
-            failures: 0,
-            history: Vec::new(),
-            memory: String::new(),
-            notes: Vec::new(),
-            guard,
-            vault,
-        }
-    }
-
-    /// Records an event with every secret value replaced by its placeholder.
-    async fn emit(&self, kind: EventKind, mut data: Value) -> Result<(), AgentError> {
-        self.vault.redact_json(&mut data);
-        self.ctx.emit(kind, data).await?;
-        Ok(())
-    }
-
-    fn spec(&self) -> &SessionSpec {
-        self.ctx.spec()
+impl DomRun {
+    fn new(run: BrowserRun, llm: Llm) -> Self {
+        Self { run, llm, history: Vec::new(), memory: String::new(), notes: Vec::new() }
     }
 
     async fn drive(&mut self) -> Result<Completion, AgentError> {
-        let start = self.spec().start_url.clone();
-        self.emit(EventKind::BrowserStarted, json!({"url": start.as_deref().unwrap_or("about:blank")})).await?;
-        if let Some(url) = start {
-            // Opening the start page is the session's set-up, not one of the model's actions.
-            let action = Action::Navigate { url };
-            let result = self.browser.act(&action).await;
-            let elapsed = result.as_ref().map(|o| o.elapsed).unwrap_or_default();
-            let summary = result.map(|o| o.description).map_err(|e| e.to_string());
-            self.report_action(action.name(), Some(&action), &summary, elapsed).await?;
-            if let Err(error) = summary {
-                self.notes.push(format!("Opening the start page failed: {error}"));
-            }
+        if let Some(note) = self.run.open_start_page().await? {
+            self.notes.push(note);
         }
         loop {
-            self.ctx.checkpoint().await?;
-            self.step += 1;
+            self.run.ctx.checkpoint().await?;
+            self.run.step += 1;
             if let Some(done) = self.one_step().await? {
                 return Ok(done);
             }
@@ -175,29 +136,28 @@ impl Run {
 
     /// Observe, ask, act. `Some` when the task is done.
     async fn one_step(&mut self) -> Result<Option<Completion>, AgentError> {
-        if let Some(recovery) = self.browser.recover().await.map_err(browser_failed)? {
-            self.emit(EventKind::Log, json!({"level": "error", "cause": recovery.cause.as_str(), "message": recovery.message}))
-                .await?;
-            self.notes.push(format!("The browser had a problem: {}", recovery.message));
+        if let Some(note) = self.run.recover().await? {
+            self.notes.push(note);
         }
         let observed = Instant::now();
-        let state = self.browser.observe().await.map_err(browser_failed)?;
+        let state = self.run.browser.observe().await.map_err(browser_failed)?;
         let observe_ms = ms(observed.elapsed());
-        let page = state.render_within(self.settings.page_tokens);
+        let page = state.render_within(self.run.settings.page_tokens);
         let request = self.request(&page);
         self.notes.clear();
         let asked = Instant::now();
         let reply = self.llm.chat(&request).await.map_err(|e| AgentError::failed("llm_error", format!("the LLM call failed: {e}")))?;
         let llm_ms = ms(asked.elapsed());
-        self.account(&reply);
+        self.run.account(reply.usage.input_tokens, reply.usage.output_tokens, reply.cost_usd);
         let reasoning = Reasoning::parse(&reply.text);
         if !reasoning.memory.is_empty() {
             self.memory = reasoning.memory.clone();
         }
-        self.emit(
+        self.run
+            .emit(
                 EventKind::Thought,
                 json!({
-                    "step": self.step,
+                    "step": self.run.step,
                     "thought": reasoning.thought,
                     "memory": reasoning.memory,
                     "next_goal": reasoning.next_goal,
@@ -224,16 +184,28 @@ impl Run {
             };
             let ends_turn = step.ends_turn();
             match step {
-                Step::Done { response, kind } => match answer::accept(response, kind, self.spec().output_schema.as_ref()) {
+                Step::Done { response, kind } => match answer::accept(response, kind, self.run.spec().output_schema.as_ref()) {
                     Ok(done) => return Ok(Some(done)),
                     Err(error) => {
                         self.failed_step(format!("done was not accepted: {error}"))?;
                     }
                 },
                 Step::Browser { action, flagged } => {
-                    let judged = self.vault.reveal_action(&action).unwrap_or_else(|_| action.clone());
-                    self.confirm_if_sensitive(&judged, flagged).await?;
-                    let failed = !self.browser_action(&action, &page).await?;
+                    if let Some(code) = self.run.confirm_if_sensitive(&action, flagged).await? {
+                        self.record(&format!("safety check {code}"), "confirmed by the user");
+                    }
+                    let acted = self.run.act(&action, &page).await?;
+                    self.notes.extend(acted.nudge);
+                    let failed = match acted.result {
+                        Ok(description) => {
+                            self.record(action.name(), &description);
+                            false
+                        }
+                        Err(error) => {
+                            self.failed_step(error)?;
+                            true
+                        }
+                    };
                     let navigated = self.page_moved(&url_before).await;
                     if (failed || navigated) && i + 1 < total {
                         let why = if failed { "an action failed" } else { "the page changed" };
@@ -243,12 +215,12 @@ impl Run {
                 }
                 Step::Extract => self.extract().await?,
                 Step::RequestInput { field_name, reason } => {
-                    let answer = self.ctx.request_input(&field_name, &reason).await?;
+                    let answer = self.run.ctx.request_input(&field_name, &reason).await?;
                     self.record(&format!("asked the user for {field_name}"), "answered");
                     self.notes.push(format!("The user's answer for {field_name}: {answer}"));
                 }
                 Step::RequestPermission { reason } => {
-                    let granted = self.ctx.request_permission(&reason).await?;
+                    let granted = self.run.ctx.request_permission(&reason).await?;
                     let verdict = if granted { "granted" } else { "denied" };
                     self.record(&format!("asked permission: {reason}"), verdict);
                     if !granted {
@@ -266,21 +238,21 @@ impl Run {
     }
 
     fn request(&self, page: &str) -> ChatRequest {
-        let shown_from = self.history.len().saturating_sub(self.settings.history_steps);
+        let shown_from = self.history.len().saturating_sub(self.run.settings.history_steps);
         let message = prompt::step_message(&StepInput {
-            spec: self.spec(),
-            actions_left: self.spec().max_actions.saturating_sub(self.actions_done),
+            spec: self.run.spec(),
+            actions_left: self.run.actions_left(),
             history: &self.history[shown_from..],
             earlier_steps: shown_from,
             memory: &self.memory,
             notes: &self.notes,
-            secrets: self.vault.prompt_line(),
+            secrets: self.run.vault.prompt_line(),
             page,
         });
         // The page may show a typed secret; the model never sees a value.
-        let message = self.vault.redact(&message);
+        let message = self.run.vault.redact(&message);
         ChatRequest {
-            model: self.spec().model.clone(),
+            model: self.run.spec().model.clone(),
             system: Some(prompt::SYSTEM.to_owned()),
             messages: vec![Message::User(vec![Content::Text(message)])],
             tools: tools::specs(),
@@ -289,99 +261,15 @@ impl Run {
         }
     }
 
-    fn account(&self, reply: &ChatResponse) {
-        self.ctx.add_usage(&Usage {
-            input_tokens: reply.usage.input_tokens,
-            output_tokens: reply.usage.output_tokens,
-            cost_usd: reply.cost_usd,
-        });
-    }
-
-    /// Asks a person before an action that submits a password or payment form, leaves the
-    /// allowed domains, starts a download, or that the model flagged; a denial stops the
-    /// session. Never acts first and asks after.
-    async fn confirm_if_sensitive(&mut self, action: &Action, flagged: Option<String>) -> Result<(), AgentError> {
-        let (code, message, host) = match flagged {
-            Some(reason) => ("model_flagged", format!("The agent asks to confirm {}: {reason}", action.name()), None),
-            None => match self.browser.sensitivity(action).await.map_err(browser_failed)? {
-                Some(sensitive) => (sensitive.code, sensitive.message, sensitive.host),
-                None => return Ok(()),
-            },
-        };
-        let message = self.vault.redact(&message);
-        if !self.ctx.safety_check(code, &message).await? {
-            return Err(AgentError::Stopped { reason: format!("a person denied the safety check: {message}") });
-        }
-        if let Some(host) = host {
-            self.browser.allow_host(&host);
-        }
-        self.record(&format!("safety check {code}"), "confirmed by the user");
-        Ok(())
-    }
-
-    async fn browser_action(&mut self, action: &Action, page: &str) -> Result<bool, AgentError> {
-        let max = self.spec().max_actions;
-        if self.actions_done >= max {
-            return Err(AgentError::failed("max_actions", format!("the session used all of its {max} actions without finishing the task")));
-        }
-        let described = serde_json::to_string(action).unwrap_or_default();
-        match self.guard.record(page, &described) {
-            Verdict::Fine => {}
-            Verdict::Nudge(nudge) => self.notes.push(nudge),
-            Verdict::Stop(why) => return Err(AgentError::failed("loop", format!("stopped a looping agent: {why}"))),
-        }
-        let revealed = match self.vault.reveal_action(action) {
-            Ok(revealed) => revealed,
-            Err(error) => {
-                self.failed_step(format!("{}: {error}", action.name()))?;
-                return Ok(false);
-            }
-        };
-        let result = self.browser.act(&revealed).await;
-        self.actions_done += 1;
-        let elapsed = result.as_ref().map(|o| o.elapsed).unwrap_or_default();
-        let summary = result.map(|o| o.description).map_err(|e| e.to_string());
-        self.report_action(action.name(), Some(action), &summary, elapsed).await?;
-        match summary {
-            Ok(description) => {
-                self.failures = 0;
-                self.record(action.name(), &description);
-                Ok(true)
-            }
-            Err(error) => {
-                self.failed_step(format!("{} failed: {error}", action.name()))?;
-                Ok(false)
-            }
-        }
-    }
-
-    /// An `action` event (`action` is None for the agent's own moves, such as extract).
-    async fn report_action(&self, name: &str, action: Option<&Action>, summary: &Result<String, String>, elapsed: Duration) -> Result<(), AgentError> {
-        let mut data = json!({
-            "step": self.step,
-            "name": name,
-            "description": summary.as_ref().unwrap_or_else(|e| e),
-            "ok": summary.is_ok(),
-            "elapsed_ms": ms(elapsed),
-        });
-        if let Some(action) = action {
-            data["action"] = json!(action);
-        }
-        if let Err(error) = summary {
-            data["error"] = Value::String(error.clone());
-        }
-        self.emit(EventKind::Action, data).await
-    }
-
     async fn extract(&mut self) -> Result<(), AgentError> {
         let started = Instant::now();
-        let result = agentd_browser::extract_markdown(self.browser.page()).await.map_err(|e| e.to_string());
+        let result = agentd_browser::extract_markdown(self.run.browser.page()).await.map_err(|e| e.to_string());
         let summary = result.as_ref().map(|(_, outcome)| outcome.description.clone()).map_err(Clone::clone);
-        self.report_action("extract", None, &summary, started.elapsed()).await?;
+        self.run.report_action("extract", None, &summary, started.elapsed()).await?;
         match result {
             Ok((extracted, outcome)) => {
                 let content = extracted.markdown;
-                let cut: String = content.chars().take(self.settings.extract_tokens * 4).collect();
+                let cut: String = content.chars().take(self.run.settings.extract_tokens * 4).collect();
                 let more = if cut.len() < content.len() { "\n(content cut here)" } else { "" };
                 self.notes.push(format!("Extracted page content:\n{cut}{more}"));
                 self.record("extract", &outcome.description);
@@ -394,34 +282,21 @@ impl Run {
     /// True when the active page is no longer at `before` (the rest of a chained reply was
     /// meant for the old page).
     async fn page_moved(&self, before: &str) -> bool {
-        match self.browser.page().url().await {
+        match self.run.browser.page().url().await {
             Ok(Some(now)) => now != before,
             _ => true,
         }
     }
 
-    /// A history line for what succeeded (failures go through [`Run::failed_step`]).
+    /// A history line for what succeeded (failures go through [`DomRun::failed_step`]).
     fn record(&mut self, what: &str, result: &str) {
-        self.history.push(format!("{}. {what}: {result}", self.step));
+        self.history.push(format!("{}. {what}: {result}", self.run.step));
     }
 
     /// Counts a failure and tells the model; too many in a row end the session.
     fn failed_step(&mut self, error: String) -> Result<(), AgentError> {
-        self.failures += 1;
-        let max = self.settings.max_failures;
-        if self.failures >= max {
-            return Err(AgentError::failed("repeated_failures", format!("{max} failures in a row; the last: {error}")));
-        }
-        let step = self.step;
-        self.history.push(format!("{step}. FAILED: {error}"));
+        self.run.failed(&error)?;
+        self.history.push(format!("{}. FAILED: {error}", self.run.step));
         Ok(())
     }
-}
-
-fn browser_failed(error: agentd_browser::BrowserError) -> AgentError {
-    AgentError::failed("browser_error", format!("the browser failed: {error}"))
-}
-
-fn ms(elapsed: Duration) -> f64 {
-    (elapsed.as_secs_f64() * 10_000.0).round() / 10.0
 }

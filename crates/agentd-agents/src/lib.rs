@@ -10,8 +10,10 @@
 mod answer;
 mod browser_agent;
 mod browsers;
+mod computer_agent;
 mod loop_guard;
 mod prompt;
+mod run;
 mod secrets;
 mod tools;
 

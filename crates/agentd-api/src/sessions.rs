@@ -1,6 +1,6 @@
 //! `/v1/sessions`: create, read, list, change, delete and control sessions.
 
-use agentd_domain::{Mode, Priority, Secrets, SessionId, SessionPatch, SessionSpec, SessionStatus, parse_http_url};
+use agentd_domain::{Driver, Mode, Priority, Secrets, SessionId, SessionPatch, SessionSpec, SessionStatus, parse_http_url};
 use agentd_engine::{NewSession, SessionAnswer};
 use agentd_store::{SessionQuery, SessionSortField, SortValue, sort_value};
 use axum::Json;
@@ -201,6 +201,7 @@ pub fn parse_create(req: CreateSessionRequest, limits: &SessionLimits) -> ApiRes
         model: model(req.model)?,
         output_schema: output_schema(req.output_schema)?,
         secret_names: Vec::new(),
+        driver: choice("driver", req.driver, Driver::Dom)?,
     };
     Ok(NewSession {
         spec,

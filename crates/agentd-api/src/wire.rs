@@ -47,6 +47,9 @@ pub struct CreateSessionRequest {
     pub allowed_domains: Option<Vec<String>>,
     /// The LLM model for this session (default: the server's).
     pub model: Option<String>,
+    /// How a browser agent works: `dom` (default; page elements as text, any chat model) or
+    /// `computer_use` (screenshots and coordinates; a computer-use model).
+    pub driver: Option<String>,
     /// A JSON schema the response must match; the response is then JSON.
     #[schema(value_type = Option<Object>)]
     pub output_schema: Option<Value>,
@@ -225,6 +228,8 @@ pub struct SessionView {
     pub allowed_domains: Vec<String>,
     /// LLM model chosen for the session (None: the server's default).
     pub model: Option<String>,
+    /// dom | computer_use.
+    pub driver: String,
     /// The JSON schema the response must match.
     #[schema(value_type = Option<Object>)]
     pub output_schema: Option<Value>,
@@ -274,6 +279,7 @@ impl From<&Session> for SessionView {
             webhook_url: s.spec.webhook_url.clone(),
             allowed_domains: s.spec.allowed_domains.clone(),
             model: s.spec.model.clone(),
+            driver: s.spec.driver.as_str().to_owned(),
             output_schema: s.spec.output_schema.clone(),
             secret_names: s.spec.secret_names.clone(),
             created_at: s.created_at,

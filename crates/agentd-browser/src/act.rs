@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actions::{self, ActionError, ActionOutcome, ClickKind, ScrollTarget, TypeMode};
 use crate::session::SessionBrowser;
-use crate::{keys, waits};
+use crate::{keys, pointer, waits};
 
 /// One browser action. Serialised with an `action` tag: `{"action":"click","index":3}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +42,37 @@ pub enum Action {
         /// Which click (default: single).
         #[serde(default)]
         button: ClickKind,
+    },
+    /// Move the mouse to the viewport point (`x`, `y`).
+    #[serde(rename = "move")]
+    MoveTo {
+        /// CSS pixels from the left.
+        x: f64,
+        /// CSS pixels from the top.
+        y: f64,
+    },
+    /// Press the left button at the first point, move through the others, release at the last.
+    Drag {
+        /// Viewport points `[x, y]`, at least two.
+        path: Vec<[f64; 2]>,
+    },
+    /// Turn the mouse wheel at (`x`, `y`) by (`dx`, `dy`) CSS pixels (positive: right, down).
+    ScrollAt {
+        /// CSS pixels from the left.
+        x: f64,
+        /// CSS pixels from the top.
+        y: f64,
+        /// Horizontal pixels.
+        #[serde(default)]
+        dx: f64,
+        /// Vertical pixels.
+        #[serde(default)]
+        dy: f64,
+    },
+    /// Type into the focused element (a line break presses Enter).
+    TypeText {
+        /// What to type.
+        text: String,
     },
     /// Type into element `index`.
     Type {
@@ -166,6 +197,10 @@ impl Action {
             Action::Reload => "reload",
             Action::Click { .. } => "click",
             Action::ClickAt { .. } => "click_at",
+            Action::MoveTo { .. } => "move",
+            Action::Drag { .. } => "drag",
+            Action::ScrollAt { .. } => "scroll_at",
+            Action::TypeText { .. } => "type_text",
             Action::Type { .. } => "type",
             Action::Select { .. } => "select",
             Action::Check { .. } => "check",
@@ -201,6 +236,13 @@ pub(crate) async fn perform(session: &mut SessionBrowser, action: &Action) -> Re
         Action::Reload => actions::reload(session.page(), nav).await,
         Action::Click { index, button } => actions::click_with(session.page(), *index, *button).await,
         Action::ClickAt { x, y, button } => actions::click_at(session.page(), *x, *y, *button).await,
+        Action::MoveTo { x, y } => pointer::move_to(session.page(), *x, *y).await,
+        Action::Drag { path } => {
+            let path: Vec<(f64, f64)> = path.iter().map(|&[x, y]| (x, y)).collect();
+            pointer::drag(session.page(), &path).await
+        }
+        Action::ScrollAt { x, y, dx, dy } => pointer::scroll_at(session.page(), *x, *y, *dx, *dy).await,
+        Action::TypeText { text } => pointer::type_focused(session.page(), text).await,
         Action::Type { index, text, append, enter } => {
             let mode = if *append { TypeMode::Append } else { TypeMode::Replace };
             actions::type_text(session.page(), *index, text, mode, *enter).await

@@ -198,6 +198,10 @@ pub enum ClickKind {
     Double,
     /// One right click (a `contextmenu`).
     Right,
+    /// One middle-button click.
+    Middle,
+    /// Three left clicks (selects a paragraph or a field's text).
+    Triple,
 }
 
 impl ClickKind {
@@ -206,6 +210,8 @@ impl ClickKind {
             ClickKind::Single => "clicked",
             ClickKind::Double => "double-clicked",
             ClickKind::Right => "right-clicked",
+            ClickKind::Middle => "middle-clicked",
+            ClickKind::Triple => "triple-clicked",
         }
     }
 }
@@ -233,16 +239,22 @@ pub async fn click_with(page: &Page, index: u64, kind: ClickKind) -> Result<Acti
 /// Clicks the viewport point (`x`, `y`) in CSS pixels, for what has no index (a canvas, a map).
 pub async fn click_at(page: &Page, x: f64, y: f64, kind: ClickKind) -> Result<ActionOutcome, ActionError> {
     let started = Instant::now();
-    let size: (f64, f64) = Scope::TOP.eval(page, "[window.innerWidth, window.innerHeight]".into()).await?;
-    if !(0.0..size.0).contains(&x) || !(0.0..size.1).contains(&y) {
-        return Err(ActionError::OutOfViewport { x, y, width: size.0, height: size.1 });
-    }
+    in_viewport(page, &[(x, y)]).await?;
     let navigated = crate::waits::follow_navigation(page, mouse_click(page, x, y, kind)).await?;
     Ok(ActionOutcome {
         action: "click",
         description: format!("{} at ({x}, {y}){}", kind.verb(), crate::waits::arrival(&navigated)),
         elapsed: started.elapsed(),
     })
+}
+
+/// Ok when every point is inside the viewport.
+pub(crate) async fn in_viewport(page: &Page, points: &[(f64, f64)]) -> Result<(), ActionError> {
+    let (width, height): (f64, f64) = Scope::TOP.eval(page, "[window.innerWidth, window.innerHeight]".into()).await?;
+    match points.iter().find(|(x, y)| !(0.0..width).contains(x) || !(0.0..height).contains(y)) {
+        Some(&(x, y)) => Err(ActionError::OutOfViewport { x, y, width, height }),
+        None => Ok(()),
+    }
 }
 
 /// Moves the mouse to (`x`, `y`) and presses and releases the button, twice for a double click
@@ -254,6 +266,8 @@ async fn mouse_click(page: &Page, x: f64, y: f64, kind: ClickKind) -> Result<(),
         ClickKind::Single => (MouseButton::Left, 1),
         ClickKind::Double => (MouseButton::Left, 2),
         ClickKind::Right => (MouseButton::Right, 1),
+        ClickKind::Middle => (MouseButton::Middle, 1),
+        ClickKind::Triple => (MouseButton::Left, 3),
     };
     for count in 1..=clicks {
         for kind in [DispatchMouseEventType::MousePressed, DispatchMouseEventType::MouseReleased] {

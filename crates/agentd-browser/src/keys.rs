@@ -22,15 +22,17 @@ fn modifier_bit(name: &str) -> Option<i64> {
     match name.to_ascii_lowercase().as_str() {
         "alt" => Some(1),
         "control" | "ctrl" => Some(2),
-        "meta" | "cmd" | "command" => Some(4),
+        "meta" | "cmd" | "command" | "super" | "win" => Some(4),
         "shift" => Some(8),
         _ => None,
     }
 }
 
 fn named_key(name: &str) -> Option<Key> {
-    let (key, code, key_code, text): (&str, &str, i64, Option<&str>) = match name.to_ascii_lowercase().as_str() {
-        "enter" | "return" => ("Enter", "Enter", 13, Some("\r")),
+    // X keysym spellings too (`Page_Down`, `KP_Enter`, `super`): computer-use models send them.
+    let folded = name.to_ascii_lowercase().replace('_', "");
+    let (key, code, key_code, text): (&str, &str, i64, Option<&str>) = match folded.as_str() {
+        "enter" | "return" | "kpenter" => ("Enter", "Enter", 13, Some("\r")),
         "tab" => ("Tab", "Tab", 9, None),
         "escape" | "esc" => ("Escape", "Escape", 27, None),
         "backspace" => ("Backspace", "Backspace", 8, None),
@@ -47,7 +49,8 @@ fn named_key(name: &str) -> Option<Key> {
         "control" | "ctrl" => ("Control", "ControlLeft", 17, None),
         "shift" => ("Shift", "ShiftLeft", 16, None),
         "alt" => ("Alt", "AltLeft", 18, None),
-        "meta" | "cmd" | "command" => ("Meta", "MetaLeft", 91, None),
+        "meta" | "cmd" | "command" | "super" | "win" => ("Meta", "MetaLeft", 91, None),
+        "insert" => ("Insert", "Insert", 45, None),
         _ => return function_key(name).or_else(|| character_key(name)),
     };
     Some(Key {
@@ -152,5 +155,8 @@ mod tests {
         // Every modifier name is also a key of its own.
         assert_eq!(parse_combo("Cmd+a").unwrap().0, 4);
         assert_eq!(parse_combo("Command").unwrap().2.key, "Meta");
+        // X keysym spellings, as computer-use models send them.
+        assert_eq!(parse_combo("ctrl+Page_Down").unwrap().2.key, "PageDown");
+        assert_eq!(parse_combo("super+KP_Enter").unwrap().0, 4);
     }
 }

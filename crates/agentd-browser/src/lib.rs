@@ -18,6 +18,7 @@ mod locate;
 mod metrics;
 mod network;
 mod page_state;
+mod pointer;
 mod pool;
 mod session;
 mod scope;
@@ -32,6 +33,7 @@ pub use waits::{NAVIGATION_TIMEOUT, wait_for_navigation, wait_for_selector, wait
 pub use dialogs::{DialogPolicy, DialogRecord};
 pub use extract::{Extracted, extract_markdown};
 pub use keys::press_keys;
+pub use pointer::{drag, move_to, screen_png, scroll_at, type_focused};
 pub use locate::{find_chrome, CHROME_CANDIDATES};
 pub use page_state::{DEFAULT_TOKEN_BUDGET, Element, PageState, Scroll, TextBlock, observe};
 pub use act::{Action, MAX_WAIT, UrlPolicy};

@@ -77,6 +77,12 @@ impl SessionBrowser {
             Action::PressKeys { keys } if keys.iter().any(|k| k.eq_ignore_ascii_case("enter")) => {
                 Scope::TOP.eval::<Aim>(page, aim_script("document.activeElement", true)).await?
             }
+            Action::TypeText { text } if text.contains('\n') => {
+                Scope::TOP.eval::<Aim>(page, aim_script("document.activeElement", true)).await?
+            }
+            Action::ClickAt { x, y, .. } => {
+                Scope::TOP.eval::<Aim>(page, aim_script(&format!("document.elementFromPoint({x}, {y})"), false)).await?
+            }
             _ => return Ok(None),
         };
         if !aim.fields.is_empty() {

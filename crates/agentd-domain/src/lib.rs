@@ -14,7 +14,7 @@ pub use event::{Event, EventKind, NewEvent};
 pub use ids::{ApiKeyId, IdError, ProjectId, SessionId};
 pub use session::{
     Secrets,
-    FieldError, Mode, Priority, ResponseType, Session, SessionPatch, SessionSpec, Usage,
+    Driver, FieldError, Mode, Priority, ResponseType, Session, SessionPatch, SessionSpec, Usage,
     parse_http_url,
 };
 pub use status::{IllegalTransition, SessionStatus, Transition};

@@ -82,6 +82,25 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// How a browser agent sees and acts on pages.
+    Driver, "driver" {
+        /// From the page's interactive elements (text), acting on them by index: any chat model.
+        Dom = "dom",
+        /// From screenshots, acting at screen coordinates: computer-use models (OpenAI's
+        /// `computer_use_preview` tool, Anthropic's computer tool).
+        ComputerUse = "computer_use",
+    }
+);
+
+// wire_enum! derives no Default, and a derive could not pick the variant.
+#[allow(clippy::derivable_impls)]
+impl Default for Driver {
+    fn default() -> Self {
+        Driver::Dom
+    }
+}
+
+wire_enum!(
     /// Queue priority: higher runs first, then older first.
     Priority, "priority" {
         /// Runs after everything else.
@@ -162,6 +181,9 @@ pub struct SessionSpec {
     /// stored (see [`Secrets`]).
     #[serde(default)]
     pub secret_names: Vec<String>,
+    /// How a browser agent sees and acts (`dom` by default).
+    #[serde(default)]
+    pub driver: Driver,
 }
 
 /// Secret values a session may type into pages (`sensitive_data`: name → value). They live

@@ -37,6 +37,8 @@ pub struct Llm {
 struct Inner {
     settings: LlmSettings,
     client: reqwest::Client,
+    /// The base URL that endpoint paths are joined to (Anthropic's without its `/v1`).
+    root: String,
     endpoint: String,
     headers: HeaderMap,
     prices: PriceTable,
@@ -100,10 +102,14 @@ impl Llm {
             return Err(LlmError::Config(format!("the base URL {:?} must not have a query or a fragment", settings.base_url)));
         }
         let base_text = base.as_str().trim_end_matches('/');
-        let endpoint = match settings.provider {
-            ProviderKind::OpenAi => format!("{base_text}/chat/completions"),
+        let (root, endpoint) = match settings.provider {
+            ProviderKind::OpenAi => (base_text.to_owned(), format!("{base_text}/chat/completions")),
             // Accept the base with or without the version path.
-            ProviderKind::Anthropic => format!("{}/v1/messages", base_text.strip_suffix("/v1").unwrap_or(base_text)),
+            ProviderKind::Anthropic => {
+                let root = base_text.strip_suffix("/v1").unwrap_or(base_text).to_owned();
+                let endpoint = format!("{root}/v1/messages");
+                (root, endpoint)
+            }
         };
         let max_tokens_field =
             if base.host_str() == Some("api.openai.com") { "max_completion_tokens" } else { "max_tokens" };
@@ -114,7 +120,7 @@ impl Llm {
             .build()
             .map_err(|e| LlmError::Config(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
         let prices = PriceTable::new(&settings.prices);
-        Ok(Llm { inner: Arc::new(Inner { settings, client, endpoint, headers, prices, max_tokens_field }) })
+        Ok(Llm { inner: Arc::new(Inner { settings, client, root, endpoint, headers, prices, max_tokens_field }) })
     }
 
     /// Which protocol the provider speaks.
@@ -130,6 +136,43 @@ impl Llm {
     /// What `usage` costs on `model` in US dollars (0 for a model without a price).
     pub fn cost(&self, model: &str, usage: &TokenUsage) -> f64 {
         self.inner.prices.cost(model, usage)
+    }
+
+    /// Whether the price table knows `model`.
+    pub(crate) fn has_price(&self, model: &str) -> bool {
+        self.inner.prices.lookup(model).is_some()
+    }
+
+    /// Posts `body` to `path` (joined to the base URL) with `extra` headers beside the usual
+    /// ones, and reads the whole answer, retrying transient failures like [`Llm::chat`]: the
+    /// answer's bytes and the attempts made.
+    pub(crate) async fn post_json(&self, path: &str, extra: &[(&'static str, &'static str)], body: &Value) -> Result<(Vec<u8>, u32), LlmError> {
+        let settings = &self.inner.settings;
+        let endpoint = format!("{}{path}", self.inner.root);
+        let mut headers = self.inner.headers.clone();
+        for (name, value) in extra {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+        let body = bytes_of(body)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = tokio::time::timeout(settings.timeout, async {
+                let response = self.send_to(&endpoint, &headers, &body, false).await?;
+                self.read_answer(response).await
+            })
+            .await
+            .unwrap_or_else(|_| Err(Failure::from(LlmError::Timeout)));
+            match outcome {
+                Ok(bytes) => return Ok((bytes, attempt)),
+                Err(failure) if failure.error.is_retryable() && attempt <= settings.max_retries => {
+                    let wait = failure.retry_after.unwrap_or_else(|| retry::backoff(settings.backoff_base, attempt));
+                    debug!(error = %failure.error, wait_ms = wait.as_millis() as u64, path, "LLM call retried");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(failure) => return Err(failure.error),
+            }
+        }
     }
 
     /// Sends `request` and waits for the whole answer, retrying transient failures.
@@ -234,12 +277,16 @@ impl Llm {
     }
 
     async fn send(&self, body: &Bytes, stream: bool) -> Result<reqwest::Response, Failure> {
+        self.send_to(&self.inner.endpoint, &self.inner.headers, body, stream).await
+    }
+
+    async fn send_to(&self, endpoint: &str, headers: &HeaderMap, body: &Bytes, stream: bool) -> Result<reqwest::Response, Failure> {
         let accept = if stream { "text/event-stream" } else { "application/json" };
         let response = self
             .inner
             .client
-            .post(&self.inner.endpoint)
-            .headers(self.inner.headers.clone())
+            .post(endpoint)
+            .headers(headers.clone())
             .header(header::ACCEPT, accept)
             // A cheap clone of one buffer: a retried request is not copied again.
             .body(body.clone())

@@ -15,6 +15,7 @@
 mod anthropic;
 mod chat;
 mod client;
+mod computer;
 mod error;
 mod openai;
 mod retry;
@@ -22,5 +23,9 @@ mod settings;
 
 pub use chat::{ChatRequest, ChatResponse, Content, Message, OutputSchema, TokenUsage, ToolCall, ToolChoice, ToolSpec};
 pub use client::{Llm, MAX_RESPONSE_BYTES};
+pub use computer::{
+    Button, CallResult, ComputerAction, ComputerCall, ComputerConversation, ComputerSetup, ComputerTurn, Image, Point,
+    ProviderSafetyCheck, Screen, TurnInput,
+};
 pub use error::LlmError;
 pub use settings::{LlmSettings, Price, ProviderKind};

@@ -2,7 +2,10 @@
 //!
 //! [`ScriptedLlm`] speaks OpenAI chat completions (`POST /v1/chat/completions`) and Anthropic
 //! Messages (`POST /v1/messages`), streamed (server-sent events, the way each provider sends
-//! them) or not. It answers from a FIFO queue of [`Reply`]s, or from replies computed from the
+//! them) or not, and OpenAI's Responses API for computer use (`POST /v1/responses`, not
+//! streamed): there a call named `computer` is a `computer_call` whose arguments are the action
+//! (with its `pending_safety_checks` as `[{code, message}]`, given ids `cu_sc_N`), and the text
+//! of a reply with calls is the reasoning summary. It answers from a FIFO queue of [`Reply`]s, or from replies computed from the
 //! request, and keeps every request as a [`Recorded`] so that tests can check what was sent.
 //!
 //! Usage in its answers is deterministic: input tokens = request body length / 4, output tokens =
@@ -77,7 +80,7 @@ impl Reply {
 /// A request the server received.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recorded {
-    /// The request path (`/v1/chat/completions` or `/v1/messages`).
+    /// The request path (`/v1/chat/completions`, `/v1/messages` or `/v1/responses`).
     pub path: String,
     /// Its headers, names in lower case, in the order received.
     pub headers: Vec<(String, String)>,
@@ -88,12 +91,15 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    /// Every text in the request's system prompt and messages (tool results included), joined by
-    /// new lines: for searching the prompt.
+    /// Every text in the request's system prompt and messages (tool results included; the
+    /// Responses API's instructions and input), joined by new lines: for searching the prompt.
     pub fn text(&self) -> String {
         let mut texts = Vec::new();
         collect_texts(&self.body["system"], "system", &mut texts);
         collect_texts(&self.body["messages"], "messages", &mut texts);
+        // The Responses API's names for the same.
+        collect_texts(&self.body["instructions"], "system", &mut texts);
+        collect_texts(&self.body["input"], "messages", &mut texts);
         texts.join("\n")
     }
 
@@ -178,6 +184,7 @@ impl std::fmt::Debug for ScriptedLlm {
 enum Protocol {
     OpenAi,
     Anthropic,
+    Responses,
 }
 
 impl ScriptedLlm {
@@ -200,6 +207,7 @@ impl ScriptedLlm {
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
+            .route("/v1/responses", post(responses))
             .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
             .with_state(shared.clone());
         tokio::spawn(async move {
@@ -259,6 +267,10 @@ async fn anthropic(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderM
     answer(&shared, Protocol::Anthropic, uri, headers, body).await
 }
 
+async fn responses(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    answer(&shared, Protocol::Responses, uri, headers, body).await
+}
+
 async fn answer(shared: &Shared, protocol: Protocol, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
     let recorded = Recorded {
@@ -308,7 +320,7 @@ async fn answer(shared: &Shared, protocol: Protocol, uri: Uri, headers: HeaderMa
         .map(|(name, arguments)| {
             let n = Shared::next(&shared.calls);
             let id = match protocol {
-                Protocol::OpenAi => format!("call_{n}"),
+                Protocol::OpenAi | Protocol::Responses => format!("call_{n}"),
                 Protocol::Anthropic => format!("toolu_{n}"),
             };
             Call { id, name, arguments }
@@ -340,6 +352,7 @@ async fn answer(shared: &Shared, protocol: Protocol, uri: Uri, headers: HeaderMa
         }
         (Protocol::Anthropic, false) => json_response(answer.anthropic()),
         (Protocol::Anthropic, true) => sse_response(answer.anthropic_events()),
+        (Protocol::Responses, _) => json_response(answer.responses(&shared.calls)),
     }
 }
 
@@ -461,6 +474,62 @@ impl Answer {
         events
     }
 
+    /// A Responses API object: the text as a reasoning summary before calls, or as the message
+    /// without them; `computer` calls as `computer_call` items, others as `function_call`s.
+    fn responses(&self, ids: &AtomicU64) -> Value {
+        let mut output = Vec::new();
+        if self.calls.is_empty() {
+            output.push(json!({
+                "type": "message", "id": format!("msg_{}", self.id), "role": "assistant", "status": "completed",
+                "content": [{ "type": "output_text", "text": self.text, "annotations": [] }],
+            }));
+        } else {
+            let summary: Vec<Value> = (!self.text.is_empty())
+                .then(|| json!({ "type": "summary_text", "text": self.text }))
+                .into_iter()
+                .collect();
+            output.push(json!({ "type": "reasoning", "id": format!("rs_{}", self.id), "summary": summary }));
+        }
+        for call in &self.calls {
+            if call.name != "computer" {
+                output.push(json!({
+                    "type": "function_call", "id": format!("fc_{}", call.id), "call_id": call.id,
+                    "name": call.name, "arguments": call.arguments.to_string(), "status": "completed",
+                }));
+                continue;
+            }
+            let mut action = call.arguments.clone();
+            let checks: Vec<Value> = action
+                .as_object_mut()
+                .and_then(|a| a.remove("pending_safety_checks"))
+                .and_then(|c| c.as_array().cloned())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|mut check| {
+                    check["id"] = json!(format!("cu_sc_{}", Shared::next(ids)));
+                    check
+                })
+                .collect();
+            output.push(json!({
+                "type": "computer_call", "id": format!("cu_{}", call.id), "call_id": call.id,
+                "action": action, "pending_safety_checks": checks, "status": "completed",
+            }));
+        }
+        json!({
+            "id": format!("resp_{}", self.id),
+            "object": "response",
+            "created_at": CREATED,
+            "status": "completed",
+            "model": self.model,
+            "output": output,
+            "usage": {
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                "total_tokens": self.input_tokens + self.output_tokens,
+            },
+        })
+    }
+
     fn anthropic_stop_reason(&self) -> &'static str {
         if self.calls.is_empty() { "end_turn" } else { "tool_use" }
     }
@@ -567,7 +636,9 @@ fn json_pieces(text: &str) -> Vec<&str> {
 
 fn error_response(protocol: Protocol, status: u16, retry_after: Option<&str>, message: &str) -> Response {
     let body = match protocol {
-        Protocol::OpenAi => json!({ "error": { "message": message, "type": openai_error_type(status), "param": null, "code": null } }),
+        Protocol::OpenAi | Protocol::Responses => {
+            json!({ "error": { "message": message, "type": openai_error_type(status), "param": null, "code": null } })
+        }
         Protocol::Anthropic => json!({ "type": "error", "error": { "type": anthropic_error_type(status), "message": message } }),
     };
     let mut response = response(status, "application/json", Body::from(body.to_string()));

@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 
 /// Every page of the site: (path without the leading slash, HTML).
-pub const PAGES: [(&str, &str); 16] = [
+pub const PAGES: [(&str, &str); 17] = [
     ("form", include_str!("../pages/form.html")),
     ("actions", include_str!("../pages/actions.html")),
     ("controls", include_str!("../pages/controls.html")),
@@ -32,6 +32,7 @@ pub const PAGES: [(&str, &str); 16] = [
     ("app", include_str!("../pages/spa.html")),
     ("download", include_str!("../pages/download.html")),
     ("network", include_str!("../pages/network.html")),
+    ("desk", include_str!("../pages/desk.html")),
 ];
 
 /// The pages an agent starts on (the others are frames or helpers of these).

@@ -623,6 +623,41 @@ async fn a_client_routed_app_and_clicks_of_every_kind() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pointer_actions_at_screen_coordinates() {
+    use agentd_browser::*;
+    let base = fixture().await;
+    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let mut session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
+    session.act(&Action::Navigate { url: format!("{base}desk") }).await.unwrap();
+    let log = |s: &SessionBrowser| {
+        let page = s.page().clone();
+        async move { eval::<Vec<String>>(&page, "window.__log.splice(0)").await }
+    };
+    // A triple click selects the field's text; typing replaces it, a line break submits.
+    session.act(&Action::ClickAt { x: 150.0, y: 115.0, button: ClickKind::Triple }).await.unwrap();
+    assert_eq!(log(&session).await, ["move 150,115", "down 150,115 1", "up 150,115", "down 150,115 2", "up 150,115", "down 150,115 3", "up 150,115"]);
+    let typed = session.act(&Action::TypeText { text: "Ada\n".into() }).await.unwrap();
+    assert!(typed.description.contains("name=Ada"), "{}", typed.description);
+    assert_eq!(eval::<String>(session.page(), "document.getElementById('out').textContent").await, "Hello, Ada");
+    // Move, drag and the wheel, as a person's mouse would.
+    session.act(&Action::MoveTo { x: 10.0, y: 20.0 }).await.unwrap();
+    session.act(&Action::Drag { path: vec![[10.0, 20.0], [40.0, 50.0], [70.0, 80.0]] }).await.unwrap();
+    assert_eq!(log(&session).await, ["move 10,20", "move 10,20", "down 10,20 1", "move 40,50", "move 70,80", "up 70,80"]);
+    session.act(&Action::ScrollAt { x: 500.0, y: 400.0, dx: 0.0, dy: 600.0 }).await.unwrap();
+    assert_eq!(log(&session).await, ["wheel 500,400 600"]);
+    assert!(eval::<f64>(session.page(), "window.scrollY").await > 0.0);
+    let short = session.act(&Action::Drag { path: vec![[1.0, 1.0]] }).await.unwrap_err();
+    assert!(short.to_string().contains("two points"), "{short}");
+    // What a computer-use model sees: a PNG at the size asked for.
+    let png = screen_png(session.page(), 512).await.unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    assert_eq!((be(16), be(20)), (512, 384));
+    session.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downloads_network_waits_and_marked_screenshots() {
     use agentd_browser::*;
     let base = fixture().await;

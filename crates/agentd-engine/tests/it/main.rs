@@ -50,6 +50,7 @@ fn new_session(mode: Mode) -> NewSession {
             model: None,
             output_schema: None,
             secret_names: vec![],
+            driver: Default::default(),
         },
         name: None,
         tags: vec![],

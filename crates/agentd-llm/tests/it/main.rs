@@ -2,6 +2,7 @@
 //! the answers it reads (whole and streamed), retries, time limits, errors, cost and the key.
 
 mod anthropic;
+mod computer;
 mod openai;
 mod resilience;
 

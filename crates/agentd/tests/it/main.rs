@@ -3,6 +3,8 @@
 mod support;
 
 mod browser_agent;
+mod cli_run;
+mod computer_use;
 mod control;
 mod crash;
 mod ops;

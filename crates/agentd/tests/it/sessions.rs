@@ -358,6 +358,7 @@ pub async fn insert_old_session(app: &TestApp, days: i64) -> String {
             model: None,
             output_schema: None,
             secret_names: vec![],
+            driver: Default::default(),
         },
         name: None,
         tags: vec![],
