@@ -87,7 +87,9 @@ impl ComputerRun {
                 let error = self.perform(&call.action).await?;
                 let (screenshot, taken_ms) = self.screenshot().await?;
                 observe_ms = taken_ms;
-                let url = self.run.browser.page().url().await.ok().flatten();
+                // A typed secret may show in the URL or an error: the model sees placeholders only.
+                let url = self.run.browser.page().url().await.ok().flatten().map(|u| self.run.vault.redact(&u));
+                let error = error.map(|e| self.run.vault.redact(&e));
                 results.push(CallResult { call_id: call.id, screenshot, url, acknowledged, error });
             }
             let notes = std::mem::take(&mut self.notes);

@@ -346,6 +346,33 @@ async fn sessions_are_refused_without_a_provider() {
 }
 
 #[tokio::test]
+async fn an_anthropic_model_drives_the_same_agent() {
+    let llm = ScriptedLlm::start().await;
+    let site = agentd_testsite::serve().await;
+    let app = spawn_agents(&llm.anthropic_base_url(), |config| config.llm_provider = "anthropic".into()).await;
+    let w = World { app, llm, site };
+    w.llm.push_with(|r| reasoned("search the list", vec![call("type", json!({"index": index_of(r, "Search products"), "text": "kettle", "enter": true}))]));
+    w.llm.push_with(|r| {
+        let found = r.text().contains("Red Kettle");
+        Reply::tool_call("done", json!({"response": if found { "Red Kettle" } else { "nothing" }}))
+    });
+    let id = w.start(json!({"goal": "Find the kettle", "start_url": format!("{}products", w.site)})).await;
+    let session = w.finish(&id).await;
+    assert_eq!(session["status"], "completed", "{session}");
+    assert_eq!(session["response"], "Red Kettle");
+    let requests = w.llm.requests();
+    assert!(requests.iter().all(|r| r.path == "/v1/messages"));
+    let first = &requests[0].body;
+    assert_eq!(first["tool_choice"], json!({"type": "any"}));
+    assert!(first["tools"].as_array().unwrap().iter().any(|t| t["name"] == "click" && t["input_schema"].is_object()));
+    assert!(first["system"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(requests[0].header("x-api-key"), Some("sk-test-key"));
+    // The tool result of the first step is in the second request's page history.
+    assert!(requests[1].text().contains("type"), "{}", requests[1].text());
+    assert!(session["usage"]["output_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
 async fn a_secret_never_leaves_the_page() {
     const CANARY: &str = "canary-7f3a9c-do-not-leak";
     let w = world().await;

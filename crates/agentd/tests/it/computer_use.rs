@@ -198,3 +198,28 @@ async fn an_unknown_driver_is_refused_naming_the_field() {
     let body: Value = r.json().await.unwrap();
     assert!(body.to_string().contains("driver"), "{body}");
 }
+
+#[tokio::test]
+async fn a_typed_secret_reaches_the_page_but_never_the_model() {
+    const CANARY: &str = "canary-cu-5b1e-do-not-leak";
+    let w = world(false).await;
+    w.llm.push_with(|r| {
+        assert!(r.text().contains("<secret>who</secret>"), "the model is told the placeholder");
+        Reply::ToolCalls(vec![computer(json!({"type": "click", "button": "left", "x": 150, "y": 115}))])
+    });
+    w.llm.push(Reply::ToolCalls(vec![computer(json!({"type": "type", "text": "<secret>who</secret>\n"}))]));
+    // The form went to /desk?name=<the value>: the URL the model is shown has the placeholder.
+    w.llm.push_with(|r| {
+        let url = call_outputs(r)[0]["output"]["current_url"].as_str().unwrap_or_default().to_owned();
+        Reply::Text(format!("submitted to {url}"))
+    });
+    let id = w.start(json!({"sensitive_data": {"who": CANARY}})).await;
+    let session = w.finish(&id).await;
+    assert_eq!(session["status"], "completed", "{session}");
+    let response = session["response"].as_str().unwrap();
+    assert!(response.contains("name=%3Csecret%3Ewho%3C%2Fsecret%3E") || response.contains("<secret>who</secret>"), "{response}");
+    for request in w.llm.requests() {
+        assert!(!request.raw().contains(CANARY), "an LLM request carried the secret");
+    }
+    assert!(!serde_json::to_string(&w.app.events(&id).await).unwrap().contains(CANARY));
+}
