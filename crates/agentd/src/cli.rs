@@ -1,5 +1,6 @@
-//! The command line: `serve`, `keys create|list|revoke` (on the data directory), and
-//! `sessions list|show|stop` (through a running server's API).
+//! The command line: `serve`, `keys create|list|revoke` (on the data directory),
+//! `sessions list|show|stop` (through a running server's API), and `run` (one task from the
+//! terminal, in [`crate::run_cmd`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
 use crate::config::{Config, Overrides};
-use crate::{keys, server};
+use crate::{keys, run_cmd, server};
 
 /// agentd: self-hosted autonomous web agents.
 #[derive(Debug, Parser)]
@@ -40,6 +41,12 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Run a browser task from the terminal, with live progress; prints the response.
+    ///
+    /// Uses the server at AGENTD_URL (or --server) when one answers, else starts one
+    /// in-process for the run. Exit code 0 when the task completed, 1 when it failed, was
+    /// stopped or timed out, 130 after Ctrl-C.
+    Run(run_cmd::RunArgs),
     /// Look at and stop sessions through a running server.
     Sessions {
         #[command(flatten)]
@@ -118,7 +125,7 @@ enum SessionsCommand {
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -133,7 +140,8 @@ fn loggable(meta: &tracing::Metadata<'_>) -> bool {
     !meta.target().starts_with("chromiumoxide") || *meta.level() <= tracing::Level::WARN
 }
 
-fn init_logging(config: &Config) {
+/// Logs to stderr with the configured filter and format (once per process).
+pub(crate) fn init_logging(config: &Config) {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| "info".into());
     let guard = tracing_subscriber::filter::filter_fn(loggable);
@@ -146,7 +154,7 @@ fn init_logging(config: &Config) {
     };
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut overrides = Overrides {
         data_dir: cli.data_dir.clone(),
         ..Overrides::default()
@@ -156,17 +164,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             overrides.addr = addr;
             let config = Config::load(cli.config.as_deref(), &overrides)?;
             init_logging(&config);
-            serve(config).await
+            serve(config).await?;
         }
         Command::Keys { command } => {
             let config = Config::load(cli.config.as_deref(), &overrides)?;
             std::fs::create_dir_all(&config.data_dir)
                 .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
             let store = SqliteStore::open(&config.data_dir).await?;
-            keys_command(&store, &config, command).await
+            keys_command(&store, &config, command).await?;
         }
-        Command::Sessions { client, command } => sessions_command(client, command).await,
+        Command::Sessions { client, command } => sessions_command(client, command).await?,
+        Command::Run(args) => return run_cmd::run(args, cli.config.as_deref(), overrides).await,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -2,12 +2,14 @@
 //!
 //! Principal items: [`config::Config`] (every setting, layered and validated),
 //! [`server::start`] (the whole server on a listener, with graceful shutdown), [`cli`] (the
-//! command line), [`keys`] (API key creation and bootstrap).
+//! command line), [`run_cmd`] (`agentd run`: one task from the terminal), [`keys`] (API key
+//! creation and bootstrap).
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod config;
 pub mod keys;
+pub mod run_cmd;
 pub mod server;
 
 /// Makes ring the process's TLS crypto provider (reqwest is built without one of its own, to
