@@ -4,32 +4,10 @@
 
 use std::time::Duration;
 
-use agentd_testllm::{Recorded, Reply, ScriptedLlm};
+use agentd_testllm::{Reply, ScriptedLlm};
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, error_of, spawn_agents};
-
-/// The index of the element whose line in the prompt's page state contains `needle`.
-fn index_of(request: &Recorded, needle: &str) -> u64 {
-    let text = request.text();
-    text.lines()
-        .filter(|l| l.trim_start().starts_with('['))
-        .find(|l| l.contains(needle))
-        .and_then(|l| l.trim_start()[1..].split(']').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no element `{needle}` in the prompt:\n{text}"))
-}
-
-fn call(name: &str, arguments: Value) -> (String, Value) {
-    (name.to_owned(), arguments)
-}
-
-fn reasoned(thought: &str, calls: Vec<(String, Value)>) -> Reply {
-    Reply::TextAndToolCalls(format!("Thought: {thought}\nMemory: working on it\nNext: {thought}"), calls)
-}
-
-fn done(response: &str) -> Reply {
-    Reply::tool_call("done", json!({"response": response}))
-}
+use crate::support::{TestApp, call, done, error_of, index_of, reasoned, spawn_agents};
 
 struct World {
     app: TestApp,
@@ -49,30 +27,16 @@ impl World {
         self.app.create_with(body).await["id"].as_str().unwrap().to_owned()
     }
 
-    /// Waits (real time, bounded) for a terminal status; returns the session.
     async fn finish(&self, id: &str) -> Value {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let session = self.app.session(id).await;
-            if ["completed", "failed", "stopped", "timed_out"].contains(&session["status"].as_str().unwrap_or("")) {
-                return session;
-            }
-            assert!(std::time::Instant::now() < deadline, "session never ended: {session}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.app.finish(id).await
     }
 
-    /// Waits for the session's pending safety check and answers it; returns its event data.
     async fn resolve_check(&self, id: &str, confirm: bool) -> Value {
-        let pending = self.app.wait_event(id, "safety_check_pending").await["data"].clone();
-        let check = pending["check_id"].as_str().unwrap();
-        let r = self.app.post(format!("/v1/sessions/{id}/safety_checks/{check}"), json!({"confirm": confirm})).await;
-        assert_eq!(r.status(), 200);
-        pending
+        self.app.resolve_check(id, confirm).await
     }
 
     async fn of_type(&self, id: &str, kind: &str) -> Vec<Value> {
-        self.app.events(id).await.into_iter().filter(|e| e["type"] == kind).map(|e| e["data"].clone()).collect()
+        self.app.events_of(id, kind).await
     }
 }
 

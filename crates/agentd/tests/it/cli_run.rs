@@ -7,34 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agentd_store::{SqliteStore, Store};
-use agentd_testllm::{Recorded, Reply, ScriptedLlm};
+use agentd_testllm::{Reply, ScriptedLlm};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-use crate::support::{ADMIN_KEY, TestApp, spawn_agents, spawn_app};
-
-/// The index of the element whose line in the prompt's page state contains `needle`.
-fn index_of(request: &Recorded, needle: &str) -> u64 {
-    let text = request.text();
-    text.lines()
-        .filter(|l| l.trim_start().starts_with('['))
-        .find(|l| l.contains(needle))
-        .and_then(|l| l.trim_start()[1..].split(']').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no element `{needle}` in the prompt:\n{text}"))
-}
-
-fn call(name: &str, arguments: Value) -> (String, Value) {
-    (name.to_owned(), arguments)
-}
-
-fn reasoned(thought: &str, calls: Vec<(String, Value)>) -> Reply {
-    Reply::TextAndToolCalls(format!("Thought: {thought}\nMemory: working on it\nNext: {thought}"), calls)
-}
-
-fn done(response: &str) -> Reply {
-    Reply::tool_call("done", json!({"response": response}))
-}
+use crate::support::{ADMIN_KEY, TestApp, call, done, index_of, reasoned, spawn_agents, spawn_app};
 
 /// `agentd run ...` as a child process, its stderr collected as it comes.
 struct Run {

@@ -2,8 +2,6 @@
 //! Chromium on the fixture site's `desk` page (every control at a fixed place), and a scripted
 //! computer-use model on loopback — OpenAI's Responses API and Anthropic's computer tool.
 
-use std::time::Duration;
-
 use agentd_testllm::{Recorded, Reply, ScriptedLlm};
 use base64::Engine;
 use serde_json::{Value, json};
@@ -37,27 +35,15 @@ impl World {
     }
 
     async fn finish(&self, id: &str) -> Value {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let session = self.app.session(id).await;
-            if ["completed", "failed", "stopped", "timed_out"].contains(&session["status"].as_str().unwrap_or("")) {
-                return session;
-            }
-            assert!(std::time::Instant::now() < deadline, "session never ended: {session}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.app.finish(id).await
     }
 
     async fn answer_check(&self, id: &str, confirm: bool) -> Value {
-        let pending = self.app.wait_event(id, "safety_check_pending").await["data"].clone();
-        let check = pending["check_id"].as_str().unwrap();
-        let r = self.app.post(format!("/v1/sessions/{id}/safety_checks/{check}"), json!({"confirm": confirm})).await;
-        assert_eq!(r.status(), 200);
-        pending
+        self.app.resolve_check(id, confirm).await
     }
 
     async fn of_type(&self, id: &str, kind: &str) -> Vec<Value> {
-        self.app.events(id).await.into_iter().filter(|e| e["type"] == kind).map(|e| e["data"].clone()).collect()
+        self.app.events_of(id, kind).await
     }
 }
 

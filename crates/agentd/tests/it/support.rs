@@ -9,6 +9,7 @@ use agentd::keys::{self, KeyRequest};
 use agentd::server::{self, RunningServer};
 use agentd_domain::{EventKind, Mode, ResponseType};
 use agentd_engine::{Agent, AgentError, AgentRegistry, Completion, ManualClock, SessionContext};
+use agentd_testllm::{Recorded, Reply};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -247,11 +248,64 @@ impl TestApp {
         }
     }
 
+    /// Waits (real time, bounded) for a terminal status; returns the session.
+    pub async fn finish(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let session = self.session(id).await;
+            if ["completed", "failed", "stopped", "timed_out"].contains(&session["status"].as_str().unwrap_or("")) {
+                return session;
+            }
+            assert!(std::time::Instant::now() < deadline, "session never ended: {session}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for the session's pending safety check and answers it; returns its event data.
+    pub async fn resolve_check(&self, id: &str, confirm: bool) -> Value {
+        let pending = self.wait_event(id, "safety_check_pending").await["data"].clone();
+        let check = pending["check_id"].as_str().unwrap();
+        let r = self.post(format!("/v1/sessions/{id}/safety_checks/{check}"), json!({"confirm": confirm})).await;
+        assert_eq!(r.status(), 200);
+        pending
+    }
+
+    /// The data of the session's events of `kind`, in order.
+    pub async fn events_of(&self, id: &str, kind: &str) -> Vec<Value> {
+        self.events(id).await.into_iter().filter(|e| e["type"] == kind).map(|e| e["data"].clone()).collect()
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown().await;
         }
     }
+}
+
+/// The index of the element whose line in the prompt's page state contains `needle` (what a
+/// scripted model reads to choose its action).
+pub fn index_of(request: &Recorded, needle: &str) -> u64 {
+    let text = request.text();
+    text.lines()
+        .filter(|l| l.trim_start().starts_with('['))
+        .find(|l| l.contains(needle))
+        .and_then(|l| l.trim_start()[1..].split(']').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no element `{needle}` in the prompt:\n{text}"))
+}
+
+/// A tool call for a scripted reply.
+pub fn call(name: &str, arguments: Value) -> (String, Value) {
+    (name.to_owned(), arguments)
+}
+
+/// A reply with the browser agent's reasoning lines and tool calls.
+pub fn reasoned(thought: &str, calls: Vec<(String, Value)>) -> Reply {
+    Reply::TextAndToolCalls(format!("Thought: {thought}\nMemory: working on it\nNext: {thought}"), calls)
+}
+
+/// A reply calling `done` with `response`.
+pub fn done(response: &str) -> Reply {
+    Reply::tool_call("done", json!({"response": response}))
 }
 
 /// The error body's parts.
