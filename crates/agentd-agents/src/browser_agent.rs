@@ -139,6 +139,8 @@ impl DomRun {
         if let Some(note) = self.run.recover().await? {
             self.notes.push(note);
         }
+        let news = self.run.page_news().await?;
+        self.notes.extend(news);
         let observed = Instant::now();
         let state = self.run.browser.observe().await.map_err(browser_failed)?;
         let observe_ms = ms(observed.elapsed());

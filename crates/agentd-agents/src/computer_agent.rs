@@ -92,6 +92,8 @@ impl ComputerRun {
                 let error = error.map(|e| self.run.vault.redact(&e));
                 results.push(CallResult { call_id: call.id, screenshot, url, acknowledged, error });
             }
+            let news = self.run.page_news().await?;
+            self.notes.extend(news);
             let notes = std::mem::take(&mut self.notes);
             input = TurnInput { results, text: (!notes.is_empty()).then(|| notes.join("\n")), screenshot: None };
         }

@@ -24,6 +24,8 @@ pub(crate) struct BrowserRun {
     actions_done: u32,
     failures: u32,
     guard: LoopGuard,
+    /// Downloads already told about.
+    downloads_seen: usize,
 }
 
 /// What came of one action: its description or its error, and a note for the model when it
@@ -36,7 +38,7 @@ pub(crate) struct Acted {
 impl BrowserRun {
     pub(crate) fn new(ctx: SessionContext, browser: SessionBrowser, vault: Vault, settings: BrowserAgentSettings) -> Self {
         let guard = LoopGuard::new(settings.loop_nudge_at, settings.loop_stop_at);
-        Self { ctx, browser, vault, settings, step: 0, actions_done: 0, failures: 0, guard }
+        Self { ctx, browser, vault, settings, step: 0, actions_done: 0, failures: 0, guard, downloads_seen: 0 }
     }
 
     pub(crate) fn spec(&self) -> &SessionSpec {
@@ -79,6 +81,25 @@ impl BrowserRun {
         self.emit(EventKind::Log, json!({"level": "error", "cause": recovery.cause.as_str(), "message": recovery.message}))
             .await?;
         Ok(Some(format!("The browser had a problem: {}", recovery.message)))
+    }
+
+    /// What the page did on its own since the last call — dialogs it opened (and how they were
+    /// answered) and files that finished downloading — as `log` events and notes for the model.
+    pub(crate) async fn page_news(&mut self) -> Result<Vec<String>, AgentError> {
+        let mut news = Vec::new();
+        for dialog in self.browser.take_dialogs() {
+            let answer = if dialog.accepted { "accepted" } else { "dismissed" };
+            news.push(format!("The page opened a {} dialog saying \"{}\"; it was {answer}.", dialog.kind, dialog.message));
+        }
+        let downloads = self.browser.downloads();
+        for download in downloads.iter().skip(self.downloads_seen) {
+            news.push(format!("The file {} ({} bytes) was downloaded.", download.name, download.bytes));
+        }
+        self.downloads_seen = self.downloads_seen.max(downloads.len());
+        for line in &news {
+            self.emit(EventKind::Log, json!({"level": "info", "message": line})).await?;
+        }
+        Ok(news.into_iter().map(|line| self.vault.redact(&line)).collect())
     }
 
     /// Asks a person to confirm a safety check; a denial stops the session. `host`, once

@@ -254,7 +254,18 @@ async fn downloads_and_flagged_steps_are_confirmed_first() {
     let w = world().await;
     w.llm.push_with(|r| Reply::tool_call("click", json!({"index": index_of(r, "Save the notes")})));
     w.llm.push_with(|r| Reply::tool_call("click", json!({"index": index_of(r, "Download the report"), "sensitive": "the user should agree to files"})));
-    w.llm.push(done("both"));
+    // Then it waits until it is told that the files arrived (downloads finish on their own time).
+    for i in 1..=8 {
+        let llm = w.llm.clone();
+        w.llm.push_with(move |_| {
+            let told = |r: &agentd_testllm::Recorded| r.text().contains("The file meeting-notes.txt (21 bytes) was downloaded");
+            if llm.requests().iter().any(told) {
+                done("both")
+            } else {
+                Reply::tool_call("wait", json!({"for": "text", "value": "Download", "timeout_ms": 100 * i}))
+            }
+        });
+    }
     let id = w.start(json!({"goal": "Get the files", "start_url": format!("{}download", w.site)})).await;
     let first = w.resolve_check(&id, true).await;
     assert_eq!(first["code"], "download");
@@ -274,6 +285,19 @@ async fn downloads_and_flagged_steps_are_confirmed_first() {
     w.app.post(format!("/v1/sessions/{id}/safety_checks/{check}"), json!({"confirm": true})).await;
     let session = w.finish(&id).await;
     assert_eq!(session["status"], "completed", "{session}");
+    assert_eq!(session["response"], "both", "the model was told the files arrived");
+}
+
+#[tokio::test]
+async fn the_model_hears_of_the_dialogs_the_page_opened() {
+    let w = world().await;
+    w.llm.push_with(|r| Reply::tool_call("click", json!({"index": index_of(r, "Alert")})));
+    w.llm.push_with(|r| done(if r.text().contains("alert dialog saying \"Saved!\"; it was accepted") { "heard" } else { "missed" }));
+    let id = w.start(json!({"goal": "Save", "start_url": format!("{}dialogs", w.site)})).await;
+    let session = w.finish(&id).await;
+    assert_eq!(session["response"], "heard", "{session}");
+    let logs = w.of_type(&id, "log").await;
+    assert!(logs.iter().any(|l| l["message"].as_str().is_some_and(|m| m.contains("Saved!"))), "{logs:?}");
 }
 
 #[tokio::test]
