@@ -153,12 +153,27 @@ impl BrowserRun {
         let result = self.browser.act(&revealed).await;
         self.actions_done += 1;
         let elapsed = result.as_ref().map(|o| o.elapsed).unwrap_or_default();
-        let summary = result.map(|o| o.description).map_err(|e| e.to_string());
+        let mut summary = result.map(|o| o.description).map_err(|e| e.to_string());
+        if summary.is_ok()
+            && let Some(left) = self.left_allowed_domains().await
+        {
+            summary = Err(left);
+        }
         self.report_action(action.name(), Some(action), &summary, elapsed).await?;
         if summary.is_ok() {
             self.failures = 0;
         }
         Ok(Acted { result: summary.map_err(|error| format!("{} failed: {error}", action.name())), nudge })
+    }
+
+    /// When the page went outside the allowed domains on its own (a script or a redirect: the
+    /// actions that lead there by a link or a URL are asked about first), goes back and says why.
+    async fn left_allowed_domains(&mut self) -> Option<String> {
+        let url = self.browser.page().url().await.ok().flatten()?;
+        let host = self.browser.url_policy().outside_allowed(&url)?;
+        let back = self.browser.act(&Action::Back).await;
+        let returned = if back.is_ok() { "went back" } else { "could not go back" };
+        Some(format!("the page went to {host}, outside the allowed domains; {returned}"))
     }
 
     /// An `action` event (`action` is None for the agent's own moves, such as extract).

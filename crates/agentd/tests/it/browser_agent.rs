@@ -289,6 +289,20 @@ async fn downloads_and_flagged_steps_are_confirmed_first() {
 }
 
 #[tokio::test]
+async fn a_script_that_leaves_the_allowed_domains_is_undone() {
+    let w = world().await;
+    w.llm.push_with(|r| Reply::tool_call("click", json!({"index": index_of(r, "Elsewhere")})));
+    w.llm.push_with(|r| done(if r.text().contains("URL: http://127.0.0.1") { "back home" } else { "away" }));
+    let id = w.start(json!({"goal": "Stay", "start_url": format!("{}desk", w.site), "allowed_domains": ["127.0.0.1"]})).await;
+    let session = w.finish(&id).await;
+    assert_eq!(session["response"], "back home", "{session}");
+    let actions = w.of_type(&id, "action").await;
+    assert_eq!(actions[1]["ok"], false, "{actions:?}");
+    assert!(actions[1]["error"].as_str().unwrap().contains("localhost, outside the allowed domains; went back"), "{actions:?}");
+    assert!(w.llm.requests()[1].text().contains("outside the allowed domains"));
+}
+
+#[tokio::test]
 async fn the_model_hears_of_the_dialogs_the_page_opened() {
     let w = world().await;
     w.llm.push_with(|r| Reply::tool_call("click", json!({"index": index_of(r, "Alert")})));
