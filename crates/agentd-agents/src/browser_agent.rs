@@ -45,7 +45,7 @@ pub struct BrowserAgentSettings {
 
 impl Default for BrowserAgentSettings {
     fn default() -> Self {
-        Self { max_failures: 3, page_tokens: 1_200, history_steps: 12, extract_tokens: 1_500, loop_nudge_at: 3, loop_stop_at: 5 }
+        Self { max_failures: 3, page_tokens: 900, history_steps: 12, extract_tokens: 1_500, loop_nudge_at: 3, loop_stop_at: 5 }
     }
 }
 

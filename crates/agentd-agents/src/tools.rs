@@ -59,55 +59,54 @@ fn tool(name: &str, description: &str, mut properties: Value, required: &[&str])
         // Explained once in the system prompt rather than in every tool.
         properties["sensitive"] = json!({"type": "string"});
     }
-    ToolSpec {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        parameters: json!({"type": "object", "properties": properties, "required": required}),
+    let mut parameters = json!({"type": "object", "properties": properties});
+    if !required.is_empty() {
+        parameters["required"] = json!(required);
     }
+    ToolSpec { name: name.to_owned(), description: description.to_owned(), parameters }
 }
 
-/// The tools of the DOM driver.
+/// The tools of the DOM driver. Descriptions say only what the name and the arguments do not;
+/// when to ask a person, and what `sensitive` does, is said once in the system prompt.
 pub fn specs() -> Vec<ToolSpec> {
     let int = json!({"type": "integer"});
+    let num = json!({"type": "number"});
     let text = json!({"type": "string"});
+    let flag = json!({"type": "boolean"});
+    let texts = json!({"type": "array", "items": text});
     vec![
-        tool("click", "Click element [index].", json!({"index": int, "button": {"enum": ["single", "double", "right"]}}), &["index"]),
-        tool("click_at", "Click a viewport point in CSS pixels (for what has no index).", json!({"x": {"type": "number"}, "y": {"type": "number"}}), &["x", "y"]),
+        tool("click", "Click [index].", json!({"index": int, "button": {"enum": ["single", "double", "right"]}}), &["index"]),
+        tool("click_at", "Click a viewport point (CSS px), for what has no index.", json!({"x": num, "y": num}), &["x", "y"]),
         tool(
             "type",
-            "Type into field [index], replacing its value unless append.",
-            json!({"index": int, "text": text, "append": {"type": "boolean"}, "enter": {"type": "boolean"}}),
+            "Type into [index], replacing its value unless append.",
+            json!({"index": int, "text": text, "append": flag, "enter": flag}),
             &["index", "text"],
         ),
         tool("select", "Choose an option of select [index] by label or value.", json!({"index": int, "option": text}), &["index", "option"]),
-        tool("check", "Check or uncheck [index].", json!({"index": int, "checked": {"type": "boolean"}}), &["index", "checked"]),
-        tool("hover", "Move the mouse over [index].", json!({"index": int}), &["index"]),
+        tool("check", "Check or uncheck [index].", json!({"index": int, "checked": flag}), &["index", "checked"]),
+        tool("hover", "Hover over [index].", json!({"index": int}), &["index"]),
         tool(
             "scroll",
-            "Scroll the page by pages (negative: up), inside element [index], or until to_text is visible.",
-            json!({"pages": {"type": "number"}, "index": int, "to_text": text}),
+            "Scroll by pages (negative: up), inside [index], or until to_text shows.",
+            json!({"pages": num, "index": int, "to_text": text}),
             &[],
         ),
-        tool("press_keys", "Press keys in order, e.g. [\"Enter\"], [\"Control+a\"].", json!({"keys": {"type": "array", "items": text}}), &["keys"]),
-        tool("navigate", "Open a URL.", json!({"url": text}), &["url"]),
-        tool("history", "Go back, forward, or reload.", json!({"go": {"enum": ["back", "forward", "reload"]}}), &["go"]),
-        tool("tab", "Open (optionally at url), switch to or close a tab by id.", json!({"do": {"enum": ["open", "switch", "close"]}, "id": text, "url": text}), &["do"]),
+        tool("press_keys", "Press keys in order, e.g. [\"Enter\"], [\"Control+a\"].", json!({"keys": texts}), &["keys"]),
+        tool("navigate", "Open url.", json!({"url": text}), &["url"]),
+        tool("history", "Go back, forward or reload.", json!({"go": {"enum": ["back", "forward", "reload"]}}), &["go"]),
+        tool("tab", "Open (at url), switch to or close tab id.", json!({"do": {"enum": ["open", "switch", "close"]}, "id": text, "url": text}), &["do"]),
         tool(
             "wait",
-            "Wait for a text, a CSS selector, a navigation, or network quiet.",
+            "Wait for text, a CSS selector, a navigation or network quiet.",
             json!({"for": {"enum": ["text", "selector", "navigation", "network_idle"]}, "value": text, "timeout_ms": int}),
             &["for"],
         ),
-        tool("upload", "Put files (names in the session's folder) into file input [index].", json!({"index": int, "files": {"type": "array", "items": text}}), &["index", "files"]),
+        tool("upload", "Put files from the session's folder into file input [index].", json!({"index": int, "files": texts}), &["index", "files"]),
         tool("extract", "Read the page's main content as Markdown.", json!({}), &[]),
-        tool(
-            "done",
-            "Finish the task with the answer.",
-            json!({"response": text, "type": {"enum": ["STRING", "JSON", "MARKDOWN"]}}),
-            &["response"],
-        ),
-        tool("request_user_input", "Ask the user for a value you need (a code, a choice).", json!({"field_name": text, "reason": text}), &["field_name", "reason"]),
-        tool("request_permission", "Ask the user before doing something they may not want.", json!({"reason": text}), &["reason"]),
+        tool("done", "Finish with the answer.", json!({"response": text, "type": {"enum": ["STRING", "JSON", "MARKDOWN"]}}), &["response"]),
+        tool("request_user_input", "Ask the user for a value.", json!({"field_name": text, "reason": text}), &["field_name", "reason"]),
+        tool("request_permission", "Ask the user's permission.", json!({"reason": text}), &["reason"]),
     ]
 }
 
@@ -261,6 +260,27 @@ mod tests {
         }
         let names: Vec<String> = specs().into_iter().map(|t| t.name).collect();
         assert!(names.iter().all(|n| parse(&call(n, json!({}))).map_or_else(|e| !e.contains("there is no tool"), |_| true)));
+    }
+
+    #[test]
+    fn the_schemas_stay_small_and_complete() {
+        let specs = specs();
+        assert_eq!(specs.len(), 17);
+        // As an OpenAI-compatible request carries them: every character is paid on every step.
+        let sent: Vec<Value> = specs
+            .iter()
+            .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}))
+            .collect();
+        let chars = Value::Array(sent).to_string().chars().count();
+        assert!(chars <= 4_200, "the tool schemas grew to {chars} characters (~{} tokens)", chars / 4);
+        for spec in &specs {
+            assert!(!spec.description.is_empty(), "{} has no description", spec.name);
+            let sensitive = spec.parameters["properties"].get("sensitive").is_some();
+            assert_eq!(sensitive, FLAGGABLE.contains(&spec.name.as_str()), "{}: `sensitive` where it is flaggable", spec.name);
+            if let Some(required) = spec.parameters["required"].as_array() {
+                assert!(required.iter().all(|r| spec.parameters["properties"].get(r.as_str().unwrap()).is_some()), "{}", spec.name);
+            }
+        }
     }
 
     #[test]

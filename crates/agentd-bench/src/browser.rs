@@ -113,10 +113,30 @@ pub async fn figures() -> anyhow::Result<()> {
 
 /// RSS and PSS of this process's Chromium processes (the browser and its helpers), in MB.
 fn chromium_memory() -> (f64, f64) {
-    let me = std::process::id();
-    let mut family = vec![me];
+    process_tree_memory(std::process::id(), false)
+}
+
+/// RSS and PSS of the processes below `root` (and of `root` itself when `include_root`), in MB.
+pub(crate) fn process_tree_memory(root: u32, include_root: bool) -> (f64, f64) {
+    let mut family = vec![root];
     let mut total = (0u64, 0u64);
-    // Walk the process tree below this process (Chromium's zygotes re-parent helpers).
+    let mut add = |path: &std::path::Path| {
+        let rollup = std::fs::read_to_string(path.join("smaps_rollup")).unwrap_or_default();
+        let field = |name: &str| {
+            rollup
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        total.0 += field("Rss:");
+        total.1 += field("Pss:");
+    };
+    if include_root {
+        add(std::path::Path::new(&format!("/proc/{root}")));
+    }
+    // Walk the process tree below `root` (Chromium's zygotes re-parent helpers).
     let mut changed = true;
     let mut seen = std::collections::HashSet::new();
     while changed {
@@ -132,17 +152,7 @@ fn chromium_memory() -> (f64, f64) {
                 family.push(pid);
                 seen.insert(pid);
                 changed = true;
-                let rollup = std::fs::read_to_string(entry.path().join("smaps_rollup")).unwrap_or_default();
-                let field = |name: &str| {
-                    rollup
-                        .lines()
-                        .find(|l| l.starts_with(name))
-                        .and_then(|l| l.split_whitespace().nth(1))
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0)
-                };
-                total.0 += field("Rss:");
-                total.1 += field("Pss:");
+                add(&entry.path());
             }
         }
     }

@@ -9,8 +9,10 @@
 //! 3. event append → SSE subscriber latency p50/p99 at 1,000 and 20,000 events/s;
 //! 4. 1,000 concurrent SSE subscribers: delivery p99 and memory added;
 //! 5. cold start of `target/release/agentd` to its first `/healthz`, and its idle RSS;
-//! 6. (`agentd-bench browser`) the browser runtime on the fixture site (see `browser.rs`).
+//! 6. (`agentd-bench browser`) the browser runtime on the fixture site (see `browser.rs`);
+//! 7. (`agentd-bench agent`) the browser agent end to end with a scripted LLM (see `agent.rs`).
 
+mod agent;
 mod browser;
 
 use std::path::PathBuf;
@@ -366,10 +368,10 @@ async fn cold_start(http: &reqwest::Client) -> anyhow::Result<()> {
         }
         let base = base.context("agentd did not print its address")?;
         loop {
-            if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-                if r.status().is_success() {
-                    break;
-                }
+            if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+                && r.status().is_success()
+            {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -431,6 +433,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if only == "browser" {
         browser::figures().await?;
+    }
+    if only == "agent" {
+        agent::figures().await?;
     }
     Ok(())
 }
