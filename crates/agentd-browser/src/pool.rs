@@ -262,14 +262,19 @@ impl Shared {
     }
 
     /// Tops the warm reserve up in the background (one refill at a time), once `after` is
-    /// done (at most [`REFILL_DEFERRAL`] later): making a context takes a CPU core for
-    /// ~0.2 s, which a session that just took one needs for loading its first page.
+    /// done and the pool is quiet (at most [`REFILL_DEFERRAL`] later): making a context takes
+    /// a CPU core for ~0.2 s, which the sessions' pages need more. With a real model a
+    /// session's pages are quiet for most of a step (the LLM's turn), so the refill fits in.
     fn refill<F: Future + Send + 'static>(self: Arc<Self>, after: F) {
         if self.settings.warm_contexts == 0 || self.refilling.swap(true, Ordering::SeqCst) {
             return;
         }
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(REFILL_DEFERRAL, after).await;
+            let deadline = tokio::time::Instant::now() + REFILL_DEFERRAL;
+            let _ = tokio::time::timeout_at(deadline, after).await;
+            while !self.quiet() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(QUIET / 4).await;
+            }
             while self.warm.lock().unwrap_or_else(|e| e.into_inner()).len() < self.settings.warm_contexts {
                 let made = match self.current().await {
                     Ok((browser, generation)) => new_context(&browser, WARM_VIEWPORT, &self.settings.dialogs)
@@ -287,6 +292,12 @@ impl Shared {
             }
             self.refilling.store(false, Ordering::SeqCst);
         });
+    }
+
+    /// No session's page has been observed or acted on for [`QUIET`].
+    fn quiet(&self) -> bool {
+        let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        leases.values().all(|l| !l.busy && l.last_used.elapsed() >= QUIET)
     }
 
     /// Disposes of the contexts of sessions idle for longer than `idle`.
@@ -397,8 +408,11 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
 }
 
 /// Longest a warm-reserve refill waits for the session that emptied it to finish its first
-/// action.
-const REFILL_DEFERRAL: Duration = Duration::from_secs(2);
+/// action and for a quiet moment.
+const REFILL_DEFERRAL: Duration = Duration::from_secs(3);
+
+/// How long no page must have been used for the pool to count as quiet.
+const QUIET: Duration = Duration::from_millis(150);
 
 /// The viewport of a context prepared before its session is known (replaced at lease).
 const WARM_VIEWPORT: Viewport = Viewport { width: 1024, height: 768 };
