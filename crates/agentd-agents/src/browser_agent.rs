@@ -160,6 +160,7 @@ impl DomRun {
                 EventKind::Thought,
                 json!({
                     "step": self.run.step,
+                    "url": state.url,
                     "thought": reasoning.thought,
                     "memory": reasoning.memory,
                     "next_goal": reasoning.next_goal,

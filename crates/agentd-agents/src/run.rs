@@ -38,6 +38,7 @@ pub(crate) struct Acted {
 impl BrowserRun {
     pub(crate) fn new(ctx: SessionContext, browser: SessionBrowser, vault: Vault, settings: BrowserAgentSettings) -> Self {
         let guard = LoopGuard::new(settings.loop_nudge_at, settings.loop_stop_at);
+        ctx.show_screen(Some(std::sync::Arc::new(browser.screen())));
         Self { ctx, browser, vault, settings, step: 0, actions_done: 0, failures: 0, guard, downloads_seen: 0 }
     }
 
@@ -221,6 +222,8 @@ impl BrowserRun {
             Err(AgentError::Stopped { reason }) => Err(AgentError::Stopped { reason: self.vault.redact(&reason) }),
             Err(other) => Err(other),
         };
+        self.ctx.keep_screen().await;
+        self.ctx.show_screen(None);
         if let Err(error) = self.browser.close().await {
             tracing::debug!(%error, "closing a session's browser context failed");
         }

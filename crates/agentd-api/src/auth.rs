@@ -75,7 +75,7 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 /// The key presented in a query string (`api_key=`), for WebSocket clients that cannot set
 /// headers.
-fn query_key(query: Option<&str>) -> Option<String> {
+pub fn query_key(query: Option<&str>) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k == "api_key")
         .map(|(_, v)| v.into_owned())
@@ -88,45 +88,78 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let secret = presented_key(req.headers())
         .map(str::to_owned)
         .or_else(|| websocket.then(|| query_key(req.uri().query())).flatten());
+    let (caller, usage) = match admit(&state, secret).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal.into_response(),
+    };
+    req.extensions_mut().insert(caller);
+    let mut response = next.run(req).await;
+    usage.write_headers(response.headers_mut());
+    response
+}
+
+/// A request refused by [`admit`]: the error, and where the key's limits stand (headers for
+/// a rate-limited answer).
+pub struct Refusal {
+    /// Why.
+    pub error: ApiError,
+    usage: Option<LimitUsage>,
+}
+
+impl Refusal {
+    fn new(error: ApiError) -> Self {
+        Self { error, usage: None }
+    }
+
+    /// Adds the rate-limit headers, if any, to `response`.
+    pub fn write_headers(&self, response: &mut Response) {
+        if let Some(usage) = &self.usage {
+            usage.write_headers(response.headers_mut());
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let usage = self.usage;
+        let mut response = self.error.into_response();
+        if let Some(usage) = usage {
+            usage.write_headers(response.headers_mut());
+        }
+        response
+    }
+}
+
+/// Checks the presented key and counts the request against its limits: the one way every
+/// API surface (native, compatible) admits a caller.
+pub async fn admit(state: &AppState, secret: Option<String>) -> Result<(Caller, LimitUsage), Refusal> {
     let Some(secret) = secret else {
-        return ApiError::new(
+        return Err(Refusal::new(ApiError::new(
             ErrorCode::Unauthorized,
             "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
-        )
-        .into_response();
+        )));
     };
     let key = match state.store().api_key_by_hash(&hash_key(&secret)).await {
         Ok(Some(key)) => key,
-        Ok(None) => {
-            return ApiError::new(ErrorCode::Unauthorized, "the API key is invalid or revoked").into_response();
-        }
-        Err(error) => return ApiError::internal(error).into_response(),
+        Ok(None) => return Err(Refusal::new(ApiError::new(ErrorCode::Unauthorized, "the API key is invalid or revoked"))),
+        Err(error) => return Err(Refusal::new(ApiError::internal(error))),
     };
     let tier = state.config.tiers.get(&key.tier).copied().unwrap_or_default();
     let limits = RateLimits {
         per_minute: key.per_minute.or(tier.per_minute),
         per_day: key.per_day.or(tier.per_day),
     };
-    let usage = match state.limiter.check(key.id, limits) {
-        Ok(usage) => usage,
+    match state.limiter.check(key.id, limits) {
+        Ok(usage) => Ok((Caller { project_id: key.project_id, key_id: key.id }, usage)),
         Err(limited) => {
             let mut error = ApiError::new(
                 ErrorCode::RateLimited,
                 format!("rate limit exceeded: at most {} requests per {}", limited.limit, limited.window),
             );
             error.retry_after = Some(limited.retry_after.as_secs().max(1));
-            let mut response = error.into_response();
-            limited.usage.write_headers(response.headers_mut());
-            return response;
+            Err(Refusal { error, usage: Some(limited.usage) })
         }
-    };
-    req.extensions_mut().insert(Caller {
-        project_id: key.project_id,
-        key_id: key.id,
-    });
-    let mut response = next.run(req).await;
-    usage.write_headers(response.headers_mut());
-    response
+    }
 }
 
 /// Fixed windows per key, each starting at the key's first request in it.
@@ -149,7 +182,8 @@ pub struct LimitUsage {
 }
 
 impl LimitUsage {
-    fn write_headers(&self, headers: &mut HeaderMap) {
+    /// Writes the `X-RateLimit-*` headers.
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
         let mut put = |name: &'static str, v: u64| {
             headers.insert(name, HeaderValue::from(v));
         };
@@ -200,16 +234,16 @@ impl RateLimiter {
             }
         };
         for (i, (length, name)) in WINDOWS.iter().enumerate() {
-            if let Some(cap) = caps[i] {
-                if windows[i].count >= cap {
-                    let start = windows[i].start.unwrap_or(now);
-                    return Err(Limited {
-                        limit: cap,
-                        window: name,
-                        retry_after: (start + *length).saturating_duration_since(now),
-                        usage: usage(windows),
-                    });
-                }
+            if let Some(cap) = caps[i]
+                && windows[i].count >= cap
+            {
+                let start = windows[i].start.unwrap_or(now);
+                return Err(Limited {
+                    limit: cap,
+                    window: name,
+                    retry_after: (start + *length).saturating_duration_since(now),
+                    usage: usage(windows),
+                });
             }
         }
         for window in windows.iter_mut() {

@@ -7,10 +7,13 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+mod cua;
 mod error;
 mod events;
 mod extract;
 mod idempotency;
+pub mod links;
+mod live_page;
 mod metrics;
 mod ops;
 mod sessions;
@@ -93,6 +96,8 @@ pub fn router(state: AppState) -> Router {
     let json_doc = description.clone();
     Router::new()
         .merge(v1)
+        .merge(cua::routes(state.clone()))
+        .merge(live_page::routes())
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(move || async move { json_doc.json_response() }))

@@ -214,7 +214,7 @@ pub fn parse_create(req: CreateSessionRequest, limits: &SessionLimits) -> ApiRes
     })
 }
 
-fn parse_patch(req: PatchSessionRequest) -> ApiResult<SessionPatch> {
+pub(crate) fn parse_patch(req: PatchSessionRequest) -> ApiResult<SessionPatch> {
     Ok(SessionPatch {
         name: req.name.map(|n| label("name", n)).transpose()?,
         tags: req.tags.map(tags).transpose()?,
@@ -268,7 +268,7 @@ fn decode_cursor(raw: &str, sort: SessionSortField, descending: bool) -> ApiResu
     Ok((value, id))
 }
 
-fn timestamp(field: &str, raw: Option<String>) -> ApiResult<Option<DateTime<Utc>>> {
+pub(crate) fn timestamp(field: &str, raw: Option<String>) -> ApiResult<Option<DateTime<Utc>>> {
     raw.map(|v| {
         DateTime::parse_from_rfc3339(v.trim())
             .map(|t| t.with_timezone(&Utc))
@@ -301,6 +301,14 @@ pub(crate) fn number(field: &str, raw: Option<String>, default: u64, min: u64, m
     Ok(v)
 }
 
+/// A non-negative number of seconds (fractions allowed) in `field`.
+pub(crate) fn seconds(field: &str, raw: &str) -> ApiResult<chrono::Duration> {
+    match raw.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=1e12).contains(&v) => Ok(chrono::Duration::milliseconds((v * 1000.0).round() as i64)),
+        _ => Err(ApiError::invalid(field, format!("{field} must be a number of seconds (0 or more), got `{raw}`"))),
+    }
+}
+
 fn parse_list(project: agentd_domain::ProjectId, q: ListSessionsQuery) -> ApiResult<SessionQuery> {
     let statuses = match q.status {
         None => Vec::new(),
@@ -331,10 +339,16 @@ fn parse_list(project: agentd_domain::ProjectId, q: ListSessionsQuery) -> ApiRes
         project_id: project,
         statuses,
         tag: q.tag,
+        any_tag: Vec::new(),
         user_id: q.user_id,
         created_after: timestamp("created_after", q.created_after)?,
         created_before: timestamp("created_before", q.created_before)?,
         has_error: boolean("has_error", q.has_error)?,
+        duration_less_than: q
+            .duration_less_than
+            .map(|raw| seconds("duration_less_than", &raw))
+            .transpose()?,
+        now: chrono::Utc::now(),
         sort,
         descending,
         after,
@@ -380,7 +394,7 @@ pub async fn list_sessions(
     let has_more = sessions.len() > query.limit as usize;
     sessions.truncate(query.limit as usize);
     let next_cursor = match sessions.last() {
-        Some(last) if has_more => Some(encode_cursor(query.sort, query.descending, sort_value(last, query.sort), last.id)),
+        Some(last) if has_more => Some(encode_cursor(query.sort, query.descending, sort_value(last, query.sort, query.now), last.id)),
         _ => None,
     };
     Ok(Json(SessionPage {

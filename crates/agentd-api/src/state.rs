@@ -50,6 +50,8 @@ pub struct ApiConfig {
     pub tiers: HashMap<String, RateLimits>,
     /// Session field bounds.
     pub sessions: SessionLimits,
+    /// The key of session links (task ids, live pages).
+    pub link_key: crate::links::LinkKey,
 }
 
 /// Shared state of all handlers. Cheap to clone.

@@ -122,7 +122,10 @@ pub struct ListSessionsQuery {
     pub created_before: Option<String>,
     /// true: only sessions with an error; false: only without.
     pub has_error: Option<String>,
-    /// created_at (default) | updated_at | priority | name | status.
+    /// Only sessions that ran (start to end, or to now while live) for less than this many
+    /// seconds.
+    pub duration_less_than: Option<String>,
+    /// created_at (default) | updated_at | priority | name | status | ended_at | duration.
     pub sort: Option<String>,
     /// desc (default) | asc.
     pub order: Option<String>,
@@ -254,6 +257,8 @@ pub struct SessionView {
     pub usage: UsageView,
     /// Seq of the newest event.
     pub last_seq: u64,
+    /// When its resources were released (`cleanup_session` of the Computer Use Agent API).
+    pub cleaned_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Session> for SessionView {
@@ -291,6 +296,7 @@ impl From<&Session> for SessionView {
             response_type: s.response_type.map(|t| t.as_str().to_owned()),
             usage: (&s.usage).into(),
             last_seq: s.last_seq,
+            cleaned_at: s.cleaned_at,
         }
     }
 }

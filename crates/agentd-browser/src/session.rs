@@ -123,6 +123,8 @@ pub struct SessionBrowser {
     reaped: Arc<AtomicBool>,
     context: Option<BrowserContextId>,
     tab: Tab,
+    /// The active tab's page, for [`SessionBrowser::screen`] (kept in step with `tab`).
+    shown: Arc<std::sync::Mutex<Page>>,
     options: SessionOptions,
     download_dir: PathBuf,
     _download_temp: Option<tempfile::TempDir>,
@@ -182,6 +184,7 @@ impl SessionBrowser {
             lease,
             reaped,
             context: Some(context),
+            shown: Arc::new(std::sync::Mutex::new(tab.page.clone())),
             tab,
             options,
             download_dir,
@@ -202,6 +205,23 @@ impl SessionBrowser {
     /// The session's current page.
     pub fn page(&self) -> &Page {
         &self.tab.page
+    }
+
+    /// Makes `tab` the active one; returns the one it replaces.
+    fn set_tab(&mut self, tab: Tab) -> Tab {
+        *self.shown.lock().unwrap_or_else(|e| e.into_inner()) = tab.page.clone();
+        std::mem::replace(&mut self.tab, tab)
+    }
+
+    /// A PNG of what the active tab shows, at its viewport's size, taken from anywhere (the
+    /// session's own work need not pause; a tab switched to later is followed).
+    pub fn screen(&self) -> impl Fn() -> futures::future::BoxFuture<'static, Option<Vec<u8>>> + Send + Sync + 'static {
+        let shown = self.shown.clone();
+        let width = self.options.viewport.width;
+        move || {
+            let page = shown.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            Box::pin(async move { crate::pointer::screen_png(&page, width).await.ok() })
+        }
     }
 
     /// Marks the session as busy (`true`, while it observes or acts) or just used, for the
@@ -288,7 +308,8 @@ impl SessionBrowser {
 
     /// Opens a blank tab in the session and makes it the active one; returns its id.
     pub async fn open_tab(&mut self) -> Result<String, BrowserError> {
-        self.tab = open_page(&self.browser, &self.context()?, self.options.viewport, &self.shared.settings.dialogs).await?;
+        let tab = open_page(&self.browser, &self.context()?, self.options.viewport, &self.shared.settings.dialogs).await?;
+        self.set_tab(tab);
         Ok(self.tab.page.target_id().as_ref().to_owned())
     }
 
@@ -296,7 +317,8 @@ impl SessionBrowser {
     pub async fn switch_tab(&mut self, id: &str) -> Result<(), BrowserError> {
         self.own_tab(id).await?;
         let page = self.browser.get_page(id.to_owned().into()).await?;
-        self.tab = watch_tab(page, self.options.viewport, &self.shared.settings.dialogs).await?;
+        let tab = watch_tab(page, self.options.viewport, &self.shared.settings.dialogs).await?;
+        self.set_tab(tab);
         Ok(())
     }
 
@@ -355,7 +377,7 @@ impl SessionBrowser {
         match cause {
             RecoveryCause::PageCrashed => {
                 let fresh = open_page(&self.browser, &self.context()?, self.options.viewport, &dialogs).await?;
-                let old = std::mem::replace(&mut self.tab, fresh);
+                let old = self.set_tab(fresh);
                 let _ = tokio::time::timeout(Duration::from_secs(2), old.page.clone().close()).await;
             }
             RecoveryCause::BrowserCrashed | RecoveryCause::Reaped => {

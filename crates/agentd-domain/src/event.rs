@@ -106,6 +106,68 @@ pub struct Event {
     pub created_at: DateTime<Utc>,
 }
 
+impl Event {
+    /// The event as one line for a person (log views, the live page); see [`describe`].
+    pub fn line(&self) -> String {
+        describe(self.kind, &self.data)
+    }
+}
+
+/// One line for a person about an event of `kind` with `data`, for every kind: the one
+/// wording every log view shares (the Computer Use Agent API's `logs`, the live page).
+pub fn describe(kind: EventKind, data: &Value) -> String {
+    let text = |key: &str| one_line(data[key].as_str().unwrap_or_default());
+    let either = |a: &str, b: &str| Some(text(a)).filter(|t| !t.is_empty()).unwrap_or_else(|| text(b));
+    match kind {
+        EventKind::Started => "Session started".into(),
+        EventKind::BrowserStarted => format!("Starting browser at {}", text("url")),
+        EventKind::Thought => {
+            let thought = either("thought", "next_goal");
+            match data["step"].as_u64() {
+                Some(step) if thought.is_empty() => format!("Step {step}"),
+                Some(step) => format!("Step {step}: {thought}"),
+                None => thought,
+            }
+        }
+        EventKind::Action if data["ok"] == false => {
+            format!("Action {} failed: {}", text("name"), either("error", "description"))
+        }
+        EventKind::Action => format!("Action {}: {}", text("name"), text("description")),
+        EventKind::Observation => Some(either("summary", "message")).filter(|t| !t.is_empty()).unwrap_or_else(|| "Observation".into()),
+        EventKind::Message => Some(either("content", "text")).filter(|t| !t.is_empty()).unwrap_or_else(|| "Message".into()),
+        EventKind::Log => Some(text("message")).filter(|t| !t.is_empty()).unwrap_or_else(|| "Log".into()),
+        EventKind::InputRequested if data["kind"] == "permission" => {
+            format!("Waiting for permission: {}", text("reason"))
+        }
+        EventKind::InputRequested => format!("Waiting for input `{}`: {}", text("field_name"), text("reason")),
+        EventKind::InputReceived if data["kind"] == "permission" => {
+            let granted = data["granted"].as_bool().unwrap_or(false);
+            format!("Permission {}", if granted { "granted" } else { "denied" })
+        }
+        EventKind::InputReceived => "Input received".into(),
+        EventKind::SafetyCheckPending => format!("Safety check {}: {}", text("code"), text("message")),
+        EventKind::SafetyCheckResolved => {
+            let confirmed = data["confirmed"].as_bool().unwrap_or(false);
+            format!("Safety check {}", if confirmed { "confirmed" } else { "denied" })
+        }
+        EventKind::Paused => "Session paused".into(),
+        EventKind::Resumed => "Session resumed".into(),
+        EventKind::Completed => "Task completed".into(),
+        EventKind::Failed => format!("Session failed: {}", text("error")),
+        EventKind::Stopped => format!("Session stopped: {}", text("reason")),
+        EventKind::TimedOut => match (data["reason"].as_str(), data["seconds"].as_u64()) {
+            (Some("inactivity"), Some(s)) => format!("Session timed out after {s} s of inactivity; its browser was closed"),
+            (_, Some(s)) => format!("Session timed out: it ran past its limit of {s} s; its browser was closed"),
+            _ => "Session timed out".into(),
+        },
+    }
+}
+
+/// `text` on one line, white space collapsed.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +179,18 @@ mod tests {
             assert!(seen.insert(kind.as_str()));
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
+    }
+
+    #[test]
+    fn every_kind_reads_as_a_line() {
+        let data = serde_json::json!({"step": 2, "thought": "the  form\nis open", "name": "click", "description": "clicked Save",
+            "ok": true, "reason": "inactivity", "seconds": 300, "code": "sensitive_form", "message": "a password"});
+        for kind in EventKind::ALL {
+            assert!(!describe(*kind, &data).is_empty(), "{kind:?}");
+        }
+        assert_eq!(describe(EventKind::Thought, &data), "Step 2: the form is open");
+        assert_eq!(describe(EventKind::Action, &data), "Action click: clicked Save");
+        assert!(describe(EventKind::TimedOut, &data).contains("300 s of inactivity"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod ids;
 mod session;
 mod status;
 
-pub use event::{Event, EventKind, NewEvent};
+pub use event::{Event, EventKind, NewEvent, describe};
 pub use ids::{ApiKeyId, IdError, ProjectId, SessionId};
 pub use session::{
     Secrets,

@@ -270,6 +270,8 @@ pub struct Session {
     pub usage: Usage,
     /// The seq of its newest event (0 when none).
     pub last_seq: u64,
+    /// When a user released its resources (`cleanup_session`); it is then no longer active.
+    pub cleaned_at: Option<DateTime<Utc>>,
 }
 
 /// The fields a user may change on an existing session; `None` leaves a field as it is.

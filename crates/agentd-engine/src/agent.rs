@@ -143,6 +143,18 @@ impl SessionContext {
         first(committed(pending).await)
     }
 
+    /// Lends the engine a way to capture what the session's browser shows (status views and
+    /// the live page ask for it); `None` withdraws it.
+    pub fn show_screen(&self, source: Option<crate::ScreenSource>) {
+        self.live.screen.show(source);
+    }
+
+    /// Keeps a capture of the screen in the store: call it before closing the browser, so
+    /// the session's last look stays visible after it ends.
+    pub async fn keep_screen(&self) {
+        self.live.screen.keep(self.live.id).await;
+    }
+
     /// Adds token usage and cost to the session's total.
     pub fn add_usage(&self, usage: &Usage) {
         let mut state = self.live.lock();

@@ -7,7 +7,7 @@ use agentd_domain::{
     Event, EventKind, FieldError, IllegalTransition, Mode, NewEvent, Priority, ProjectId,
     Secrets, Session, SessionId, SessionPatch, SessionSpec, SessionStatus, Transition, Usage,
 };
-use agentd_store::{SessionQuery, SharedStore, StoreError};
+use agentd_store::{Screenshot, SessionQuery, SharedStore, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
@@ -19,6 +19,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::event_log::{AppendError, EventLog, SharedEvent, committed};
 use crate::live::{InputAnswer, LiveSession, PendingRequest};
 use crate::runner::RunQueue;
+use crate::screen::Screen;
 
 /// Engine settings (validated by the caller's config layer).
 #[derive(Clone)]
@@ -179,16 +180,8 @@ impl Engine {
     }
 
     fn adopt(&self, session: &Session) -> Arc<LiveSession> {
-        let live = LiveSession::new(
-            session.id,
-            session.project_id,
-            session.spec.clone(),
-            session.priority,
-            session.status,
-            session.last_seq,
-            self.inner.log.clone(),
-            self.inner.clock.clone(),
-        );
+        let screen = Screen::new(self.inner.store.clone());
+        let live = LiveSession::new(session, self.inner.log.clone(), self.inner.clock.clone(), screen);
         self.lock_live().insert(session.id, live.clone());
         live
     }
@@ -257,6 +250,7 @@ impl Engine {
             response_type: None,
             usage: Usage::default(),
             last_seq: 0,
+            cleaned_at: None,
         };
         self.inner.store.insert_session(&session).await?;
         let live = self.adopt(&session);
@@ -320,6 +314,39 @@ impl Engine {
         Ok(self.inner.store.delete_sessions_ended_before(project, before).await?)
     }
 
+    /// What the session's browser shows: captured now while it is live, else the last one
+    /// kept; None when there is none.
+    pub async fn screenshot(&self, project: ProjectId, id: SessionId) -> Result<Option<Screenshot>, EngineError> {
+        if let Some(live) = self.live(project, id)
+            && let Some(shot) = live.screen.capture().await
+        {
+            return Ok(Some(shot));
+        }
+        self.get_session(project, id).await?;
+        Ok(self.inner.store.latest_screenshot(id).await?)
+    }
+
+    /// Releases a session's resources: stops it when it is live (its browser context is
+    /// closed with it) and marks it cleaned up; refused when it already was.
+    pub async fn cleanup_session(&self, project: ProjectId, id: SessionId) -> Result<Session, EngineError> {
+        let session = self.get_session(project, id).await?;
+        if session.cleaned_at.is_some() {
+            return Err(EngineError::Conflict("the session was already cleaned up".into()));
+        }
+        if let Some(live) = self.live(project, id) {
+            let stop = NewEvent::new(EventKind::Stopped, json!({"reason": "cleaned up by user"}));
+            if let Ok(changed) = live.transition(Transition::Stop, stop, |_, change| {
+                change.error = Some("cleaned up by user".into());
+            }) {
+                committed(changed.pending).await?;
+            }
+        }
+        if !self.inner.store.mark_cleaned(project, id, agentd_domain::now()).await? {
+            return Err(EngineError::Conflict("the session was already cleaned up".into()));
+        }
+        self.get_session(project, id).await
+    }
+
     /// The live session, or the refusal that fits its stored state.
     async fn live_or_refusal(
         &self,
@@ -365,10 +392,15 @@ impl Engine {
 
     /// Stops a session.
     pub async fn stop(&self, project: ProjectId, id: SessionId) -> Result<Session, EngineError> {
+        self.stop_because(project, id, "stopped by user").await
+    }
+
+    /// Stops a session, saying why in its `stopped` event.
+    pub async fn stop_because(&self, project: ProjectId, id: SessionId, reason: &str) -> Result<Session, EngineError> {
         let live = self.live_or_refusal(project, id, Transition::Stop).await?;
         let changed = live.transition(
             Transition::Stop,
-            NewEvent::new(EventKind::Stopped, json!({"reason": "stopped by user"})),
+            NewEvent::new(EventKind::Stopped, json!({"reason": reason})),
             |_, _| {},
         )?;
         committed(changed.pending).await?;

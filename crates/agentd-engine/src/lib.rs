@@ -12,6 +12,7 @@ mod engine;
 mod event_log;
 mod live;
 mod runner;
+mod screen;
 mod subscribe;
 
 pub use agent::{Agent, AgentError, AgentRegistry, Completion, SessionContext};
@@ -19,4 +20,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError, NewSession, SessionAnswer};
 pub use event_log::{AppendError, EventLog, LoggedEvent, SharedEvent};
 pub use live::InputAnswer;
+pub use screen::ScreenSource;
 pub use subscribe::EventStream;

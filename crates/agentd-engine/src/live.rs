@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use agentd_domain::{
-    IllegalTransition, NewEvent, Priority, ProjectId, SessionId, SessionSpec,
+    IllegalTransition, NewEvent, Priority, ProjectId, Session, SessionId, SessionSpec,
     SessionStatus, Transition, Usage,
 };
 use agentd_store::SessionChange;
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::event_log::{Entry, EventLog, Pending, SharedEvent};
+use crate::screen::Screen;
 
 /// Live events buffered per session before a slow subscriber is told it lagged (it then
 /// catches up from the store, so nothing is lost).
@@ -104,6 +105,8 @@ pub(crate) struct LiveSession {
     pub clock: Arc<dyn Clock>,
     /// The session's secret values, set at create time (none after a restart).
     pub secrets: std::sync::OnceLock<agentd_domain::Secrets>,
+    /// What its browser shows, when its agent has one.
+    pub screen: Screen,
 }
 
 /// The result of a status change: the new status, and the commit to await.
@@ -112,22 +115,15 @@ pub(crate) struct Changed {
 }
 
 impl LiveSession {
-    pub fn new(
-        id: SessionId,
-        project_id: ProjectId,
-        spec: SessionSpec,
-        priority: Priority,
-        status: SessionStatus,
-        last_seq: u64,
-        log: EventLog,
-        clock: Arc<dyn Clock>,
-    ) -> Arc<Self> {
-        log.register(id, last_seq);
+    /// The live side of a stored `session`.
+    pub fn new(session: &Session, log: EventLog, clock: Arc<dyn Clock>, screen: Screen) -> Arc<Self> {
+        log.register(session.id, session.last_seq);
+        let status = session.status;
         Arc::new(Self {
-            id,
-            project_id,
-            spec,
-            priority: AtomicI64::new(priority.rank()),
+            id: session.id,
+            project_id: session.project_id,
+            spec: session.spec.clone(),
+            priority: AtomicI64::new(session.priority.rank()),
             state: Mutex::new(LiveState {
                 status,
                 pending: None,
@@ -142,6 +138,7 @@ impl LiveSession {
             log,
             clock,
             secrets: std::sync::OnceLock::new(),
+            screen,
         })
     }
 

@@ -107,10 +107,12 @@ impl Engine {
         let outcome = tokio::select! {
             joined = &mut task => Some(joined),
             _ = enforce_timeouts(live) => {
+                live.screen.keep(live.id).await;
                 task.abort();
                 None
             }
             _ = live.cancel.cancelled() => {
+                live.screen.keep(live.id).await;
                 task.abort();
                 None
             }

@@ -10,9 +10,10 @@
 mod records;
 mod sqlite;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use agentd_domain::{ApiKeyId, Event, ProjectId, Session, SessionId, SessionPatch, SessionStatus};
+use agentd_domain::{ApiKeyId, Event, EventKind, ProjectId, Session, SessionId, SessionPatch, SessionStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -64,6 +65,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
     /// One session of the project.
     async fn get_session(&self, project: ProjectId, id: SessionId) -> StoreResult<Option<Session>>;
+    /// The project a session belongs to. Unscoped: only for callers that have already proven
+    /// a right to this one session (a verified session link).
+    async fn project_of_session(&self, id: SessionId) -> StoreResult<Option<ProjectId>>;
     /// Sessions matching `query`, in its order, at most `query.limit` (+1 to tell "more").
     async fn list_sessions(&self, query: &SessionQuery) -> StoreResult<Vec<Session>>;
     /// Applies a patch; returns the updated session, or None when it does not exist.
@@ -91,6 +95,19 @@ pub trait Store: Send + Sync + 'static {
     async fn append_events(&self, writes: &[EventWrite]) -> StoreResult<()>;
     /// A session's events with `seq > after`, in order, at most `limit`.
     async fn events_after(&self, session: SessionId, after: u64, limit: u32) -> StoreResult<Vec<Event>>;
+    /// A session's newest event of one of `kinds`.
+    async fn last_event_of(&self, session: SessionId, kinds: &[EventKind]) -> StoreResult<Option<Event>>;
+    /// How many events of `kind` each of `sessions` has (sessions with none are left out).
+    async fn count_events_of(&self, sessions: &[SessionId], kind: EventKind) -> StoreResult<HashMap<SessionId, u64>>;
+
+    /// Marks a session's resources released; false when it does not exist or already was.
+    async fn mark_cleaned(&self, project: ProjectId, id: SessionId, at: DateTime<Utc>) -> StoreResult<bool>;
+    /// Stores a screenshot of a session, keeping only its newest `keep`.
+    async fn save_screenshot(&self, session: SessionId, shot: &Screenshot, keep: u32) -> StoreResult<()>;
+    /// A session's newest screenshot.
+    async fn latest_screenshot(&self, session: SessionId) -> StoreResult<Option<Screenshot>>;
+    /// How many screenshots each of `sessions` has kept (sessions with none are left out).
+    async fn count_screenshots(&self, sessions: &[SessionId]) -> StoreResult<HashMap<SessionId, u64>>;
 
     /// Claims an idempotency key for a request, or reports what it was used for before.
     async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin>;

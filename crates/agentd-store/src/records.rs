@@ -81,16 +81,22 @@ pub enum SessionSortField {
     Name,
     /// Status name.
     Status,
+    /// End time (live sessions last).
+    EndedAt,
+    /// Run time: from start (or creation) to the end, or to the query's `now` while live.
+    Duration,
 }
 
 impl SessionSortField {
     /// Every field, with its wire name.
-    pub const ALL: [(SessionSortField, &'static str); 5] = [
+    pub const ALL: [(SessionSortField, &'static str); 7] = [
         (SessionSortField::CreatedAt, "created_at"),
         (SessionSortField::UpdatedAt, "updated_at"),
         (SessionSortField::Priority, "priority"),
         (SessionSortField::Name, "name"),
         (SessionSortField::Status, "status"),
+        (SessionSortField::EndedAt, "ended_at"),
+        (SessionSortField::Duration, "duration"),
     ];
 
     /// The wire name.
@@ -117,6 +123,8 @@ pub struct SessionQuery {
     pub statuses: Vec<SessionStatus>,
     /// Carries this tag.
     pub tag: Option<String>,
+    /// Carries at least one of these tags (empty: no filter).
+    pub any_tag: Vec<String>,
     /// Belongs to this end user.
     pub user_id: Option<String>,
     /// Created at or after.
@@ -125,6 +133,10 @@ pub struct SessionQuery {
     pub created_before: Option<DateTime<Utc>>,
     /// With (true) or without (false) an error.
     pub has_error: Option<bool>,
+    /// Ran for less than this (see [`SessionSortField::Duration`]).
+    pub duration_less_than: Option<chrono::Duration>,
+    /// The time live sessions' durations run to.
+    pub now: DateTime<Utc>,
     /// Sort field.
     pub sort: SessionSortField,
     /// Descending when true.
@@ -142,10 +154,13 @@ impl SessionQuery {
             project_id,
             statuses: Vec::new(),
             tag: None,
+            any_tag: Vec::new(),
             user_id: None,
             created_after: None,
             created_before: None,
             has_error: None,
+            duration_less_than: None,
+            now: Utc::now(),
             sort: SessionSortField::CreatedAt,
             descending: true,
             after: None,
@@ -154,9 +169,15 @@ impl SessionQuery {
     }
 }
 
-/// The value a session has for a sort field (what a cursor records).
-pub fn sort_value(session: &agentd_domain::Session, field: SessionSortField) -> SortValue {
+/// The value a session has for a sort field (what a cursor records); `now` ends a live
+/// session's duration.
+pub fn sort_value(session: &agentd_domain::Session, field: SessionSortField, now: DateTime<Utc>) -> SortValue {
     match field {
+        SessionSortField::EndedAt => SortValue::Int(session.ended_at.map_or(i64::MAX, |t| t.timestamp_millis())),
+        SessionSortField::Duration => {
+            let from = session.started_at.unwrap_or(session.created_at);
+            SortValue::Int((session.ended_at.unwrap_or(now) - from).num_milliseconds())
+        }
         SessionSortField::CreatedAt => SortValue::Int(session.created_at.timestamp_millis()),
         SessionSortField::UpdatedAt => SortValue::Int(session.updated_at.timestamp_millis()),
         SessionSortField::Priority => SortValue::Int(session.priority.rank()),
@@ -196,3 +217,12 @@ pub enum IdempotencyBegin {
     },
 }
 
+
+/// A screenshot kept with a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Screenshot {
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+    /// The PNG, base64-encoded (as every API that shows it sends it).
+    pub png_base64: String,
+}

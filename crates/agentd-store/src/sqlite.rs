@@ -1,5 +1,6 @@
 //! The embedded SQLite implementation of [`Store`].
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRecord, EventWrite, IdempotencyBegin, IdempotencyClaim, Project, SessionQuery,
+    ApiKeyRecord, EventWrite, IdempotencyBegin, IdempotencyClaim, Project, Screenshot, SessionQuery,
     SessionSortField, SortValue, Store, StoreError, StoreResult,
 };
 
@@ -32,7 +33,7 @@ const SESSION_COLUMNS: &str = "id, project_id, status, mode, priority, name, use
 /// events' primary key so that appending an event never has to touch the session row.
 const SESSION_SELECT: &str = "id, project_id, status, mode, priority, name, user_id, tags, \
      metadata, spec, created_at, updated_at, started_at, ended_at, error, response, \
-     response_type, usage, \
+     response_type, usage, cleaned_at, \
      (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id = sessions.id) AS last_seq";
 
 /// A SQLite database file in WAL mode.
@@ -74,6 +75,33 @@ impl SqliteStore {
             .await?
             .iter()
             .map(session_from_row)
+            .collect()
+    }
+
+    /// Finishes `sql` (a `SELECT session_id, COUNT(*) AS n ... WHERE ...`) with a filter to
+    /// `sessions` and a grouping, and reads the counts.
+    async fn count_per_session(
+        &self,
+        mut sql: QueryBuilder<Sqlite>,
+        sessions: &[SessionId],
+    ) -> StoreResult<HashMap<SessionId, u64>> {
+        if sessions.is_empty() {
+            return Ok(HashMap::new());
+        }
+        sql.push(" AND session_id IN (");
+        let mut list = sql.separated(", ");
+        for id in sessions {
+            list.push_bind(id.to_string());
+        }
+        sql.push(") GROUP BY session_id");
+        sql.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let id = SessionId::from_uuid(uuid("session_id", row.try_get("session_id")?)?);
+                Ok((id, row.try_get::<i64, _>("n")? as u64))
+            })
             .collect()
     }
 
@@ -166,6 +194,7 @@ fn session_from_row(row: &SqliteRow) -> StoreResult<Session> {
             .transpose()?,
         usage: from_json::<Usage>("usage", row.try_get("usage")?)?,
         last_seq: row.try_get::<i64, _>("last_seq")? as u64,
+        cleaned_at: opt_from_ms(row.try_get("cleaned_at")?)?,
     })
 }
 
@@ -234,14 +263,23 @@ fn insert_events(writes: &[EventWrite]) -> QueryBuilder<Sqlite> {
     sql
 }
 
-fn sort_column(field: SessionSortField) -> &'static str {
+/// The SQL expression a sort field orders by; `now` (milliseconds, ours, never a client's
+/// text) ends live sessions' durations.
+fn sort_column(field: SessionSortField, now: i64) -> String {
     match field {
-        SessionSortField::CreatedAt => "created_at",
-        SessionSortField::UpdatedAt => "updated_at",
-        SessionSortField::Priority => "priority",
-        SessionSortField::Name => "COALESCE(name, '')",
-        SessionSortField::Status => "status",
+        SessionSortField::CreatedAt => "created_at".into(),
+        SessionSortField::UpdatedAt => "updated_at".into(),
+        SessionSortField::Priority => "priority".into(),
+        SessionSortField::Name => "COALESCE(name, '')".into(),
+        SessionSortField::Status => "status".into(),
+        SessionSortField::EndedAt => format!("COALESCE(ended_at, {})", i64::MAX),
+        SessionSortField::Duration => duration_sql(now),
     }
+}
+
+/// A session's run time in milliseconds: from its start (or creation) to its end, or `now`.
+fn duration_sql(now: i64) -> String {
+    format!("(COALESCE(ended_at, {now}) - COALESCE(started_at, created_at))")
 }
 
 #[async_trait]
@@ -373,6 +411,14 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn project_of_session(&self, id: SessionId) -> StoreResult<Option<ProjectId>> {
+        let row: Option<String> = sqlx::query_scalar("SELECT project_id FROM sessions WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|raw| Ok(ProjectId::from_uuid(uuid("project_id", &raw)?))).transpose()
+    }
+
     async fn list_sessions(&self, q: &SessionQuery) -> StoreResult<Vec<Session>> {
         let mut sql: QueryBuilder<Sqlite> =
             QueryBuilder::new(format!("SELECT {SESSION_SELECT} FROM sessions WHERE project_id = "));
@@ -389,6 +435,14 @@ impl Store for SqliteStore {
             sql.push(" AND EXISTS (SELECT 1 FROM session_tags t WHERE t.session_id = sessions.id AND t.tag = ");
             sql.push_bind(tag.clone());
             sql.push(")");
+        }
+        if !q.any_tag.is_empty() {
+            sql.push(" AND EXISTS (SELECT 1 FROM session_tags t WHERE t.session_id = sessions.id AND t.tag IN (");
+            let mut list = sql.separated(", ");
+            for tag in &q.any_tag {
+                list.push_bind(tag.clone());
+            }
+            sql.push("))");
         }
         if let Some(user_id) = &q.user_id {
             sql.push(" AND user_id = ").push_bind(user_id.clone());
@@ -408,7 +462,10 @@ impl Store for SqliteStore {
             }
             None => {}
         }
-        let column = sort_column(q.sort);
+        if let Some(limit) = q.duration_less_than {
+            sql.push(format!(" AND {} < ", duration_sql(ms(q.now)))).push_bind(limit.num_milliseconds());
+        }
+        let column = sort_column(q.sort, ms(q.now));
         let (cmp, dir) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
         if let Some((value, id)) = &q.after {
             let push_value = |sql: &mut QueryBuilder<Sqlite>| match value {
@@ -578,6 +635,82 @@ impl Store for SqliteStore {
         .iter()
         .map(event_from_row)
         .collect()
+    }
+
+    async fn last_event_of(&self, session: SessionId, kinds: &[EventKind]) -> StoreResult<Option<Event>> {
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        let mut sql: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT session_id, seq, kind, data, created_at FROM events WHERE session_id = ");
+        sql.push_bind(session.to_string()).push(" AND kind IN (");
+        let mut list = sql.separated(", ");
+        for kind in kinds {
+            list.push_bind(kind.as_str());
+        }
+        sql.push(") ORDER BY seq DESC LIMIT 1");
+        sql.build().fetch_optional(&self.pool).await?.as_ref().map(event_from_row).transpose()
+    }
+
+    async fn count_events_of(&self, sessions: &[SessionId], kind: EventKind) -> StoreResult<HashMap<SessionId, u64>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT session_id, COUNT(*) AS n FROM events WHERE kind = ");
+        sql.push_bind(kind.as_str());
+        self.count_per_session(sql, sessions).await
+    }
+
+    async fn mark_cleaned(&self, project: ProjectId, id: SessionId, at: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE sessions SET cleaned_at = $1, updated_at = $1 \
+             WHERE project_id = $2 AND id = $3 AND cleaned_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn save_screenshot(&self, session: SessionId, shot: &Screenshot, keep: u32) -> StoreResult<()> {
+        let id = session.to_string();
+        let mut tx = self.write_transaction().await?;
+        sqlx::query(
+            "INSERT INTO session_screenshots (session_id, seq, taken_at, png_base64) \
+             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3 FROM session_screenshots WHERE session_id = $1",
+        )
+        .bind(&id)
+        .bind(ms(shot.taken_at))
+        .bind(&shot.png_base64)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM session_screenshots WHERE session_id = $1 AND seq <= \
+             (SELECT MAX(seq) FROM session_screenshots WHERE session_id = $1) - $2",
+        )
+        .bind(&id)
+        .bind(i64::from(keep))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn latest_screenshot(&self, session: SessionId) -> StoreResult<Option<Screenshot>> {
+        let row = sqlx::query(
+            "SELECT taken_at, png_base64 FROM session_screenshots WHERE session_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(session.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(Screenshot { taken_at: from_ms(row.try_get("taken_at")?)?, png_base64: row.try_get("png_base64")? })
+        })
+        .transpose()
+    }
+
+    async fn count_screenshots(&self, sessions: &[SessionId]) -> StoreResult<HashMap<SessionId, u64>> {
+        let sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT session_id, COUNT(*) AS n FROM session_screenshots WHERE 1 = 1");
+        self.count_per_session(sql, sessions).await
     }
 
     async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin> {

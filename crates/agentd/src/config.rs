@@ -394,7 +394,8 @@ mod tests {
 
     #[test]
     fn each_bad_setting_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut Config)>, &str)> = vec![
+        type Tweak = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(Tweak, &str)> = vec![
             (Box::new(|c| c.addr = "localhost".into()), "addr (AGENTD_ADDR)"),
             (Box::new(|c| c.max_concurrent_sessions = 0), "max_concurrent_sessions"),
             (Box::new(|c| c.body_limit_bytes = 1023), "body_limit_bytes"),
@@ -422,9 +423,7 @@ mod tests {
 
     #[test]
     fn limits_at_n_pass_and_n_plus_one_fail() {
-        let mut config = Config::default();
-        config.body_limit_bytes = 1024;
-        config.max_concurrent_sessions = 10_000;
+        let mut config = Config { body_limit_bytes: 1024, max_concurrent_sessions: 10_000, ..Config::default() };
         config.sessions.default_max_actions = config.sessions.max_actions_cap;
         config.validate().unwrap();
         config.max_concurrent_sessions = 10_001;

@@ -81,6 +81,26 @@ pub async fn start_builtin(config: &Config) -> anyhow::Result<RunningServer> {
     Ok(server)
 }
 
+/// The server's key for session links (`<data_dir>/link.key`, 32 random bytes made on first
+/// start, readable by the owner only), so task ids and live-page links outlive restarts.
+fn link_key(data_dir: &std::path::Path) -> anyhow::Result<agentd_api::links::LinkKey> {
+    let path = data_dir.join("link.key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(bytes) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(agentd_api::links::LinkKey::new(bytes));
+        }
+        anyhow::bail!("{} is not a link key (32 bytes); delete it to make a new one (open session links stop working)", path.display());
+    }
+    let bytes: [u8; 32] = rand::random();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(agentd_api::links::LinkKey::new(bytes))
+}
+
 async fn launch(
     config: &Config,
     registry: AgentRegistry,
@@ -111,6 +131,7 @@ async fn launch(
         heartbeat: Duration::from_secs(config.heartbeat_seconds),
         tiers: config.tiers.clone(),
         sessions: config.sessions.clone(),
+        link_key: link_key(&config.data_dir)?,
     };
     let mut metrics = Metrics::new();
     if let Some(browsers) = &browsers {

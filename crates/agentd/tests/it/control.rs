@@ -127,8 +127,8 @@ async fn safety_checks_confirm_and_deny() {
     let check = app.wait_event(&d, "safety_check_pending").await["data"]["check_id"].as_str().unwrap().to_owned();
     let r = app.post(&format!("/v1/sessions/{d}/safety_checks/{check}"), json!({"confirm": false})).await;
     assert_eq!(r.status(), 200);
-    let failed = app.wait_status(&d, "failed").await;
-    assert_eq!(failed["error"], "a person denied the safety check");
+    let stopped = app.wait_status(&d, "stopped").await;
+    assert_eq!(stopped["error"], "a person denied the safety check");
     let (status, _) = error_of(app.post(&format!("/v1/sessions/{d}/safety_checks/{check}"), json!({"confirm": true})).await).await;
     assert_eq!(status, 409);
     app.shutdown().await;

@@ -6,6 +6,8 @@ mod browser_agent;
 mod cli_run;
 mod computer_use;
 mod control;
+mod cua;
+mod live_page;
 mod crash;
 mod ops;
 mod sessions;

@@ -374,6 +374,7 @@ pub async fn insert_old_session(app: &TestApp, days: i64) -> String {
         response_type: None,
         usage: Usage::default(),
         last_seq: 0,
+        cleaned_at: None,
     };
     app.store().insert_session(&session).await.unwrap();
     session.id.to_string()

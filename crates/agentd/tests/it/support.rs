@@ -19,7 +19,7 @@ pub const ADMIN_KEY: &str = "test-admin-key-0001";
 /// An agent whose behaviour is written in the session's goal: steps separated by `;`.
 ///
 /// `emit:N` N thought events · `input:FIELD` ask for text · `permission` ask for permission ·
-/// `safety:CODE` raise a safety check (denied → fail) · `fail:MSG` fail · `panic` panic ·
+/// `safety:CODE` raise a safety check (denied → stopped, as the browser agents do) · `fail:MSG` fail · `panic` panic ·
 /// `wait` block until stopped or timed out · `sleep:MS` real sleep · `done:TEXT` complete.
 /// With no `done`, it completes with "done" after the last step.
 pub struct ScriptedAgent;
@@ -47,7 +47,7 @@ impl Agent for ScriptedAgent {
                 }
                 "safety" => {
                     if !ctx.safety_check(arg, "a risky step").await? {
-                        return Err(AgentError::failed("safety_check_denied", "a person denied the safety check"));
+                        return Err(AgentError::Stopped { reason: "a person denied the safety check".into() });
                     }
                 }
                 "fail" => return Err(AgentError::failed("scripted", arg)),
