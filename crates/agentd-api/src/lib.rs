@@ -106,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), metrics::track_http))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(cua::cors())
         .with_state(state)
 }
 

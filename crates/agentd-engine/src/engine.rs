@@ -326,6 +326,16 @@ impl Engine {
         Ok(self.inner.store.latest_screenshot(id).await?)
     }
 
+    /// Waits (at most `within`) until the session has ended; whether it has.
+    pub async fn wait_ended(&self, project: ProjectId, id: SessionId, within: std::time::Duration) -> Result<bool, EngineError> {
+        let Some(live) = self.live(project, id) else {
+            return Ok(self.get_session(project, id).await?.status.is_terminal());
+        };
+        let mut status = live.watch_status();
+        let ended = tokio::time::timeout(within, status.wait_for(|s| s.is_terminal())).await;
+        Ok(matches!(ended, Ok(Ok(_))) || live.status().is_terminal())
+    }
+
     /// Releases a session's resources: stops it when it is live (its browser context is
     /// closed with it) and marks it cleaned up; refused when it already was.
     pub async fn cleanup_session(&self, project: ProjectId, id: SessionId) -> Result<Session, EngineError> {
@@ -335,9 +345,7 @@ impl Engine {
         }
         if let Some(live) = self.live(project, id) {
             let stop = NewEvent::new(EventKind::Stopped, json!({"reason": "cleaned up by user"}));
-            if let Ok(changed) = live.transition(Transition::Stop, stop, |_, change| {
-                change.error = Some("cleaned up by user".into());
-            }) {
+            if let Ok(changed) = live.transition(Transition::Stop, stop, |_, _| {}) {
                 committed(changed.pending).await?;
             }
         }

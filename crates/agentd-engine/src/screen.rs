@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 pub type ScreenSource = Arc<dyn Fn() -> BoxFuture<'static, Option<Vec<u8>>> + Send + Sync>;
 
 /// Longest a capture may take before the caller gets the stored one instead.
-const CAPTURE_TIMEOUT: Duration = Duration::from_secs(3);
+const CAPTURE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// A capture younger than this is shared by everyone who asks (many viewers, one capture).
 const FRESH_FOR: Duration = Duration::from_millis(500);
@@ -25,7 +25,8 @@ pub(crate) const KEPT: u32 = 10;
 pub(crate) struct Screen {
     store: SharedStore,
     source: Mutex<Option<ScreenSource>>,
-    last: tokio::sync::Mutex<Option<(Instant, Screenshot)>>,
+    /// The last capture, or a failed one (None), and when: either is shared for [`FRESH_FOR`].
+    last: tokio::sync::Mutex<Option<(Instant, Option<Screenshot>)>>,
 }
 
 impl Screen {
@@ -43,15 +44,15 @@ impl Screen {
         // One capture at a time: whoever waits here gets the one just taken.
         let mut last = self.last.lock().await;
         if let Some((_, shot)) = last.as_ref().filter(|(at, _)| at.elapsed() < FRESH_FOR) {
-            return Some(shot.clone());
+            return shot.clone();
         }
-        let png = tokio::time::timeout(CAPTURE_TIMEOUT, source()).await.ok().flatten()?;
-        let shot = Screenshot {
+        let png = tokio::time::timeout(CAPTURE_TIMEOUT, source()).await.ok().flatten();
+        let shot = png.map(|png| Screenshot {
             taken_at: agentd_domain::now(),
             png_base64: base64::engine::general_purpose::STANDARD.encode(png),
-        };
+        });
         *last = Some((Instant::now(), shot.clone()));
-        Some(shot)
+        shot
     }
 
     /// Captures the screen and keeps it in the store (the last look at a session that ends).

@@ -91,13 +91,16 @@ fn link_key(data_dir: &std::path::Path) -> anyhow::Result<agentd_api::links::Lin
         }
         anyhow::bail!("{} is not a link key (32 bytes); delete it to make a new one (open session links stop working)", path.display());
     }
+    // Written whole under a temporary name, then renamed: a crash leaves no half-written key.
     let bytes: [u8; 32] = rand::random();
+    let temp = data_dir.join(format!("link.key.{}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    std::io::Write::write_all(&mut file, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file = options.open(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
+    std::io::Write::write_all(&mut file, &bytes).and_then(|()| file.sync_all()).with_context(|| format!("cannot write {}", temp.display()))?;
+    std::fs::rename(&temp, &path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(agentd_api::links::LinkKey::new(bytes))
 }
 

@@ -17,7 +17,7 @@ use agentd_domain::{Session, SessionId, SessionStatus};
 use agentd_store::{SessionQuery, SessionSortField};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -31,7 +31,7 @@ use crate::state::AppState;
 use crate::wire::{CreateSessionRequest, PatchSessionRequest};
 
 use envelope::{CuaError, CuaResult, ok};
-use views::{Digest, digests, status_word};
+use views::{Digest, digests};
 
 /// Where a task starts when it names no URL (the original app's default).
 const DEFAULT_STARTING_URL: &str = "https://www.google.com";
@@ -42,29 +42,52 @@ const MAX_LIMIT: usize = 1000;
 /// The most sessions a list sorts or filters in memory (by a field the store does not
 /// index, or a filter on any summary field).
 const IN_MEMORY_CAP: u32 = 2000;
+/// How long a denied safety check leaves the agent to stop by itself.
+const DENIAL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// The version this API reports (the original app's).
 const API_VERSION: &str = "1.0.0";
 
 /// Native field names → this API's, for error messages.
 const CREATE_RENAMES: &[(&str, &str)] = &[("goal", "task"), ("start_url", "starting_url"), ("name", "session_name")];
 
+/// CORS for the `/api` routes, to wrap the whole application (outside the router, so that
+/// preflights are answered before routing): any origin may call them, as the original app
+/// allowed (its document's example polls from a web page); keys are headers or body fields,
+/// never cookies. Other paths get no CORS headers.
+pub(crate) fn cors() -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(|_, request| request.uri.path().starts_with("/api/")))
+        .allow_methods(Any)
+        .allow_headers(Any)
+}
+
 /// The `/api` routes.
 pub(crate) fn routes(state: AppState) -> Router<AppState> {
     let authenticated = Router::new()
-        .route("/api/tasks", post(create_task))
-        .route("/api/status/{session_id}/{task_id}", get(status))
-        .route("/api/sessions/{session_id}/status", get(status_by_query))
-        .route("/api/sessions", get(list))
-        .route("/api/sessions/batch", post(batch))
-        .route("/api/sessions/active", get(active))
-        .route("/api/sessions/cleanup", post(cleanup_old))
-        .route("/api/sessions/{session_id}", put(update))
-        .route("/api/sessions/{session_id}/details", get(details))
-        .route("/api/sessions/{session_id}/replay", get(replay))
-        .route("/api/sessions/{session_id}/{action}", post(control_alias))
-        .route("/api/{action}/{session_id}", post(control))
-        .layer(from_fn_with_state(state, authenticate));
-    Router::new().route("/api/health", get(health)).merge(authenticated)
+        .route("/tasks", post(create_task))
+        .route("/status/{session_id}/{task_id}", get(status))
+        .route("/sessions/{session_id}/status", get(status_by_query))
+        .route("/sessions", get(list))
+        .route("/sessions/batch", post(batch))
+        .route("/sessions/active", get(active))
+        .route("/sessions/cleanup", post(cleanup_old))
+        .route("/sessions/{session_id}", put(update))
+        .route("/sessions/{session_id}/details", get(details))
+        .route("/sessions/{session_id}/replay", get(replay))
+        .route("/sessions/{session_id}/{action}", post(control_alias))
+        .route("/{action}/{session_id}", post(control))
+        .route_layer(from_fn_with_state(state, authenticate));
+    let api = Router::new()
+        .route("/health", get(health))
+        .merge(authenticated)
+        .fallback(|| async { CuaError::new(StatusCode::NOT_FOUND, "Not found", "no such route under /api").into_response() });
+    Router::new().nest("/api", api)
+}
+
+/// A query string as name → value (never refused: bad escapes read as they are).
+fn query_map(query: Option<String>) -> HashMap<String, String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect()
 }
 
 /// Admits the caller by `Authorization: Bearer`, `X-API-Key`, `?api_key=` or the body's
@@ -213,29 +236,22 @@ async fn status(State(state): State<AppState>, caller: Caller, Path((sid, tid)):
 }
 
 /// `GET /api/sessions/{session_id}/status?task_id=` (the original app's route).
-async fn status_by_query(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(sid): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
-) -> CuaResult {
+async fn status_by_query(State(state): State<AppState>, caller: Caller, Path(sid): Path<String>, RawQuery(query): RawQuery) -> CuaResult {
+    let query = query_map(query);
     status_view(&state, caller, &sid, query.get("task_id").map(String::as_str)).await
 }
 
 async fn status_view(state: &AppState, caller: Caller, sid: &str, tid: Option<&str>) -> CuaResult {
     let session = owned_session(state, caller, sid, tid).await?;
     let events = views::all_events(state, caller.project_id, session.id).await?;
-    let check = match session.status {
-        SessionStatus::Waiting => views::pending_check(state, session.id).await?,
-        _ => None,
-    };
+    let check = views::check_of(state, &session).await?;
     let screenshot = state.engine.screenshot(caller.project_id, session.id).await?;
     Ok(ok(
         "Session status retrieved",
         json!({
             "session_id": session.id.to_string(),
             "task_id": task_id(state, &session),
-            "status": status_word(session.status, check.is_some()),
+            "status": views::word(&session, check.is_some() && session.status == SessionStatus::Waiting),
             "logs": views::logs(&events),
             "current_screenshot": screenshot.map(|s| s.png_base64),
             "pending_safety_checks": check.map(|c| json!([c])),
@@ -259,11 +275,8 @@ struct Selection {
 }
 
 /// `GET /api/sessions`.
-async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
-) -> CuaResult {
+async fn list(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> CuaResult {
+    let query = query_map(query);
     let selection = Selection {
         limit: query.get("limit").map(|l| json!(l)),
         sort_field: query.get("sort_field").cloned(),
@@ -341,11 +354,20 @@ async fn select(state: &AppState, caller: Caller, s: Selection) -> CuaResult<Vec
             CuaError::invalid("status", format!("unknown status `{status}`; expected one of {}", views::STATUS_WORDS))
         })?;
         query.statuses = statuses.to_vec();
-        word = matches!(status, "awaiting_safety_confirmation" | "awaiting_input").then(|| status.to_owned());
+        word = views::FINE_WORDS.contains(&status).then(|| status.to_owned());
     }
     let mut equal = Map::new();
+    if indexed_sort(&sort_name).is_none() && !views::SUMMARY_FIELDS.contains(&sort_name.as_str()) {
+        return Err(CuaError::invalid(
+            "sort_field",
+            format!("unknown sort_field `{sort_name}`; any summary field sorts: {}", views::SUMMARY_FIELDS.join(", ")),
+        ));
+    }
     for (key, value) in &s.filter_by {
         let name = format!("filter_by.{key}");
+        if value.is_null() {
+            continue;
+        }
         let text = || value.as_str().map(str::to_owned).ok_or_else(|| CuaError::invalid(&name, format!("{name} must be a string")));
         match key.as_str() {
             "created_after" => query.created_after = time_filter(&name, value)?,
@@ -364,9 +386,14 @@ async fn select(state: &AppState, caller: Caller, s: Selection) -> CuaResult<Vec
             }
             "user_id" => query.user_id = Some(text()?),
             "tag" => query.tag = Some(text()?),
-            _ if value.is_null() => {}
-            _ => {
+            _ if views::SUMMARY_FIELDS.contains(&key.as_str()) => {
                 equal.insert(key.clone(), value.clone());
+            }
+            _ => {
+                return Err(CuaError::invalid(
+                    &name,
+                    format!("unknown filter `{key}`; filter by created_after, created_before, duration_less_than, has_errors or a summary field: {}", views::SUMMARY_FIELDS.join(", ")),
+                ));
             }
         }
     }
@@ -393,27 +420,16 @@ async fn select(state: &AppState, caller: Caller, s: Selection) -> CuaResult<Vec
         .map(|session| views::summary(session, &task_id(state, session), digests.get(&session.id).unwrap_or(&Digest::default())))
         .collect();
     if in_memory {
-        if let Some(first) = summaries.first()
-            && first.get(&sort_name).is_none()
-        {
-            let known: Vec<&String> = first.as_object().map(|o| o.keys().collect()).unwrap_or_default();
-            return Err(CuaError::invalid(
-                "sort_field",
-                format!("unknown sort_field `{sort_name}`; any summary field sorts: {}", known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")),
-            ));
-        }
-        for key in equal.keys() {
-            if let Some(first) = summaries.first()
-                && first.get(key).is_none()
-            {
-                return Err(CuaError::invalid(&format!("filter_by.{key}"), format!("unknown filter `{key}`")));
-            }
-        }
         summaries.retain(|s| {
             word.as_deref().is_none_or(|w| s["status"] == w) && equal.iter().all(|(k, v)| &s[k] == v)
         });
+        let key = |s: &Value| match sort_name.as_str() {
+            // Priorities sort by rank, as the store sorts them.
+            "priority" => s["priority"].as_str().and_then(|p| p.parse::<agentd_domain::Priority>().ok()).map_or(Value::Null, |p| json!(p.rank())),
+            _ => s[&sort_name].clone(),
+        };
         summaries.sort_by(|a, b| {
-            let order = compare(&a[&sort_name], &b[&sort_name]);
+            let order = compare(&key(a), &key(b));
             if descending { order.reverse() } else { order }
         });
         summaries.truncate(limit);
@@ -454,12 +470,12 @@ async fn active(State(state): State<AppState>, caller: Caller) -> CuaResult {
     sessions.truncate(MAX_LIMIT);
     let mut active = Vec::new();
     for session in sessions.iter().filter(|s| views::is_active(s)) {
-        let check = session.status == SessionStatus::Waiting && views::pending_check(&state, session.id).await?.is_some();
+        let check = session.status == SessionStatus::Waiting && views::check_of(&state, session).await?.is_some();
         active.push(json!({
             "id": session.id.to_string(),
             "task_id": task_id(&state, session),
             "started_at": views::time(session.started_at.unwrap_or(session.created_at)),
-            "status": status_word(session.status, check),
+            "status": views::word(session, check),
             "name": views::name_of(session),
             "task": session.spec.goal,
         }));
@@ -471,10 +487,7 @@ async fn active(State(state): State<AppState>, caller: Caller) -> CuaResult {
 async fn details(State(state): State<AppState>, caller: Caller, Path(sid): Path<String>) -> CuaResult {
     let session = session_of(&state, caller, &sid).await.map_err(|e| details_not_found(e, &sid))?;
     let events = views::all_events(&state, caller.project_id, session.id).await?;
-    let check = match session.status {
-        SessionStatus::Waiting => views::pending_check(&state, session.id).await?,
-        _ => None,
-    };
+    let check = views::check_of(&state, &session).await?;
     let screenshot = state.engine.screenshot(caller.project_id, session.id).await?;
     let digest = digests(&state, std::slice::from_ref(&session)).await?.remove(&session.id).unwrap_or_default();
     let record = views::record(&session, &task_id(&state, &session), &events, check.as_ref());
@@ -548,11 +561,8 @@ async fn update(State(state): State<AppState>, caller: Caller, Path(sid): Path<S
 
 /// `POST /api/sessions/cleanup?days_old=N`: deletes the sessions that ended more than N days
 /// ago (N ≥ 1, default 7).
-async fn cleanup_old(
-    State(state): State<AppState>,
-    caller: Caller,
-    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
-) -> CuaResult {
+async fn cleanup_old(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> CuaResult {
+    let query = query_map(query);
     let days = match query.get("days_old") {
         None => 7,
         Some(raw) => raw
@@ -623,7 +633,7 @@ async fn control_alias(State(state): State<AppState>, caller: Caller, Path((sid,
 async fn run_control(state: &AppState, caller: Caller, control: Control, sid: &str, bytes: &Bytes) -> CuaResult {
     let body = object(bytes)?;
     if let Some(named) = field::<String>(&body, "session_id")?
-        && named != sid
+        && named.parse::<SessionId>().ok() != sid.parse::<SessionId>().ok()
     {
         return Err(CuaError::invalid("session_id", "session_id in the body does not match the one in the URL"));
     }
@@ -650,16 +660,12 @@ async fn run_control(state: &AppState, caller: Caller, control: Control, sid: &s
                 return Err(CuaError::bad_request("Session is not paused"));
             }
             let resumed = state.engine.resume(project, id).await?;
-            let check = resumed.status == SessionStatus::Waiting && views::pending_check(state, id).await?.is_some();
-            Ok(done("Session resumed", status_word(resumed.status, check)))
+            let check = resumed.status == SessionStatus::Waiting && views::check_of(state, &resumed).await?.is_some();
+            Ok(done("Session resumed", views::word(&resumed, check)))
         }
         Control::ConfirmSafetyCheck => {
             let confirm = field::<bool>(&body, "confirm")?.unwrap_or(true);
-            let pending = match session.status {
-                SessionStatus::Waiting => views::pending_check(state, id).await?,
-                _ => None,
-            };
-            let Some(check) = pending else {
+            let Some(check) = views::check_of(state, &session).await? else {
                 return Err(CuaError::bad_request("No pending safety checks to confirm"));
             };
             let check_id = check["id"].as_str().unwrap_or_default().to_owned();
@@ -667,10 +673,13 @@ async fn run_control(state: &AppState, caller: Caller, control: Control, sid: &s
             if confirm {
                 return Ok(done("Safety checks confirmed", "running"));
             }
-            // Denied: the session ends as stopped, whatever its agent makes of the answer.
-            match state.engine.stop_because(project, id, "safety_check_rejected").await {
-                Ok(_) | Err(agentd_engine::EngineError::Illegal(_)) => {}
-                Err(e) => return Err(e.into()),
+            // Denied: the session ends as stopped. The browser agents stop on their own, with
+            // their reason; an agent that would carry on is stopped here.
+            if !state.engine.wait_ended(project, id, DENIAL_GRACE).await? {
+                match state.engine.stop_because(project, id, "a person denied the safety check").await {
+                    Ok(_) | Err(agentd_engine::EngineError::Illegal(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             Ok(done("Safety checks rejected, agent stopped", "stopped"))
         }

@@ -39,6 +39,18 @@ pub(crate) fn status_word(status: SessionStatus, check_pending: bool) -> &'stati
     }
 }
 
+/// The word for `session`: [`status_word`], and `cleaned` for a session a user stopped by
+/// cleaning it up (`cleanup_session`).
+pub(crate) fn word(session: &Session, check_pending: bool) -> &'static str {
+    if session.cleaned_at.is_some() && session.status == SessionStatus::Stopped {
+        return "cleaned";
+    }
+    status_word(session.status, check_pending)
+}
+
+/// Words finer than the store's statuses: a list filtered by one is filtered again by word.
+pub(crate) const FINE_WORDS: [&str; 3] = ["awaiting_safety_confirmation", "awaiting_input", "cleaned"];
+
 /// The statuses a filter word stands for (`None`: not a word of this API).
 pub(crate) fn statuses_for(word: &str) -> Option<&'static [SessionStatus]> {
     use SessionStatus::*;
@@ -57,7 +69,25 @@ pub(crate) fn statuses_for(word: &str) -> Option<&'static [SessionStatus]> {
 
 /// The words [`statuses_for`] knows, for error messages.
 pub(crate) const STATUS_WORDS: &str = "starting, running, paused, awaiting_safety_confirmation, awaiting_input, \
-completed, failed, stopped, timeout";
+completed, failed, stopped, cleaned, timeout";
+
+/// The fields of a list entry ([`summary`]): what lists sort and `filter_by` compares by.
+pub(crate) const SUMMARY_FIELDS: [&str; 26] = [
+    "id", "task_id", "name", "task", "status", "environment", "created_at", "updated_at", "started_at",
+    "completed_at", "duration", "user_id", "tags", "priority", "is_paused", "is_completed", "is_active",
+    "logs_count", "screenshots_count", "reasoning_data_count", "has_reasoning_data", "current_url",
+    "has_error", "error", "starting_url", "cleaned_at",
+];
+
+/// A start URL as clients wrote it: without the `/` a bare origin is given when stored.
+pub(crate) fn as_written(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) if parsed.path() == "/" && parsed.query().is_none() && parsed.fragment().is_none() => {
+            url.trim_end_matches('/').to_owned()
+        }
+        _ => url.to_owned(),
+    }
+}
 
 /// The name a session shows: its own, or `Session <first 8 characters of its id>`.
 pub(crate) fn name_of(session: &Session) -> String {
@@ -107,7 +137,7 @@ pub(crate) async fn digests(state: &AppState, sessions: &[Session]) -> CuaResult
             .last_event_of(session.id, &[EventKind::Thought, EventKind::BrowserStarted])
             .await
             .map_err(internal)?;
-        let check_pending = session.status == SessionStatus::Waiting && pending_check(state, session.id).await?.is_some();
+        let check_pending = session.status == SessionStatus::Waiting && check_of(state, session).await?.is_some();
         out.insert(
             session.id,
             Digest {
@@ -121,8 +151,16 @@ pub(crate) async fn digests(state: &AppState, sessions: &[Session]) -> CuaResult
     Ok(out)
 }
 
-/// The safety check a session waits on, `{id, code, message}`, if one is pending.
-pub(crate) async fn pending_check(state: &AppState, id: SessionId) -> CuaResult<Option<Value>> {
+/// The safety check `session` waits on (or, paused, would wait on), if one is pending.
+pub(crate) async fn check_of(state: &AppState, session: &Session) -> CuaResult<Option<Value>> {
+    match session.status {
+        SessionStatus::Waiting | SessionStatus::Paused => pending_check(state, session.id).await,
+        _ => Ok(None),
+    }
+}
+
+/// The safety check a session's log shows pending, `{id, code, message}`, if one is.
+async fn pending_check(state: &AppState, id: SessionId) -> CuaResult<Option<Value>> {
     let last = state
         .store()
         .last_event_of(id, &[EventKind::SafetyCheckPending, EventKind::SafetyCheckResolved])
@@ -140,8 +178,10 @@ pub(crate) fn summary(session: &Session, task_id: &str, digest: &Digest) -> Valu
         "task_id": task_id,
         "name": name_of(session),
         "task": session.spec.goal,
-        "status": status_word(session.status, digest.check_pending),
+        "status": word(session, digest.check_pending),
         "environment": ENVIRONMENT,
+        "starting_url": session.spec.start_url.as_deref().map(as_written),
+        "cleaned_at": opt_time(session.cleaned_at),
         "created_at": time(session.created_at),
         "updated_at": time(session.updated_at),
         "started_at": opt_time(session.started_at),
@@ -157,7 +197,7 @@ pub(crate) fn summary(session: &Session, task_id: &str, digest: &Digest) -> Valu
         "screenshots_count": digest.screenshots,
         "reasoning_data_count": digest.thoughts,
         "has_reasoning_data": digest.thoughts > 0,
-        "current_url": digest.current_url.clone().or_else(|| session.spec.start_url.clone()),
+        "current_url": digest.current_url.clone().or_else(|| session.spec.start_url.as_deref().map(as_written)),
         "has_error": session.error.is_some(),
         "error": session.error,
     })
@@ -248,7 +288,7 @@ fn current_url(session: &Session, events: &[Event]) -> Option<String> {
         .rev()
         .filter(|e| matches!(e.kind, EventKind::Thought | EventKind::BrowserStarted))
         .find_map(|e| e.data["url"].as_str().map(str::to_owned))
-        .or_else(|| session.spec.start_url.clone())
+        .or_else(|| session.spec.start_url.as_deref().map(as_written))
 }
 
 /// The full record of `GET /api/sessions/{id}/details`.
@@ -259,7 +299,7 @@ pub(crate) fn record(session: &Session, task_id: &str, events: &[Event], check: 
         "task_id": task_id,
         "name": name_of(session),
         "task": session.spec.goal,
-        "status": status_word(session.status, check.is_some()),
+        "status": word(session, check.is_some() && session.status == SessionStatus::Waiting),
         "created_at": time(session.created_at),
         "updated_at": time(session.updated_at),
         "started_at": opt_time(session.started_at),
@@ -276,7 +316,7 @@ pub(crate) fn record(session: &Session, task_id: &str, events: &[Event], check: 
             "display_width": session.spec.display_width,
             "display_height": session.spec.display_height,
             "headless": session.spec.headless,
-            "starting_url": session.spec.start_url,
+            "starting_url": session.spec.start_url.as_deref().map(as_written),
         },
         "logs": logs(events),
         "actions": actions(events),

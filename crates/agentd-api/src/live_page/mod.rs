@@ -77,17 +77,13 @@ async fn unlock(state: &AppState, raw: &str, params: &HashMap<String, String>) -
     Ok((project, id))
 }
 
-/// `/?session=<id>&task_id=...` (the original app's link form) → the session's page.
+/// `/?session=<id>[&task_id=...]` (the original app's link form) → the session's page (which
+/// explains itself when the task id is missing); `/` alone → the API reference.
 async fn root(Query(params): Params) -> Response {
+    let encode = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
     match (params.get("session"), params.get("task_id")) {
-        (Some(id), Some(task)) => {
-            let to = format!(
-                "/sessions/{}?task_id={}",
-                form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>(),
-                form_urlencoded::byte_serialize(task.as_bytes()).collect::<String>()
-            );
-            Redirect::to(&to).into_response()
-        }
+        (Some(id), Some(task)) => Redirect::to(&format!("/sessions/{}?task_id={}", encode(id), encode(task))).into_response(),
+        (Some(id), None) => Redirect::to(&format!("/sessions/{}", encode(id))).into_response(),
         _ => Redirect::to("/docs").into_response(),
     }
 }
@@ -189,16 +185,19 @@ async fn page(State(state): State<AppState>, Path(raw): Path<String>, Query(para
         .collect();
     let task_id = params.get("task_id").cloned().unwrap_or_default();
     let boot = json!({"view": view, "task_id": task_id, "after": events.last().map_or(0, |e| e.seq)});
-    let html = PAGE
-        .replace("{{goal}}", &escape(&session.spec.goal))
-        .replace("{{label}}", &escape(view["label"].as_str().unwrap_or_default()))
-        .replace("{{status}}", &escape(session.status.as_str()))
-        .replace("{{start_url}}", &escape(session.spec.start_url.as_deref().unwrap_or("")))
-        .replace("{{timeline}}", &timeline)
-        .replace("{{screen}}", &format!("/sessions/{}/screen.png?task_id={}", session.id, escape(&task_id)))
+    let html = fill(PAGE, |slot| match slot {
+        "goal" => escape(&session.spec.goal),
+        "label" => escape(view["label"].as_str().unwrap_or_default()),
+        "status" => escape(session.status.as_str()),
+        "start_url" => escape(session.spec.start_url.as_deref().unwrap_or("")),
+        "timeline" => timeline.clone(),
+        "screen" => format!("/sessions/{}/screen.png?task_id={}", session.id, escape(&task_id)),
         // JSON inside a script element: `<` escaped so no text can close the element.
-        .replace("{{boot}}", &boot.to_string().replace('<', "\\u003c"));
-    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+        "boot" => boot.to_string().replace('<', "\\u003c"),
+        _ => String::new(),
+    });
+    // The link is the session's key: it must not leak to the pages it shows or links to.
+    ([(header::CACHE_CONTROL, "no-store"), (header::REFERRER_POLICY, "no-referrer")], Html(html)).into_response()
 }
 
 /// `GET /sessions/{id}/feed`: the timeline as it grows, as Server-Sent Events
@@ -273,6 +272,21 @@ async fn control(State(state): State<AppState>, Path(raw): Path<String>, Query(p
     Ok(Json(view).into_response())
 }
 
+/// `template` with each `{{slot}}` replaced by `value(slot)`, in one pass (a value that
+/// contains `{{...}}` stays as it is).
+fn fill(template: &str, value: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else { break };
+        out.push_str(&rest[..start]);
+        out.push_str(&value(&rest[start + 2..start + len]));
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A small page that only says `message`.
 fn message_page(message: &str) -> String {
     format!(
@@ -300,6 +314,12 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slots_are_filled_once() {
+        let page = super::fill("<h1>{{goal}}</h1>{{boot}}", |slot| if slot == "goal" { "{{boot}}".into() } else { "B".into() });
+        assert_eq!(page, "<h1>{{boot}}</h1>B");
+    }
+
     #[test]
     fn escape_covers_markup_and_quotes() {
         assert_eq!(super::escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");

@@ -87,7 +87,7 @@ async fn the_documented_create_request_starts_a_task_with_the_documented_default
     let record = &details["data"]["session"];
     assert_eq!(record["environment"], "browser");
     assert_eq!(record["name"], format!("Session {}", &data["session_id"].as_str().unwrap()[..8]));
-    assert_eq!(record["browser_config"]["starting_url"], "https://www.google.com/");
+    assert_eq!(record["browser_config"]["starting_url"], "https://www.google.com", "as the document writes it");
     app.shutdown().await;
 }
 
@@ -139,6 +139,25 @@ async fn keys_come_in_a_header_the_body_or_the_query_and_health_is_public() {
     assert_eq!(by_query.status(), 200);
     let by_header = app.http.get(app.url("/api/sessions")).header("x-api-key", ADMIN_KEY).send().await.unwrap();
     assert_eq!(by_header.status(), 200);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_in_the_envelope_and_any_origin_may_call() {
+    let app = spawn_app().await;
+    let (code, body) = get(&app, "/api/nothing/here/at/all").await;
+    assert_eq!((code, body["success"].as_bool()), (404, Some(false)));
+    let (code, _) = get(&app, "/api/sessions?limit=%ZZ").await;
+    assert_eq!(code, 400, "a bad escape is a bad limit, not a crash");
+    let preflight = app.http.request(reqwest::Method::OPTIONS, app.url("/api/tasks"))
+        .header("origin", "http://example.test").header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type,authorization").send().await.unwrap();
+    assert!(preflight.status().is_success(), "{:?}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "http://example.test");
+    let r = app.http.get(app.url("/api/health")).header("origin", "http://example.test").send().await.unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "http://example.test");
+    let r = app.http.get(app.url("/healthz")).header("origin", "http://example.test").send().await.unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none(), "the native API is not opened to other origins");
     app.shutdown().await;
 }
 
@@ -224,6 +243,17 @@ async fn a_pending_safety_check_is_shown_and_confirmed_or_rejected() {
     let (code, e) = control("confirm_safety_check", json!({"session_id": sid, "task_id": tid})).await;
     assert_eq!((code, e["message"].as_str()), (400, Some("No pending safety checks to confirm")));
 
+    // Paused while a check is pending: the check still shows, and may be confirmed.
+    let (sid, tid) = ids(&task(&app, json!({"task": "safety:sensitive_form; done:held"})).await);
+    wait_word(&app, &sid, &tid, "awaiting_safety_confirmation").await;
+    let upper = json!({"session_id": sid.to_uppercase(), "task_id": tid});
+    assert_eq!(post(&app, &format!("/api/pause/{sid}"), upper.clone()).await.0, 200, "ids compare as ids, whatever their case");
+    let paused = wait_word(&app, &sid, &tid, "paused").await;
+    assert_eq!(paused["pending_safety_checks"][0]["code"], "sensitive_form");
+    assert_eq!(post(&app, &format!("/api/confirm_safety_check/{sid}"), upper.clone()).await.0, 200);
+    assert_eq!(post(&app, &format!("/api/resume/{sid}"), upper).await.0, 200);
+    wait_word(&app, &sid, &tid, "completed").await;
+
     // Rejected (through the original app's route): the session stops.
     let (sid, tid) = ids(&task(&app, json!({"task": "safety:irrelevant_domain; done:never"})).await);
     wait_word(&app, &sid, &tid, "awaiting_safety_confirmation").await;
@@ -281,6 +311,10 @@ async fn cleanup_session_releases_a_session_once() {
     assert_eq!(cleaned, json!({"success": true, "message": "Session cleaned up", "data": {"session_id": sid, "status": "cleaned"}}));
     let native = app.wait_status(&sid, "stopped").await;
     assert!(native["cleaned_at"].is_string());
+    assert_eq!(native["error"], Value::Null, "cleaning up is not an error");
+    assert_eq!(get(&app, &format!("/api/status/{sid}/{tid}")).await.1["data"]["status"], "cleaned");
+    let (_, by_word) = get(&app, "/api/sessions?status=cleaned").await;
+    assert_eq!(by_word["data"]["sessions"].as_array().unwrap().len(), 1);
     let (code, e) = post(&app, &format!("/api/cleanup_session/{sid}"), body.clone()).await;
     assert_eq!((code, e["message"].as_str()), (404, Some("Session not found or already cleaned up")));
     let (_, details) = get(&app, &format!("/api/sessions/{sid}/details")).await;
@@ -394,7 +428,10 @@ async fn batch_filters_match_hand_computed_expectations() {
     // filter_by on any other summary field is exact equality, as in the original app.
     assert_eq!(batch(json!({"filter_by": {"user_id": "u2"}})).await, [elsewhere.as_str()]);
     assert_eq!(batch(json!({"filter_by": {"has_reasoning_data": false, "status": "failed"}})).await, [broken.as_str()]);
+    assert_eq!(batch(json!({"filter_by": {"created_after": null, "has_errors": null, "duration_less_than": null}, "user_id": "u2"})).await, [elsewhere.as_str()], "null filters are no filters");
     for (body, field) in [
+        (json!({"filter_by": {"colour": "red"}, "user_id": "nobody"}), "filter_by.colour"),
+        (json!({"sort_field": "colour", "user_id": "nobody"}), "sort_field"),
         (json!({"filter_by": {"created_after": "yesterday"}}), "filter_by.created_after"),
         (json!({"filter_by": {"duration_less_than": "long"}}), "filter_by.duration_less_than"),
         (json!({"filter_by": {"has_errors": "no"}}), "filter_by.has_errors"),
