@@ -58,8 +58,9 @@ pub struct BrowserSettings {
     pub dialogs: DialogPolicy,
     /// Contexts kept ready (a context and its first page take ~0.17 s to make), so a new
     /// session starts on one at once; they do not count against `max_contexts`. The
-    /// reserve is refilled once the session that took one has finished its first action,
-    /// so the refill does not compete with that session's first page. Off here (each costs
+    /// reserve is refilled once the session that took one has finished its first action
+    /// and no page has been used for a moment, so the refill does not compete with the
+    /// sessions' pages. Off here (each costs
     /// a renderer, ~25 MB); the server keeps two.
     pub warm_contexts: usize,
     /// A session's context unused for this long is disposed of (its memory freed); the
