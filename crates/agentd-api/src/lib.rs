@@ -18,6 +18,7 @@ mod metrics;
 mod ops;
 mod sessions;
 mod state;
+mod webhooks;
 pub mod wire;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use error::{ApiError, ErrorCode};
 pub use ops::VERSION;
 pub use metrics::Metrics;
 pub use state::{ApiConfig, AppState, SessionLimits};
+pub use webhooks::with_formats as with_webhook_formats;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -51,6 +53,7 @@ pub use state::{ApiConfig, AppState, SessionLimits};
         (name = "sessions", description = "Create, read, list, change and delete sessions"),
         (name = "control", description = "Stop, pause, resume; answer a person-in-the-loop request"),
         (name = "events", description = "A session's event log: JSON, SSE, WebSocket"),
+        (name = "webhooks", description = "Webhook deliveries and endpoints"),
         (name = "operations", description = "Health and metrics")
     )
 )]
@@ -78,6 +81,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(sessions::resolve_safety_check))
         .routes(routes!(events::session_events))
         .routes(routes!(events::session_ws))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::get_delivery))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(webhooks::list_endpoints))
+        .routes(routes!(webhooks::enable_endpoint))
         .split_for_parts();
     let (_, ops_spec) = OpenApiRouter::<AppState>::new()
         .routes(routes!(ops::healthz))

@@ -211,6 +211,7 @@ pub fn parse_create(req: CreateSessionRequest, limits: &SessionLimits) -> ApiRes
         user_id: label("user_id", req.user_id)?,
         metadata: metadata(req.metadata.unwrap_or_default())?,
         secrets: sensitive_data(req.sensitive_data.unwrap_or_default())?,
+        webhook_format: (agentd_engine::webhooks::NATIVE.into(), Value::Object(Map::new())),
     })
 }
 
@@ -359,17 +360,21 @@ fn parse_list(project: agentd_domain::ProjectId, q: ListSessionsQuery) -> ApiRes
 /// Create a session; it is queued and starts as soon as a runner slot is free.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSessionRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
-    responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 201, body = CreatedSessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn create_session(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(req): JsonBody<CreateSessionRequest>,
-) -> ApiResult<(StatusCode, Json<SessionView>)> {
+) -> ApiResult<(StatusCode, Json<CreatedSessionView>)> {
     let new = parse_create(req, &state.config.sessions)?;
-    let session = state.engine.create_session(caller.project_id, new).await?;
-    Ok((StatusCode::CREATED, Json((&session).into())))
+    let (session, webhook) = state.engine.create_session_with_webhook(caller.project_id, new).await?;
+    let view = CreatedSessionView {
+        session: (&session).into(),
+        webhook: webhook.map(|target| WebhookTargetView { endpoint_id: target.endpoint_id, secret: target.new_secret }),
+    };
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// One session.

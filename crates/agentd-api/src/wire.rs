@@ -187,6 +187,135 @@ impl From<&Usage> for UsageView {
     }
 }
 
+/// A session just created: the session, and where its events go when it named a
+/// `webhook_url`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedSessionView {
+    /// The session.
+    #[serde(flatten)]
+    pub session: SessionView,
+    /// The webhook endpoint its events go to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookTargetView>,
+}
+
+/// A session's webhook endpoint, as its create call shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookTargetView {
+    /// `ep_...`.
+    pub endpoint_id: String,
+    /// The signing secret (`whsec_...`), shown only by the call that made the endpoint:
+    /// keep it to verify `webhook-signature`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// A webhook message and its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// `msg_...`, the `webhook-id` header.
+    pub id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The session whose event it carries.
+    pub session_id: Option<String>,
+    /// The message type (`session.completed`, ...).
+    pub event_type: String,
+    /// pending | delivered | failed.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the last attempt was made.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// The last answer's HTTP status.
+    pub response_status: Option<u16>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When the endpoint took it.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// The body sent.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+impl From<&agentd_store::WebhookDelivery> for DeliveryView {
+    fn from(d: &agentd_store::WebhookDelivery) -> Self {
+        Self {
+            id: d.id.clone(),
+            endpoint_id: d.endpoint_id.clone(),
+            session_id: d.session_id.map(|s| s.to_string()),
+            event_type: d.event_type.clone(),
+            status: d.status.as_str().to_owned(),
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at,
+            last_attempt_at: d.last_attempt_at,
+            response_status: d.response_status,
+            last_error: d.last_error.clone(),
+            created_at: d.created_at,
+            delivered_at: d.delivered_at,
+            payload: serde_json::from_str(&d.payload).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// A page of deliveries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    /// Newest first.
+    pub data: Vec<DeliveryView>,
+}
+
+/// A webhook endpoint (its secret is never shown again).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    /// `ep_...`.
+    pub id: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When deliveries to it stopped (it answered 410 Gone).
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Why.
+    pub disabled_reason: Option<String>,
+}
+
+impl From<&agentd_store::WebhookEndpoint> for EndpointView {
+    fn from(e: &agentd_store::WebhookEndpoint) -> Self {
+        Self {
+            id: e.id.clone(),
+            url: e.url.clone(),
+            created_at: e.created_at,
+            disabled_at: e.disabled.as_ref().map(|(at, _)| *at),
+            disabled_reason: e.disabled.as_ref().map(|(_, why)| why.clone()),
+        }
+    }
+}
+
+/// A project's endpoints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointList {
+    /// Oldest first.
+    pub data: Vec<EndpointView>,
+}
+
+/// Query of `GET /v1/webhooks/deliveries`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// pending | delivered | failed.
+    pub status: Option<String>,
+    /// Only this session's.
+    pub session_id: Option<String>,
+    /// 1 to 500 (default 100).
+    pub limit: Option<String>,
+}
+
 /// A session.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {

@@ -8,10 +8,18 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
+/// Sleeps until the wall-clock time `at` on `clock`.
+pub(crate) fn sleep_until_wall(clock: &dyn Clock, at: chrono::DateTime<chrono::Utc>) -> BoxFuture<'static, ()> {
+    let ahead = (at - clock.wall()).to_std().unwrap_or_default();
+    clock.sleep_until(clock.now() + ahead)
+}
+
 /// A source of monotonic time.
 pub trait Clock: Send + Sync + 'static {
     /// Now.
     fn now(&self) -> Instant;
+    /// Now on the calendar (schedules and webhook retries are set in wall time).
+    fn wall(&self) -> chrono::DateTime<chrono::Utc>;
     /// Resolves at or after `deadline`.
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()>;
 }
@@ -25,6 +33,10 @@ impl Clock for SystemClock {
         Instant::now()
     }
 
+    fn wall(&self) -> chrono::DateTime<chrono::Utc> {
+        agentd_domain::now()
+    }
+
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep_until(deadline.into()))
     }
@@ -34,6 +46,7 @@ impl Clock for SystemClock {
 #[derive(Debug)]
 pub struct ManualClock {
     base: Instant,
+    wall_base: chrono::DateTime<chrono::Utc>,
     offset: Mutex<Duration>,
     moved: watch::Sender<Duration>,
 }
@@ -42,6 +55,7 @@ impl Default for ManualClock {
     fn default() -> Self {
         Self {
             base: Instant::now(),
+            wall_base: agentd_domain::now(),
             offset: Mutex::new(Duration::ZERO),
             moved: watch::channel(Duration::ZERO).0,
         }
@@ -65,6 +79,11 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         self.base + *self.offset.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wall(&self) -> chrono::DateTime<chrono::Utc> {
+        let offset = *self.offset.lock().unwrap_or_else(|e| e.into_inner());
+        self.wall_base + chrono::Duration::from_std(offset).unwrap_or_default()
     }
 
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {

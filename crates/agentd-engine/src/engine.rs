@@ -20,6 +20,7 @@ use crate::event_log::{AppendError, EventLog, SharedEvent, committed};
 use crate::live::{InputAnswer, LiveSession, PendingRequest};
 use crate::runner::RunQueue;
 use crate::screen::Screen;
+use crate::webhooks::WebhookSettings;
 
 /// Engine settings (validated by the caller's config layer).
 #[derive(Clone)]
@@ -28,6 +29,8 @@ pub struct EngineConfig {
     pub max_concurrent_sessions: usize,
     /// The time source of timeouts.
     pub clock: Arc<dyn Clock>,
+    /// How webhooks are delivered.
+    pub webhooks: WebhookSettings,
 }
 
 impl EngineConfig {
@@ -36,6 +39,7 @@ impl EngineConfig {
         Self {
             max_concurrent_sessions,
             clock: Arc::new(SystemClock),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -86,6 +90,18 @@ pub struct NewSession {
     pub metadata: Map<String, Value>,
     /// Secret values (`sensitive_data`), kept in memory for the run only.
     pub secrets: Secrets,
+    /// How the session's events read at its `webhook_url`: a format name
+    /// ([`crate::webhooks::NATIVE`] unless an adapter registered another) and what it needs.
+    pub webhook_format: (String, Value),
+}
+
+/// The endpoint a new session's events go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookTarget {
+    /// `ep_...`.
+    pub endpoint_id: String,
+    /// The signing secret, when the endpoint was made by this call (shown this once).
+    pub new_secret: Option<String>,
 }
 
 /// A person's answer to the open request of a session.
@@ -113,6 +129,11 @@ pub(crate) struct Inner {
     pub shutdown: CancellationToken,
     pub accepting: std::sync::atomic::AtomicBool,
     pub clock: Arc<dyn Clock>,
+    pub webhooks: Arc<WebhookSettings>,
+    /// Wakes the webhook dispatcher when deliveries are queued.
+    pub deliveries_queued: Arc<tokio::sync::Notify>,
+    /// Stops the background tasks (webhooks).
+    pub stop_background: CancellationToken,
 }
 
 /// The session engine. Cheap to clone.
@@ -143,11 +164,15 @@ impl Engine {
                 shutdown: CancellationToken::new(),
                 accepting: std::sync::atomic::AtomicBool::new(true),
                 clock: config.clock.clone(),
+                webhooks: Arc::new(config.webhooks.clone()),
+                deliveries_queued: Arc::new(tokio::sync::Notify::new()),
+                stop_background: CancellationToken::new(),
             }),
         };
         engine.recover().await?;
         let dispatcher = engine.clone();
         engine.inner.tasks.spawn(async move { dispatcher.dispatch().await });
+        engine.start_webhooks()?;
         Ok(engine)
     }
 
@@ -223,6 +248,16 @@ impl Engine {
 
     /// Creates a session and queues it.
     pub async fn create_session(&self, project: ProjectId, new: NewSession) -> Result<Session, EngineError> {
+        Ok(self.create_session_with_webhook(project, new).await?.0)
+    }
+
+    /// Creates a session and queues it; with a `webhook_url`, also says which endpoint its
+    /// events go to (and that endpoint's secret, when this call made it).
+    pub async fn create_session_with_webhook(
+        &self,
+        project: ProjectId,
+        new: NewSession,
+    ) -> Result<(Session, Option<WebhookTarget>), EngineError> {
         if !self.inner.accepting.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(EngineError::ShuttingDown);
         }
@@ -230,6 +265,11 @@ impl Engine {
             return Err(EngineError::ModeUnavailable(new.spec.mode));
         };
         agent.admit(&new.spec)?;
+        let endpoint = match &new.spec.webhook_url {
+            Some(url) => Some(self.webhook_endpoint_for(project, url).await?),
+            None => None,
+        };
+        let webhook_format = new.webhook_format.clone();
         let now = agentd_domain::now();
         let session = Session {
             id: SessionId::new(),
@@ -253,10 +293,17 @@ impl Engine {
             cleaned_at: None,
         };
         self.inner.store.insert_session(&session).await?;
+        let target = match endpoint {
+            Some(target) => {
+                self.subscribe_webhook(session.id, &target.endpoint_id, webhook_format).await?;
+                Some(target)
+            }
+            None => None,
+        };
         let live = self.adopt(&session);
         let _ = live.secrets.set(new.secrets);
         self.inner.queue.push(live);
-        Ok(session)
+        Ok((session, target))
     }
 
     /// One session of the project.
@@ -567,6 +614,8 @@ impl Engine {
         }
         // Streams end only now, so subscribers receive the settling events first.
         self.inner.shutdown.cancel();
+        // Webhooks last: the pump queues what the settling above committed.
+        self.inner.stop_background.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
     }

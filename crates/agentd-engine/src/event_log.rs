@@ -88,6 +88,7 @@ enum Command {
 pub struct EventLog {
     tx: mpsc::UnboundedSender<Command>,
     appended: Arc<AtomicU64>,
+    committed: Arc<tokio::sync::Notify>,
 }
 
 /// A pending append; await it to learn that the events are committed.
@@ -99,13 +100,20 @@ impl EventLog {
     pub fn start(store: SharedStore) -> (EventLog, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let appended = Arc::new(AtomicU64::new(0));
+        let committed = Arc::new(tokio::sync::Notify::new());
         let writer = Writer {
             store,
             rx,
             last_seq: HashMap::new(),
             appended: appended.clone(),
+            committed: committed.clone(),
         };
-        (EventLog { tx, appended }, tokio::spawn(writer.run()))
+        (EventLog { tx, appended, committed }, tokio::spawn(writer.run()))
+    }
+
+    /// Resolves after the next commit (one wake-up however many commits came meanwhile).
+    pub(crate) async fn next_commit(&self) {
+        self.committed.notified().await;
     }
 
     /// Events committed since start.
@@ -152,6 +160,7 @@ struct Writer {
     rx: mpsc::UnboundedReceiver<Command>,
     last_seq: HashMap<SessionId, u64>,
     appended: Arc<AtomicU64>,
+    committed: Arc<tokio::sync::Notify>,
 }
 
 struct Staged {
@@ -280,6 +289,7 @@ impl Writer {
                 }
                 self.appended
                     .fetch_add(staged.events.len() as u64, Ordering::Relaxed);
+                self.committed.notify_one();
                 for event in &staged.events {
                     // No receivers is fine: nobody is watching live.
                     let _ = staged.publish.send(event.clone());

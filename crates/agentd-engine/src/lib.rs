@@ -13,11 +13,12 @@ mod event_log;
 mod live;
 mod runner;
 mod screen;
+pub mod webhooks;
 mod subscribe;
 
 pub use agent::{Agent, AgentError, AgentRegistry, Completion, SessionContext};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineConfig, EngineError, NewSession, SessionAnswer};
+pub use engine::{Engine, EngineConfig, EngineError, NewSession, SessionAnswer, WebhookTarget};
 pub use event_log::{AppendError, EventLog, LoggedEvent, SharedEvent};
 pub use live::InputAnswer;
 pub use screen::ScreenSource;

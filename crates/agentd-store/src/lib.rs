@@ -109,6 +109,59 @@ pub trait Store: Send + Sync + 'static {
     /// How many screenshots each of `sessions` has kept (sessions with none are left out).
     async fn count_screenshots(&self, sessions: &[SessionId]) -> StoreResult<HashMap<SessionId, u64>>;
 
+    /// The project's endpoint for `url`, made with `new_secret` when there is none; true when
+    /// it was made now (so its secret is shown once).
+    async fn ensure_webhook_endpoint(
+        &self,
+        project: ProjectId,
+        url: &str,
+        new_secret: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<(WebhookEndpoint, bool)>;
+    /// One endpoint (any project: the dispatcher's read).
+    async fn webhook_endpoint(&self, id: &str) -> StoreResult<Option<WebhookEndpoint>>;
+    /// The project's endpoints, oldest first.
+    async fn list_webhook_endpoints(&self, project: ProjectId) -> StoreResult<Vec<WebhookEndpoint>>;
+    /// Stops deliveries to an endpoint (`Some`: when and why; its pending deliveries fail)
+    /// or resumes them (`None`); false when there is no such endpoint in the project.
+    async fn set_webhook_endpoint_disabled(
+        &self,
+        project: ProjectId,
+        id: &str,
+        disabled: Option<(DateTime<Utc>, String)>,
+    ) -> StoreResult<bool>;
+    /// Sends a session's events to an endpoint from now on.
+    async fn insert_webhook_subscription(&self, subscription: &WebhookSubscription) -> StoreResult<()>;
+    /// Subscriptions with events not yet queued, and each session's newest seq.
+    async fn lagging_webhook_subscriptions(&self) -> StoreResult<Vec<(WebhookSubscription, u64)>>;
+    /// Queues `deliveries` and moves the subscription's cursor to `cursor_seq` (closing it when
+    /// `finished`), all or nothing.
+    async fn queue_webhook_deliveries(
+        &self,
+        session: SessionId,
+        cursor_seq: u64,
+        finished: bool,
+        deliveries: &[WebhookDelivery],
+    ) -> StoreResult<()>;
+    /// Pending deliveries due at `now`, oldest first, at most `limit`.
+    async fn due_webhook_deliveries(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+    /// When the next pending delivery is due.
+    async fn next_webhook_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Records an attempt.
+    async fn record_webhook_attempt(&self, id: &str, outcome: &AttemptOutcome) -> StoreResult<()>;
+    /// The project's deliveries, newest first, optionally of one status and one session.
+    async fn list_webhook_deliveries(
+        &self,
+        project: ProjectId,
+        status: Option<DeliveryStatus>,
+        session: Option<SessionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>>;
+    /// One delivery of the project.
+    async fn webhook_delivery(&self, project: ProjectId, id: &str) -> StoreResult<Option<WebhookDelivery>>;
+    /// Queues a delivery again, due at `at`, with a fresh retry schedule; None when unknown.
+    async fn requeue_webhook_delivery(&self, project: ProjectId, id: &str, at: DateTime<Utc>) -> StoreResult<Option<WebhookDelivery>>;
+
     /// Claims an idempotency key for a request, or reports what it was used for before.
     async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin>;
     /// Records the response of a claimed request.

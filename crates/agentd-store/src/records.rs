@@ -226,3 +226,112 @@ pub struct Screenshot {
     /// The PNG, base64-encoded (as every API that shows it sends it).
     pub png_base64: String,
 }
+
+/// A project's webhook endpoint: a URL and the secret its deliveries are signed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// `ep_...`.
+    pub id: String,
+    /// The owning project.
+    pub project_id: ProjectId,
+    /// Where deliveries go.
+    pub url: String,
+    /// The Standard Webhooks secret (`whsec_` + base64).
+    pub secret: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When deliveries to it stopped (its server answered 410 Gone), and why.
+    pub disabled: Option<(DateTime<Utc>, String)>,
+}
+
+/// A session's events on their way to an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSubscription {
+    /// The session.
+    pub session_id: SessionId,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// How its events are shaped (`native`, or an adapter's name).
+    pub format: String,
+    /// What the format needs besides the event (a JSON object: e.g. a tracking id).
+    pub context: Value,
+    /// The last seq turned into deliveries.
+    pub cursor_seq: u64,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// Attempts ran out, or the endpoint is disabled.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    /// The status named `raw`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [DeliveryStatus::Pending, DeliveryStatus::Delivered, DeliveryStatus::Failed].into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// One webhook message and its attempts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookDelivery {
+    /// `msg_...`: the `webhook-id` header (the same on every attempt).
+    pub id: String,
+    /// The owning project.
+    pub project_id: ProjectId,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The session whose event it carries.
+    pub session_id: Option<SessionId>,
+    /// The event's type in the payload.
+    pub event_type: String,
+    /// The body, exactly as sent (and signed).
+    pub payload: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made in all.
+    pub attempts: u32,
+    /// Attempts since it was (re)queued: where it is in the retry schedule.
+    pub round_attempts: u32,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the last attempt was made.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// The last answer's HTTP status.
+    pub response_status: Option<u16>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+    /// When the endpoint took it.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// What came of one attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptOutcome {
+    /// When it was made.
+    pub at: DateTime<Utc>,
+    /// The answer's HTTP status, if one came.
+    pub response_status: Option<u16>,
+    /// The status afterwards.
+    pub status: DeliveryStatus,
+    /// When to try again (pending only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Why it failed.
+    pub error: Option<String>,
+}

@@ -17,9 +17,12 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRecord, EventWrite, IdempotencyBegin, IdempotencyClaim, Project, Screenshot, SessionQuery,
+    ApiKeyRecord, AttemptOutcome, DeliveryStatus, EventWrite, IdempotencyBegin, IdempotencyClaim, Project, Screenshot, SessionQuery,
+    WebhookDelivery, WebhookEndpoint, WebhookSubscription,
     SessionSortField, SortValue, Store, StoreError, StoreResult,
 };
+
+mod webhooks;
 
 /// Rows per multi-row INSERT when appending events (well under SQLite's variable limit).
 const EVENT_INSERT_CHUNK: usize = 200;
@@ -711,6 +714,81 @@ impl Store for SqliteStore {
     async fn count_screenshots(&self, sessions: &[SessionId]) -> StoreResult<HashMap<SessionId, u64>> {
         let sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT session_id, COUNT(*) AS n FROM session_screenshots WHERE 1 = 1");
         self.count_per_session(sql, sessions).await
+    }
+
+    async fn ensure_webhook_endpoint(
+        &self,
+        project: ProjectId,
+        url: &str,
+        new_secret: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<(WebhookEndpoint, bool)> {
+        self.ensure_endpoint(project, url, new_secret, at).await
+    }
+
+    async fn webhook_endpoint(&self, id: &str) -> StoreResult<Option<WebhookEndpoint>> {
+        self.endpoint(id).await
+    }
+
+    async fn list_webhook_endpoints(&self, project: ProjectId) -> StoreResult<Vec<WebhookEndpoint>> {
+        self.endpoints(project).await
+    }
+
+    async fn set_webhook_endpoint_disabled(
+        &self,
+        project: ProjectId,
+        id: &str,
+        disabled: Option<(DateTime<Utc>, String)>,
+    ) -> StoreResult<bool> {
+        self.endpoint_disabled(project, id, disabled).await
+    }
+
+    async fn insert_webhook_subscription(&self, subscription: &WebhookSubscription) -> StoreResult<()> {
+        self.insert_subscription(subscription).await
+    }
+
+    async fn lagging_webhook_subscriptions(&self) -> StoreResult<Vec<(WebhookSubscription, u64)>> {
+        self.lagging_subscriptions().await
+    }
+
+    async fn queue_webhook_deliveries(
+        &self,
+        session: SessionId,
+        cursor_seq: u64,
+        finished: bool,
+        deliveries: &[WebhookDelivery],
+    ) -> StoreResult<()> {
+        self.queue_deliveries(session, cursor_seq, finished, deliveries).await
+    }
+
+    async fn due_webhook_deliveries(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
+        self.due_deliveries(now, limit).await
+    }
+
+    async fn next_webhook_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        self.next_due().await
+    }
+
+    async fn record_webhook_attempt(&self, id: &str, outcome: &AttemptOutcome) -> StoreResult<()> {
+        self.record_attempt(id, outcome).await
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        project: ProjectId,
+        status: Option<DeliveryStatus>,
+        session: Option<SessionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        self.deliveries(project, status, session, limit).await
+    }
+
+    async fn webhook_delivery(&self, project: ProjectId, id: &str) -> StoreResult<Option<WebhookDelivery>> {
+        self.delivery(project, id).await
+    }
+
+    async fn requeue_webhook_delivery(&self, project: ProjectId, id: &str, at: DateTime<Utc>) -> StoreResult<Option<WebhookDelivery>> {
+        self.requeue(project, id, at).await
     }
 
     async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin> {

@@ -111,6 +111,13 @@ pub struct Config {
     pub browser_warm_contexts: usize,
     /// A browser context idle this long is freed (its session reopens its page when it acts).
     pub browser_idle_timeout_seconds: u64,
+    /// Let outbound connections (webhooks) reach loopback, private, link-local and CGNAT
+    /// addresses; cloud metadata addresses stay refused.
+    pub allow_private_networks: bool,
+    /// Seconds between webhook attempts after the first (one entry per retry).
+    pub webhook_retry_schedule_seconds: Vec<u64>,
+    /// Bound on one webhook attempt, in seconds.
+    pub webhook_timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -147,6 +154,9 @@ impl Default for Config {
             browser_max_contexts: 20,
             browser_warm_contexts: 2,
             browser_idle_timeout_seconds: 600,
+            allow_private_networks: false,
+            webhook_retry_schedule_seconds: agentd_engine::webhooks::DEFAULT_RETRY_SCHEDULE.iter().map(|d| d.as_secs()).collect(),
+            webhook_timeout_seconds: 15,
         }
     }
 }
@@ -166,6 +176,16 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// How webhooks are delivered (formats are added by the API layer).
+    pub fn webhook_settings(&self) -> agentd_engine::webhooks::WebhookSettings {
+        agentd_engine::webhooks::WebhookSettings {
+            egress: agentd_egress::EgressPolicy { allow_private_networks: self.allow_private_networks },
+            retry_schedule: self.webhook_retry_schedule_seconds.iter().map(|&s| std::time::Duration::from_secs(s)).collect(),
+            attempt_timeout: std::time::Duration::from_secs(self.webhook_timeout_seconds),
+            formats: Default::default(),
+        }
+    }
+
     /// Loads defaults, then the file, then the environment, then `overrides`; validates.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -227,6 +247,16 @@ impl Config {
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return bad("log", "AGENTD_LOG", format!("`{}` is not a log filter such as info or agentd=debug", self.log));
+        }
+        if self.webhook_retry_schedule_seconds.len() > 20 || self.webhook_retry_schedule_seconds.iter().any(|&s| s == 0 || s > 7 * 86_400) {
+            return bad(
+                "webhook_retry_schedule_seconds",
+                "AGENTD_WEBHOOK_RETRY_SCHEDULE_SECONDS",
+                "must list at most 20 waits of 1 s to 7 days".into(),
+            );
+        }
+        if !(1..=300).contains(&self.webhook_timeout_seconds) {
+            return bad("webhook_timeout_seconds", "AGENTD_WEBHOOK_TIMEOUT_SECONDS", "must be between 1 and 300".into());
         }
         let s = &self.sessions;
         if s.max_actions_cap == 0 {

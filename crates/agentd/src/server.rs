@@ -126,6 +126,7 @@ async fn launch(
         EngineConfig {
             max_concurrent_sessions: config.max_concurrent_sessions,
             clock,
+            webhooks: agentd_api::with_webhook_formats(config.webhook_settings()),
         },
     )
     .await?;

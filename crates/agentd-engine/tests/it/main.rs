@@ -58,6 +58,7 @@ fn new_session(mode: Mode) -> NewSession {
         user_id: None,
         metadata: Map::new(),
         secrets: Default::default(),
+        webhook_format: (agentd_engine::webhooks::NATIVE.into(), serde_json::json!({})),
     }
 }
 

@@ -1,8 +1,6 @@
 //! kill -9 the server with sessions in every live state, restart it, and check that no
 //! session is left running and no committed event is lost.
 
-use std::path::Path;
-use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
@@ -17,40 +15,13 @@ const CHILD_ENV: &str = "AGENTD_TEST_CRASH_DIR";
 #[tokio::test]
 #[ignore = "run by crash::kill_9_loses_nothing as a child process"]
 async fn crash_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let dir = Path::new(&dir);
-    let mut config = test_config(dir);
-    config.max_concurrent_sessions = 4;
-    let server = agentd::server::start(&config, registry()).await.unwrap();
-    std::fs::write(dir.join("addr.tmp"), server.addr.to_string()).unwrap();
-    std::fs::rename(dir.join("addr.tmp"), dir.join("addr")).unwrap();
-    std::future::pending::<()>().await;
+    run_child_server(CHILD_ENV, |config| config.max_concurrent_sessions = 4).await;
 }
 
 #[tokio::test]
 async fn kill_9_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash::crash_child", "--ignored", "--nocapture"])
-        .env(CHILD_ENV, dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr_file = dir.path().join("addr");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !addr_file.exists() {
-        assert!(std::time::Instant::now() < deadline, "child server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let base = format!("http://{}", std::fs::read_to_string(&addr_file).unwrap());
-    let remote = TestApp {
-        base,
-        key: ADMIN_KEY.into(),
-        http: crate::support::http_client(),
-        server: None,
-        clock: Default::default(),
-        dir: None,
-    };
+    let (mut child, remote) = spawn_child_server("crash::crash_child", CHILD_ENV, dir.path()).await;
     let id = |v: Value| v["id"].as_str().unwrap().to_owned();
     let waiting = id(remote.create("emit:3; input:x").await);
     let running = id(remote.create("wait").await);

@@ -14,4 +14,5 @@ mod sessions;
 mod streams;
 mod tenancy;
 mod timeouts;
+mod webhooks;
 mod limits;

@@ -88,6 +88,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         admin_key: Some(Secret::new(ADMIN_KEY)),
         log: "warn".into(),
         heartbeat_seconds: 1,
+        // Webhook receivers and fixture sites are on loopback.
+        allow_private_networks: true,
         ..Config::default()
     }
 }
@@ -319,4 +321,43 @@ pub async fn error_of(response: reqwest::Response) -> (u16, Value) {
 pub fn http_client() -> reqwest::Client {
     agentd::install_tls();
     reqwest::Client::new()
+}
+
+/// The body of a child-server test (`#[ignore]`d, run only by [`spawn_child_server`]): the
+/// server over the directory named by `env`, until the parent kills it.
+pub async fn run_child_server(env: &str, tweak: impl FnOnce(&mut Config)) {
+    let Ok(dir) = std::env::var(env) else { return };
+    let dir = std::path::Path::new(&dir);
+    let mut config = test_config(dir);
+    tweak(&mut config);
+    let server = server::start(&config, registry()).await.unwrap();
+    std::fs::write(dir.join("addr.tmp"), server.addr.to_string()).unwrap();
+    std::fs::rename(dir.join("addr.tmp"), dir.join("addr")).unwrap();
+    std::future::pending::<()>().await;
+}
+
+/// Runs this test binary again with only `test` (a [`run_child_server`] test) selected, as a
+/// server over `dir` in a process of its own (to kill -9); returns it and a client of it.
+pub async fn spawn_child_server(test: &str, env: &str, dir: &std::path::Path) -> (std::process::Child, TestApp) {
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--ignored", "--nocapture"])
+        .env(env, dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr_file = dir.join("addr");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !addr_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "child server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let remote = TestApp {
+        base: format!("http://{}", std::fs::read_to_string(&addr_file).unwrap()),
+        key: ADMIN_KEY.into(),
+        http: http_client(),
+        server: None,
+        clock: Default::default(),
+        dir: None,
+    };
+    (child, remote)
 }

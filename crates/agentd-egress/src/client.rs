@@ -1,0 +1,135 @@
+//! [`EgressClient`]: a reqwest client whose every connection goes through the policy.
+
+use std::fmt;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use reqwest::redirect;
+
+use crate::error::EgressError;
+use crate::policy::EgressPolicy;
+use crate::resolve::{CheckedResolver, NameLookup, SystemLookup};
+
+/// How many redirects a client that follows them follows, at most.
+pub const MAX_REDIRECTS: usize = 10;
+
+static CRYPTO_PROVIDER: Once = Once::new();
+
+/// How an [`EgressClient`] behaves.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The limit on a whole request, from connecting to the end of the body.
+    pub timeout: Duration,
+    /// The limit on resolving and connecting.
+    pub connect_timeout: Duration,
+    /// `false`: a 3xx is returned as is (webhooks); `true`: up to [`MAX_REDIRECTS`] hops, each
+    /// re-checked.
+    pub follow_redirects: bool,
+    /// The `User-Agent` header of every request.
+    pub user_agent: String,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            follow_redirects: false,
+            user_agent: concat!("agentd/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// A reqwest client whose every connection goes through the policy: names are resolved by a
+/// [`CheckedResolver`], IP literals and redirect hops are checked with
+/// [`EgressPolicy::check_url`], and no proxy is used (a proxy would connect on our behalf,
+/// past every check).
+#[derive(Clone)]
+pub struct EgressClient {
+    http: reqwest::Client,
+    policy: EgressPolicy,
+}
+
+impl EgressPolicy {
+    /// An HTTP client bound to this policy.
+    pub fn client(&self, config: ClientConfig) -> Result<EgressClient, EgressError> {
+        self.client_with_lookup(config, Arc::new(SystemLookup))
+    }
+
+    /// An HTTP client bound to this policy that looks names up with `lookup` (tests give a table).
+    pub fn client_with_lookup(
+        &self,
+        config: ClientConfig,
+        lookup: Arc<dyn NameLookup>,
+    ) -> Result<EgressClient, EgressError> {
+        CRYPTO_PROVIDER.call_once(|| {
+            // Another part of the process may have installed one already; either is fine.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
+        if config.timeout.is_zero() || config.connect_timeout.is_zero() {
+            return Err(EgressError::Client("the timeouts must be more than zero".into()));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(config.user_agent)
+            .no_proxy()
+            .redirect(redirect_policy(*self, config.follow_redirects))
+            .dns_resolver(CheckedResolver::new(*self, lookup))
+            .build()
+            .map_err(|e| EgressError::Client(e.to_string()))?;
+        Ok(EgressClient { http, policy: *self })
+    }
+}
+
+/// No redirects, or up to [`MAX_REDIRECTS`] with each hop's URL checked like the first: an IP
+/// literal or internal name is refused here, and any other name by the resolver when the hop
+/// connects.
+fn redirect_policy(policy: EgressPolicy, follow: bool) -> redirect::Policy {
+    if !follow {
+        return redirect::Policy::none();
+    }
+    redirect::Policy::custom(move |attempt| {
+        // `previous` starts with the first URL, so it holds as many URLs as hops taken so far
+        // counting this one.
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(EgressError::TooManyRedirects(MAX_REDIRECTS));
+        }
+        match policy.check_parsed_url(attempt.url()) {
+            Ok(()) => attempt.follow(),
+            Err(refusal) => {
+                tracing::debug!(reason = %refusal, "egress: redirect refused");
+                attempt.error(refusal)
+            }
+        }
+    })
+}
+
+impl EgressClient {
+    /// A request to `url` (checked first; a refused URL never reaches the network).
+    pub fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, EgressError> {
+        let url = self.policy.check_url(url)?;
+        Ok(self.http.request(method, url))
+    }
+
+    /// A GET request to `url` (see [`EgressClient::request`]).
+    pub fn get(&self, url: &str) -> Result<reqwest::RequestBuilder, EgressError> {
+        self.request(reqwest::Method::GET, url)
+    }
+
+    /// A POST request to `url` (see [`EgressClient::request`]).
+    pub fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, EgressError> {
+        self.request(reqwest::Method::POST, url)
+    }
+
+    /// The policy this client enforces.
+    pub fn policy(&self) -> EgressPolicy {
+        self.policy
+    }
+}
+
+impl fmt::Debug for EgressClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EgressClient").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,188 @@
+//! Deliveries → HTTP. Due deliveries are sent through the egress policy, in order per
+//! endpoint and concurrently across endpoints; each attempt is recorded, and a failed one is
+//! retried on the schedule (`Retry-After` may push it later) until it runs out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentd_egress::{ClientConfig, EgressClient};
+use agentd_store::{AttemptOutcome, DeliveryStatus, SharedStore, WebhookDelivery, WebhookEndpoint};
+use chrono::{DateTime, Utc};
+
+use super::{WebhookSettings, sign};
+use crate::clock::{Clock, sleep_until_wall};
+
+/// Deliveries taken per pass.
+const BATCH: u32 = 64;
+/// The longest a `Retry-After` may push an attempt back.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// Bytes of a failed answer's body kept in the delivery log.
+const ERROR_BODY_BYTES: usize = 200;
+
+pub(crate) struct Dispatcher {
+    pub store: SharedStore,
+    pub settings: Arc<WebhookSettings>,
+    pub clock: Arc<dyn Clock>,
+    pub client: EgressClient,
+    pub queued: Arc<tokio::sync::Notify>,
+}
+
+impl Dispatcher {
+    pub(crate) fn client(settings: &WebhookSettings) -> Result<EgressClient, agentd_egress::EgressError> {
+        settings.egress.client(ClientConfig {
+            timeout: settings.attempt_timeout,
+            follow_redirects: false,
+            user_agent: format!("agentd-webhooks/{}", env!("CARGO_PKG_VERSION")),
+            ..ClientConfig::default()
+        })
+    }
+
+    pub(crate) async fn run(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            let sent = match self.pass().await {
+                Ok(sent) => sent,
+                Err(error) => {
+                    tracing::warn!(%error, "webhook dispatch failed; retrying");
+                    0
+                }
+            };
+            if sent > 0 {
+                continue;
+            }
+            let next = self.store.next_webhook_due().await.ok().flatten();
+            let wait = async {
+                match next {
+                    Some(at) => sleep_until_wall(self.clock.as_ref(), at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = wait => {}
+                () = self.queued.notified() => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Sends what is due now; how many were attempted.
+    async fn pass(self: &Arc<Self>) -> Result<usize, agentd_store::StoreError> {
+        let due = self.store.due_webhook_deliveries(self.clock.wall(), BATCH).await?;
+        let count = due.len();
+        let mut by_endpoint: HashMap<String, Vec<WebhookDelivery>> = HashMap::new();
+        for delivery in due {
+            by_endpoint.entry(delivery.endpoint_id.clone()).or_default().push(delivery);
+        }
+        let lanes = by_endpoint.into_iter().map(|(endpoint_id, deliveries)| {
+            let this = self.clone();
+            async move {
+                let endpoint = this.store.webhook_endpoint(&endpoint_id).await?;
+                for delivery in deliveries {
+                    let outcome = this.attempt(endpoint.as_ref(), &delivery).await;
+                    this.store.record_webhook_attempt(&delivery.id, &outcome).await?;
+                    if outcome.response_status == Some(410)
+                        && let Some(endpoint) = &endpoint
+                    {
+                        let reason = "the endpoint answered 410 Gone".to_owned();
+                        this.store.set_webhook_endpoint_disabled(endpoint.project_id, &endpoint.id, Some((outcome.at, reason))).await?;
+                        tracing::warn!(endpoint = %endpoint.url, "webhook endpoint disabled: it answered 410 Gone");
+                        break;
+                    }
+                }
+                Ok::<_, agentd_store::StoreError>(())
+            }
+        });
+        for result in futures::future::join_all(lanes).await {
+            result?;
+        }
+        Ok(count)
+    }
+
+    /// One attempt at `delivery`, and what comes next.
+    async fn attempt(&self, endpoint: Option<&WebhookEndpoint>, delivery: &WebhookDelivery) -> AttemptOutcome {
+        let at = self.clock.wall();
+        let failed = |error: String| AttemptOutcome { at, response_status: None, status: DeliveryStatus::Failed, next_attempt_at: None, error: Some(error) };
+        let Some(endpoint) = endpoint else { return failed("the endpoint no longer exists".into()) };
+        if let Some((_, reason)) = &endpoint.disabled {
+            return failed(format!("not sent: the endpoint is disabled ({reason})"));
+        }
+        let timestamp = at.timestamp();
+        let request = match self.client.request(reqwest::Method::POST, &endpoint.url) {
+            Ok(request) => request,
+            Err(refused) => return failed(format!("refused by the egress policy: {refused}")),
+        };
+        let response = request
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", &delivery.id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", sign::signature(&endpoint.secret, &delivery.id, timestamp, &delivery.payload))
+            .body(delivery.payload.clone())
+            .send()
+            .await;
+        let (status, error, retry_after) = match response {
+            Ok(response) if response.status().is_success() => {
+                return AttemptOutcome { at, response_status: Some(response.status().as_u16()), status: DeliveryStatus::Delivered, next_attempt_at: None, error: None };
+            }
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = retry_after(response.headers(), at);
+                let error = if response.status().is_redirection() {
+                    let to = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
+                    format!("HTTP {status}: redirects are not followed (to {to})")
+                } else {
+                    let body = response.text().await.unwrap_or_default();
+                    let body: String = body.chars().take(ERROR_BODY_BYTES).collect();
+                    if body.trim().is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {}", body.trim()) }
+                };
+                (Some(status), error, retry_after)
+            }
+            Err(error) => {
+                if let Some(refused) = agentd_egress::EgressError::find_in(&error) {
+                    // The name resolved to a refused address: no retry can change that.
+                    return failed(format!("refused by the egress policy: {refused}"));
+                }
+                (None, describe(error), None)
+            }
+        };
+        if status == Some(410) {
+            return AttemptOutcome { at, response_status: status, status: DeliveryStatus::Failed, next_attempt_at: None, error: Some(error) };
+        }
+        let round = delivery.round_attempts as usize;
+        let next = self.settings.retry_schedule.get(round).map(|wait| {
+            let jitter = 0.9 + rand::random::<f64>() * 0.2;
+            let wait = wait.mul_f64(jitter).max(retry_after.unwrap_or_default());
+            at + chrono::Duration::from_std(wait).unwrap_or_default()
+        });
+        AttemptOutcome {
+            at,
+            response_status: status,
+            status: if next.is_some() { DeliveryStatus::Pending } else { DeliveryStatus::Failed },
+            next_attempt_at: next,
+            error: Some(error),
+        }
+    }
+}
+
+/// A `Retry-After` header (seconds, or an HTTP date) as a wait from `now`, capped.
+fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let raw = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let wait = match raw.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => (DateTime::parse_from_rfc2822(raw).ok()?.with_timezone(&Utc) - now).to_std().ok()?,
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// A failed request in a sentence (the causes reqwest chains behind "error sending request"),
+/// without the URL (it may carry a token).
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = if error.is_timeout() { "timed out".to_owned() } else { error.to_string() };
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
