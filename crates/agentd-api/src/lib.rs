@@ -17,6 +17,7 @@ mod live_page;
 mod metrics;
 mod ops;
 mod sessions;
+mod schedules;
 mod state;
 mod webhooks;
 pub mod wire;
@@ -54,6 +55,7 @@ pub use webhooks::with_formats as with_webhook_formats;
         (name = "control", description = "Stop, pause, resume; answer a person-in-the-loop request"),
         (name = "events", description = "A session's event log: JSON, SSE, WebSocket"),
         (name = "webhooks", description = "Webhook deliveries and endpoints"),
+        (name = "schedules", description = "Sessions fired on a timetable"),
         (name = "operations", description = "Health and metrics")
     )
 )]
@@ -81,6 +83,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(sessions::resolve_safety_check))
         .routes(routes!(events::session_events))
         .routes(routes!(events::session_ws))
+        .routes(routes!(schedules::create_schedule, schedules::list_schedules))
+        .routes(routes!(schedules::get_schedule, schedules::delete_schedule))
+        .routes(routes!(schedules::pause_schedule))
+        .routes(routes!(schedules::resume_schedule))
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::get_delivery))
         .routes(routes!(webhooks::redeliver))

@@ -74,6 +74,10 @@ typed_id!(
     /// Identifies an API key (not the secret itself).
     ApiKeyId
 );
+typed_id!(
+    /// Identifies a schedule (a session template fired on a timetable).
+    ScheduleId
+);
 
 #[cfg(test)]
 mod tests {

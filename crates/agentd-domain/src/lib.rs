@@ -7,11 +7,13 @@
 
 mod event;
 mod ids;
+mod schedule;
 mod session;
 mod status;
 
 pub use event::{Event, EventKind, NewEvent, describe};
-pub use ids::{ApiKeyId, IdError, ProjectId, SessionId};
+pub use ids::{ApiKeyId, IdError, ProjectId, ScheduleId, SessionId};
+pub use schedule::{MAX_EVERY_MINUTES, RunOutcome, Schedule, ScheduleRun, ScheduleStatus, Timetable};
 pub use session::{
     Secrets,
     Driver, FieldError, Mode, Priority, ResponseType, Session, SessionPatch, SessionSpec, Usage,

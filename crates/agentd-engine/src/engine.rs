@@ -95,6 +95,31 @@ pub struct NewSession {
     pub webhook_format: (String, Value),
 }
 
+/// A new session's row, queued.
+pub(crate) fn queued_session(project: ProjectId, new: NewSession, now: DateTime<Utc>) -> Session {
+    Session {
+        id: SessionId::new(),
+        project_id: project,
+        status: SessionStatus::Queued,
+        spec: SessionSpec { secret_names: new.secrets.names(), ..new.spec },
+        name: new.name,
+        tags: new.tags,
+        priority: new.priority,
+        user_id: new.user_id,
+        metadata: new.metadata,
+        created_at: now,
+        updated_at: now,
+        started_at: None,
+        ended_at: None,
+        error: None,
+        response: None,
+        response_type: None,
+        usage: Usage::default(),
+        last_seq: 0,
+        cleaned_at: None,
+    }
+}
+
 /// The endpoint a new session's events go to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookTarget {
@@ -132,6 +157,8 @@ pub(crate) struct Inner {
     pub webhooks: Arc<WebhookSettings>,
     /// Wakes the webhook dispatcher when deliveries are queued.
     pub deliveries_queued: Arc<tokio::sync::Notify>,
+    /// Wakes the scheduler when a schedule is made or resumed.
+    pub schedules_changed: Arc<tokio::sync::Notify>,
     /// Stops the background tasks (webhooks).
     pub stop_background: CancellationToken,
 }
@@ -166,6 +193,7 @@ impl Engine {
                 clock: config.clock.clone(),
                 webhooks: Arc::new(config.webhooks.clone()),
                 deliveries_queued: Arc::new(tokio::sync::Notify::new()),
+                schedules_changed: Arc::new(tokio::sync::Notify::new()),
                 stop_background: CancellationToken::new(),
             }),
         };
@@ -173,6 +201,8 @@ impl Engine {
         let dispatcher = engine.clone();
         engine.inner.tasks.spawn(async move { dispatcher.dispatch().await });
         engine.start_webhooks()?;
+        let scheduler = engine.clone();
+        engine.inner.tasks.spawn(scheduler.run_scheduler(engine.inner.stop_background.clone()));
         Ok(engine)
     }
 
@@ -270,28 +300,8 @@ impl Engine {
             None => None,
         };
         let webhook_format = new.webhook_format.clone();
-        let now = agentd_domain::now();
-        let session = Session {
-            id: SessionId::new(),
-            project_id: project,
-            status: SessionStatus::Queued,
-            spec: SessionSpec { secret_names: new.secrets.names(), ..new.spec },
-            name: new.name,
-            tags: new.tags,
-            priority: new.priority,
-            user_id: new.user_id,
-            metadata: new.metadata,
-            created_at: now,
-            updated_at: now,
-            started_at: None,
-            ended_at: None,
-            error: None,
-            response: None,
-            response_type: None,
-            usage: Usage::default(),
-            last_seq: 0,
-            cleaned_at: None,
-        };
+        let secrets = new.secrets.clone();
+        let session = queued_session(project, new, agentd_domain::now());
         self.inner.store.insert_session(&session).await?;
         let target = match endpoint {
             Some(target) => {
@@ -301,9 +311,15 @@ impl Engine {
             None => None,
         };
         let live = self.adopt(&session);
-        let _ = live.secrets.set(new.secrets);
+        let _ = live.secrets.set(secrets);
         self.inner.queue.push(live);
         Ok((session, target))
+    }
+
+    /// Queues a session already stored (a schedule's).
+    pub(crate) fn enqueue(&self, session: &Session) {
+        let live = self.adopt(session);
+        self.inner.queue.push(live);
     }
 
     /// One session of the project.

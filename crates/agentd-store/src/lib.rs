@@ -13,7 +13,7 @@ mod sqlite;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agentd_domain::{ApiKeyId, Event, EventKind, ProjectId, Session, SessionId, SessionPatch, SessionStatus};
+use agentd_domain::{ApiKeyId, Event, EventKind, ProjectId, Schedule, ScheduleId, ScheduleRun, ScheduleStatus, Session, SessionId, SessionPatch, SessionStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -161,6 +161,34 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_delivery(&self, project: ProjectId, id: &str) -> StoreResult<Option<WebhookDelivery>>;
     /// Queues a delivery again, due at `at`, with a fresh retry schedule; None when unknown.
     async fn requeue_webhook_delivery(&self, project: ProjectId, id: &str, at: DateTime<Utc>) -> StoreResult<Option<WebhookDelivery>>;
+
+    /// Stores a new schedule.
+    async fn insert_schedule(&self, schedule: &Schedule) -> StoreResult<()>;
+    /// One schedule of the project.
+    async fn get_schedule(&self, project: ProjectId, id: ScheduleId) -> StoreResult<Option<Schedule>>;
+    /// The project's schedules, newest first.
+    async fn list_schedules(&self, project: ProjectId) -> StoreResult<Vec<Schedule>>;
+    /// Deletes a schedule and its runs (its sessions stay); false when unknown.
+    async fn delete_schedule(&self, project: ProjectId, id: ScheduleId) -> StoreResult<bool>;
+    /// Sets a schedule's status and next slot (pause, resume); false when unknown.
+    async fn set_schedule_state(
+        &self,
+        project: ProjectId,
+        id: ScheduleId,
+        status: ScheduleStatus,
+        next_fire_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Active schedules whose next slot is at or before `now`.
+    async fn due_schedules(&self, now: DateTime<Utc>) -> StoreResult<Vec<Schedule>>;
+    /// The earliest next slot of an active schedule.
+    async fn next_schedule_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Applies an advance; false when the schedule moved meanwhile (nothing is written).
+    async fn advance_schedule(&self, advance: &ScheduleAdvance) -> StoreResult<bool>;
+    /// Sessions a schedule fired for slots at or after `since`.
+    async fn count_fired_since(&self, id: ScheduleId, since: DateTime<Utc>) -> StoreResult<u64>;
+    /// A schedule's newest runs, newest first.
+    async fn schedule_runs(&self, id: ScheduleId, limit: u32) -> StoreResult<Vec<ScheduleRun>>;
 
     /// Claims an idempotency key for a request, or reports what it was used for before.
     async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin>;

@@ -335,3 +335,23 @@ pub struct AttemptOutcome {
     /// Why it failed.
     pub error: Option<String>,
 }
+
+/// A schedule's move from one slot: the CAS on `expected_next`, the new state, what became of
+/// the slots passed, and the session fired (with its webhook subscription), all or nothing.
+#[derive(Debug, Clone)]
+pub struct ScheduleAdvance {
+    /// The schedule.
+    pub schedule_id: agentd_domain::ScheduleId,
+    /// Its `next_fire_at` as read; the advance applies only if it still is.
+    pub expected_next: Option<DateTime<Utc>>,
+    /// Its next slot afterwards.
+    pub next_fire_at: Option<DateTime<Utc>>,
+    /// Its status afterwards.
+    pub status: agentd_domain::ScheduleStatus,
+    /// What became of each slot passed.
+    pub runs: Vec<agentd_domain::ScheduleRun>,
+    /// The session fired, and its webhook subscription.
+    pub fired: Option<(agentd_domain::Session, Option<WebhookSubscription>)>,
+    /// When.
+    pub at: DateTime<Utc>,
+}

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use agentd_domain::{
-    ApiKeyId, Event, EventKind, Priority, ProjectId, ResponseType, Session, SessionId,
+    ApiKeyId, Event, EventKind, Priority, ProjectId, ResponseType, Schedule, ScheduleId, ScheduleRun, ScheduleStatus, Session, SessionId,
     SessionPatch, SessionSpec, SessionStatus, Usage,
 };
 use async_trait::async_trait;
@@ -17,11 +17,12 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRecord, AttemptOutcome, DeliveryStatus, EventWrite, IdempotencyBegin, IdempotencyClaim, Project, Screenshot, SessionQuery,
+    ApiKeyRecord, AttemptOutcome, DeliveryStatus, EventWrite, ScheduleAdvance, IdempotencyBegin, IdempotencyClaim, Project, Screenshot, SessionQuery,
     WebhookDelivery, WebhookEndpoint, WebhookSubscription,
     SessionSortField, SortValue, Store, StoreError, StoreResult,
 };
 
+mod schedules;
 mod webhooks;
 
 /// Rows per multi-row INSERT when appending events (well under SQLite's variable limit).
@@ -232,6 +233,38 @@ fn key_from_row(row: &SqliteRow) -> StoreResult<ApiKeyRecord> {
     })
 }
 
+/// The INSERT of a new session's row.
+fn insert_session_query(s: &Session) -> sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    )))
+    .bind(s.id.to_string())
+    .bind(s.project_id.to_string())
+    .bind(s.status.as_str())
+    .bind(s.spec.mode.as_str())
+    .bind(s.priority.rank())
+    .bind(s.name.clone())
+    .bind(s.user_id.clone())
+    .bind(json(&s.tags))
+    .bind(json(&s.metadata))
+    .bind(json(&s.spec))
+    .bind(ms(s.created_at))
+    .bind(ms(s.updated_at))
+    .bind(s.started_at.map(ms))
+    .bind(s.ended_at.map(ms))
+    .bind(s.error.clone())
+    .bind(s.response.as_ref().map(json))
+    .bind(s.response_type.map(|t| t.as_str()))
+    .bind(json(&s.usage))
+}
+
+/// Inserts a new session and its tags in `tx`.
+async fn insert_session_in(tx: &mut sqlx::Transaction<'_, Sqlite>, s: &Session) -> StoreResult<()> {
+    insert_session_query(s).execute(&mut **tx).await?;
+    replace_tags(tx, s.id, &s.tags).await
+}
+
 async fn replace_tags(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     session: SessionId,
@@ -367,36 +400,13 @@ impl Store for SqliteStore {
     }
 
     async fn insert_session(&self, s: &Session) -> StoreResult<()> {
-        let insert = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-        )))
-        .bind(s.id.to_string())
-        .bind(s.project_id.to_string())
-        .bind(s.status.as_str())
-        .bind(s.spec.mode.as_str())
-        .bind(s.priority.rank())
-        .bind(&s.name)
-        .bind(&s.user_id)
-        .bind(json(&s.tags))
-        .bind(json(&s.metadata))
-        .bind(json(&s.spec))
-        .bind(ms(s.created_at))
-        .bind(ms(s.updated_at))
-        .bind(s.started_at.map(ms))
-        .bind(s.ended_at.map(ms))
-        .bind(&s.error)
-        .bind(s.response.as_ref().map(json))
-        .bind(s.response_type.map(|t| t.as_str()))
-        .bind(json(&s.usage));
         if s.tags.is_empty() {
             // One statement is atomic on its own: no transaction round trips.
-            insert.execute(&self.pool).await?;
+            insert_session_query(s).execute(&self.pool).await?;
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        insert.execute(&mut *tx).await?;
-        replace_tags(&mut tx, s.id, &s.tags).await?;
+        insert_session_in(&mut tx, s).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -789,6 +799,53 @@ impl Store for SqliteStore {
 
     async fn requeue_webhook_delivery(&self, project: ProjectId, id: &str, at: DateTime<Utc>) -> StoreResult<Option<WebhookDelivery>> {
         self.requeue(project, id, at).await
+    }
+
+    async fn insert_schedule(&self, schedule: &Schedule) -> StoreResult<()> {
+        self.insert_schedule_row(schedule).await
+    }
+
+    async fn get_schedule(&self, project: ProjectId, id: ScheduleId) -> StoreResult<Option<Schedule>> {
+        self.schedule(project, id).await
+    }
+
+    async fn list_schedules(&self, project: ProjectId) -> StoreResult<Vec<Schedule>> {
+        self.schedules(project).await
+    }
+
+    async fn delete_schedule(&self, project: ProjectId, id: ScheduleId) -> StoreResult<bool> {
+        self.remove_schedule(project, id).await
+    }
+
+    async fn set_schedule_state(
+        &self,
+        project: ProjectId,
+        id: ScheduleId,
+        status: ScheduleStatus,
+        next_fire_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.schedule_state(project, id, status, next_fire_at, at).await
+    }
+
+    async fn due_schedules(&self, now: DateTime<Utc>) -> StoreResult<Vec<Schedule>> {
+        self.due(now).await
+    }
+
+    async fn next_schedule_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        self.next_due_schedule().await
+    }
+
+    async fn advance_schedule(&self, advance: &ScheduleAdvance) -> StoreResult<bool> {
+        self.advance(advance).await
+    }
+
+    async fn count_fired_since(&self, id: ScheduleId, since: DateTime<Utc>) -> StoreResult<u64> {
+        self.fired_since(id, since).await
+    }
+
+    async fn schedule_runs(&self, id: ScheduleId, limit: u32) -> StoreResult<Vec<ScheduleRun>> {
+        self.runs(id, limit).await
     }
 
     async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin> {

@@ -179,6 +179,15 @@ impl Engine {
         Ok(delivery)
     }
 
+    /// An endpoint's signing secret, for an API whose create call shows it every time (the
+    /// Assisfy auto-trigger's `auto_trigger_web_hook_signature`).
+    pub async fn webhook_secret(&self, project: ProjectId, endpoint_id: &str) -> Result<String, EngineError> {
+        match self.inner.store.webhook_endpoint(endpoint_id).await? {
+            Some(endpoint) if endpoint.project_id == project => Ok(endpoint.secret),
+            _ => Err(EngineError::NotFound),
+        }
+    }
+
     /// The project's endpoints.
     pub async fn webhook_endpoints(&self, project: ProjectId) -> Result<Vec<WebhookEndpoint>, EngineError> {
         Ok(self.inner.store.list_webhook_endpoints(project).await?)

@@ -58,6 +58,22 @@ fn delivery_from_row(row: &SqliteRow) -> StoreResult<WebhookDelivery> {
     })
 }
 
+/// Inserts a subscription in `tx`.
+pub(super) async fn insert_subscription_in(tx: &mut sqlx::Transaction<'_, Sqlite>, s: &WebhookSubscription) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO webhook_subscriptions (session_id, endpoint_id, format, context, cursor_seq, finished) \
+         VALUES ($1, $2, $3, $4, $5, 0)",
+    )
+    .bind(s.session_id.to_string())
+    .bind(&s.endpoint_id)
+    .bind(&s.format)
+    .bind(json(&s.context))
+    .bind(s.cursor_seq as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl SqliteStore {
     pub(super) async fn ensure_endpoint(
         &self,
@@ -135,17 +151,9 @@ impl SqliteStore {
     }
 
     pub(super) async fn insert_subscription(&self, s: &WebhookSubscription) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO webhook_subscriptions (session_id, endpoint_id, format, context, cursor_seq, finished) \
-             VALUES ($1, $2, $3, $4, $5, 0)",
-        )
-        .bind(s.session_id.to_string())
-        .bind(&s.endpoint_id)
-        .bind(&s.format)
-        .bind(json(&s.context))
-        .bind(s.cursor_seq as i64)
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        insert_subscription_in(&mut tx, s).await?;
+        tx.commit().await?;
         Ok(())
     }
 

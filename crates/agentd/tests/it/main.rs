@@ -10,6 +10,7 @@ mod cua;
 mod live_page;
 mod crash;
 mod ops;
+mod schedules;
 mod sessions;
 mod streams;
 mod tenancy;
