@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+mod assisfy;
 mod cua;
 mod error;
 mod events;
@@ -111,6 +112,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v1)
         .merge(cua::routes(state.clone()))
+        .merge(assisfy::routes(state.clone()))
         .merge(live_page::routes())
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))

@@ -74,5 +74,7 @@ fn not_found(error: agentd_engine::EngineError, what: &str) -> ApiError {
 
 /// The engine's webhook settings with the formats of the compatible APIs added.
 pub fn with_formats(settings: agentd_engine::webhooks::WebhookSettings) -> agentd_engine::webhooks::WebhookSettings {
+    let mut settings = settings;
+    settings.formats.insert(crate::assisfy::WEBHOOK_FORMAT.into(), std::sync::Arc::new(crate::assisfy::TriggerWebhooks));
     settings
 }

@@ -299,6 +299,8 @@ pub struct WebhookDelivery {
     pub session_id: Option<SessionId>,
     /// The event's type in the payload.
     pub event_type: String,
+    /// The webhook format it was rendered in (its extra headers come from it).
+    pub format: String,
     /// The body, exactly as sent (and signed).
     pub payload: String,
     /// Where it stands.

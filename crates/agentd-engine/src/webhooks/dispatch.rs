@@ -111,6 +111,11 @@ impl Dispatcher {
             Ok(request) => request,
             Err(refused) => return failed(format!("refused by the egress policy: {refused}")),
         };
+        let format = self.settings.format(&delivery.format);
+        let mut request = request;
+        for (name, value) in format.headers(&delivery.event_type, &delivery.payload, &endpoint.secret, timestamp) {
+            request = request.header(name, value);
+        }
         let response = request
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("webhook-id", &delivery.id)

@@ -66,6 +66,12 @@ pub trait WebhookFormat: Send + Sync + 'static {
     /// The message's type and JSON body for `event` of `session` (None: not sent). `context`
     /// is what the subscription was made with (a tracking id, ...).
     fn render(&self, session: &Session, event: &Event, context: &Value) -> Option<(String, Value)>;
+
+    /// Headers this format sends besides the Standard Webhooks ones (`secret` is the
+    /// endpoint's, `body` the exact body).
+    fn headers(&self, _event_type: &str, _body: &str, _secret: &str, _timestamp: i64) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// agentd's own: every event, as `{"type": "session.<kind>", "timestamp", "data": <event as

@@ -89,6 +89,7 @@ impl Pump {
                 endpoint_id: endpoint.id.clone(),
                 session_id: Some(session.id),
                 event_type,
+                format: subscription.format.clone(),
                 payload: body.to_string(),
                 status: DeliveryStatus::Pending,
                 attempts: 0,

@@ -26,6 +26,14 @@ pub fn signature(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
+/// Hex HMAC-SHA256 of `body` keyed with `key`'s bytes as written (the `X-Assisfy-Signature-256`
+/// scheme, where the key is the `auto_trigger_web_hook_signature` string).
+pub fn hex_hmac(key: &str, body: &str) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body.as_bytes());
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Whether `header` (a `webhook-signature` value: space-separated `v1,<sig>` entries) signs
 /// the message under `secret` — what a receiver runs.
 pub fn verify(secret: &str, id: &str, timestamp: i64, body: &str, header: &str) -> bool {

@@ -9,7 +9,7 @@ use super::{SqliteStore, from_json, from_ms, json, ms, opt_from_ms, uuid};
 use crate::{AttemptOutcome, DeliveryStatus, StoreError, StoreResult, WebhookDelivery, WebhookEndpoint, WebhookSubscription};
 
 const DELIVERY_COLUMNS: &str = "id, project_id, endpoint_id, session_id, event_type, payload, status, attempts, \
-     round_attempts, next_attempt_at, last_attempt_at, response_status, last_error, created_at, delivered_at";
+     round_attempts, next_attempt_at, last_attempt_at, response_status, last_error, created_at, delivered_at, format";
 
 fn endpoint_from_row(row: &SqliteRow) -> StoreResult<WebhookEndpoint> {
     let disabled_at = opt_from_ms(row.try_get("disabled_at")?)?;
@@ -45,6 +45,7 @@ fn delivery_from_row(row: &SqliteRow) -> StoreResult<WebhookDelivery> {
             .map(|raw| uuid("session_id", raw).map(SessionId::from_uuid))
             .transpose()?,
         event_type: row.try_get("event_type")?,
+        format: row.try_get("format")?,
         payload: row.try_get("payload")?,
         status: DeliveryStatus::parse(status).ok_or_else(|| StoreError::Corrupt(format!("status: `{status}`")))?,
         attempts: row.try_get::<i64, _>("attempts")? as u32,
@@ -185,7 +186,7 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await?;
         for d in deliveries {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
             )))
             .bind(&d.id)
             .bind(d.project_id.to_string())
@@ -202,6 +203,7 @@ impl SqliteStore {
             .bind(&d.last_error)
             .bind(ms(d.created_at))
             .bind(d.delivered_at.map(ms))
+            .bind(&d.format)
             .execute(&mut *tx)
             .await?;
         }

@@ -6,6 +6,7 @@ mod browser_agent;
 mod cli_run;
 mod computer_use;
 mod control;
+mod assisfy;
 mod cua;
 mod live_page;
 mod crash;
