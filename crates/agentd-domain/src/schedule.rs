@@ -78,7 +78,19 @@ impl Timetable {
             Timetable::Cron { expression, timezone } => {
                 let cron = croner::Cron::from_str(expression).ok()?;
                 let zone = chrono_tz::Tz::from_str(timezone).ok()?;
-                cron.find_next_occurrence(&t.with_timezone(&zone), inclusive).ok().map(|d| d.with_timezone(&Utc))
+                // When clocks go back, a local time happens twice and the search may answer
+                // the earlier one, before `t`: search on past it until the answer is later.
+                let mut from = t;
+                let mut inclusive = inclusive;
+                for _ in 0..1_000 {
+                    let found = cron.find_next_occurrence(&from.with_timezone(&zone), inclusive).ok()?.with_timezone(&Utc);
+                    if found > t || (inclusive && found == t) {
+                        return Some(found);
+                    }
+                    from = found.max(from) + Duration::minutes(1);
+                    inclusive = true;
+                }
+                None
             }
         }
     }
@@ -86,8 +98,11 @@ impl Timetable {
     /// The start of the day holding `t`, in the timetable's zone.
     pub fn day_start(&self, t: DateTime<Utc>) -> DateTime<Utc> {
         let zone = self.zone();
-        let local = t.with_timezone(&zone).date_naive().and_time(NaiveTime::MIN);
-        zone.from_local_datetime(&local).earliest().map_or(t, |d| d.with_timezone(&Utc))
+        let midnight = t.with_timezone(&zone).date_naive().and_time(NaiveTime::MIN);
+        // Where the clocks skip midnight, the day starts at the first local time that exists.
+        (0..=180)
+            .find_map(|m| zone.from_local_datetime(&(midnight + Duration::minutes(m))).earliest())
+            .map_or(t, |d| d.with_timezone(&Utc))
     }
 }
 
@@ -224,6 +239,30 @@ mod tests {
         assert!(Timetable::every(0, t("2026-01-01T10:00:00Z")).is_err());
         assert!(Timetable::every(i64::from(MAX_EVERY_MINUTES) + 1, t("2026-01-01T10:00:00Z")).is_err());
         assert!(Timetable::every(i64::from(MAX_EVERY_MINUTES), t("2026-01-01T10:00:00Z")).is_ok());
+    }
+
+    #[test]
+    fn cron_moves_forward_across_both_clock_changes() {
+        let paris = Timetable::cron("*/30 * * * *", "Europe/Paris").unwrap();
+        // 2026-10-25: at 03:00 local (01:00 UTC) clocks go back to 02:00; 02:xx happens twice.
+        let mut t = t("2026-10-24T23:50:00Z");
+        let mut seen = Vec::new();
+        for _ in 0..8 {
+            let next = paris.next_after(t, false).unwrap();
+            assert!(next > t, "{next} after {t}");
+            seen.push(next);
+            t = next;
+        }
+        // The repeated hour's local times are not run a second time (as cron does); the
+        // timetable never answers a time before the one asked about.
+        assert_eq!(seen[1..3], [super::tests::t("2026-10-25T00:30:00Z"), super::tests::t("2026-10-25T02:00:00Z")], "{seen:?}");
+        // 2026-03-29: at 02:00 local (01:00 UTC) clocks go forward to 03:00.
+        let spring = paris.next_after(super::tests::t("2026-03-29T00:45:00Z"), false).unwrap();
+        assert_eq!(spring, super::tests::t("2026-03-29T01:00:00Z"));
+        // Havana skips midnight on its spring change: the day still starts somewhere.
+        let havana = Timetable::cron("0 12 * * *", "America/Havana").unwrap();
+        let start = havana.day_start(super::tests::t("2026-03-08T12:00:00Z"));
+        assert!(start < super::tests::t("2026-03-08T12:00:00Z"));
     }
 
     #[test]

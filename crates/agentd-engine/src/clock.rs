@@ -8,6 +8,27 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
+/// The longest a background task sleeps before looking at the store again.
+pub(crate) const RECHECK: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Waits after failures: 1 s, doubling, at most 30 s.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff(u32);
+
+impl Backoff {
+    /// The next wait.
+    pub(crate) fn next(&mut self) -> chrono::Duration {
+        let wait = chrono::Duration::seconds(1 << self.0.min(5)).min(RECHECK);
+        self.0 += 1;
+        wait
+    }
+
+    /// After a success.
+    pub(crate) fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
 /// Sleeps until the wall-clock time `at` on `clock`.
 pub(crate) fn sleep_until_wall(clock: &dyn Clock, at: chrono::DateTime<chrono::Utc>) -> BoxFuture<'static, ()> {
     let ahead = (at - clock.wall()).to_std().unwrap_or_default();

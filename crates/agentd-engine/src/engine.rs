@@ -161,6 +161,8 @@ pub(crate) struct Inner {
     pub schedules_changed: Arc<tokio::sync::Notify>,
     /// Stops the background tasks (webhooks).
     pub stop_background: CancellationToken,
+    /// Stops the scheduler (first thing at shutdown: no slot fires while the node stops).
+    pub stop_scheduler: CancellationToken,
 }
 
 /// The session engine. Cheap to clone.
@@ -195,6 +197,7 @@ impl Engine {
                 deliveries_queued: Arc::new(tokio::sync::Notify::new()),
                 schedules_changed: Arc::new(tokio::sync::Notify::new()),
                 stop_background: CancellationToken::new(),
+                stop_scheduler: CancellationToken::new(),
             }),
         };
         engine.recover().await?;
@@ -202,7 +205,7 @@ impl Engine {
         engine.inner.tasks.spawn(async move { dispatcher.dispatch().await });
         engine.start_webhooks()?;
         let scheduler = engine.clone();
-        engine.inner.tasks.spawn(scheduler.run_scheduler(engine.inner.stop_background.clone()));
+        engine.inner.tasks.spawn(scheduler.run_scheduler(engine.inner.stop_scheduler.clone()));
         Ok(engine)
     }
 
@@ -302,14 +305,20 @@ impl Engine {
         let webhook_format = new.webhook_format.clone();
         let secrets = new.secrets.clone();
         let session = queued_session(project, new, agentd_domain::now());
-        self.inner.store.insert_session(&session).await?;
-        let target = match endpoint {
+        match &endpoint {
             Some(target) => {
-                self.subscribe_webhook(session.id, &target.endpoint_id, webhook_format).await?;
-                Some(target)
+                let subscription = agentd_store::WebhookSubscription {
+                    session_id: session.id,
+                    endpoint_id: target.endpoint_id.clone(),
+                    format: webhook_format.0,
+                    context: webhook_format.1,
+                    cursor_seq: 0,
+                };
+                self.inner.store.insert_session_subscribed(&session, &subscription).await?;
             }
-            None => None,
-        };
+            None => self.inner.store.insert_session(&session).await?,
+        }
+        let target = endpoint;
         let live = self.adopt(&session);
         let _ = live.secrets.set(secrets);
         self.inner.queue.push(live);
@@ -609,6 +618,7 @@ impl Engine {
     /// ones stay queued for the next start), and waits for the event log to flush.
     pub async fn shutdown(&self) {
         self.inner.accepting.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.inner.stop_scheduler.cancel();
         self.inner.stop_dispatch.cancel();
         let live: Vec<_> = self.lock_live().values().cloned().collect();
         let mut pending = Vec::new();

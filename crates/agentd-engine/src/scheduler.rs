@@ -94,19 +94,23 @@ impl Engine {
             }
             TimetableChoice::Cron(expression, zone) => Timetable::cron(expression, zone)?,
         };
-        let first = match (new.start, &timetable) {
-            (ScheduleStart::Now, _) => Some(now),
-            (ScheduleStart::At(at), _) => timetable.next_after(at, true),
-            (ScheduleStart::Next, _) => timetable.next_after(now, false),
+        let first = match new.start {
+            ScheduleStart::Now => Some(now),
+            // A start in the past starts at the first slot from now (earlier ones were never due).
+            ScheduleStart::At(at) => timetable.next_after(at.max(now), true),
+            ScheduleStart::Next => timetable.next_after(now, false),
         };
         let Some(first) = first else {
             return Err(FieldError::new("cron", "the timetable has no future slot").into());
         };
-        if let Some(end) = new.end_at
-            && end <= first.max(now)
-        {
-            return Err(FieldError::new("end_at", "end_at must be after the schedule's first run").into());
-        }
+        let end_at = match new.end_at {
+            // Started now with an end already past: it runs once, now.
+            Some(end) if new.start == ScheduleStart::Now && end < now => Some(now),
+            Some(end) if end < first => {
+                return Err(FieldError::new("end_at", "end_at must not be before the schedule's first run").into());
+            }
+            other => other,
+        };
         let target = match &new.session.spec.webhook_url {
             Some(url) => Some(self.webhook_endpoint_for(project, url).await?),
             None => None,
@@ -126,7 +130,7 @@ impl Engine {
             template: serde_json::to_value(&template).unwrap_or_default(),
             webhook_format: session.webhook_format,
             timetable,
-            end_at: new.end_at,
+            end_at,
             max_sessions_per_day: new.max_sessions_per_day,
             status: ScheduleStatus::Active,
             next_fire_at: Some(first),
@@ -201,26 +205,29 @@ impl Engine {
 
     /// The scheduler task.
     pub(crate) async fn run_scheduler(self, stop: tokio_util::sync::CancellationToken) {
+        let mut backoff = crate::clock::Backoff::default();
         loop {
             let now = self.inner.clock.wall();
-            match self.inner.store.due_schedules(now).await {
-                Ok(due) => {
-                    for schedule in due {
-                        if let Err(error) = self.advance(schedule, now).await {
-                            tracing::warn!(%error, "a schedule could not fire; retrying at its next wake");
-                        }
-                    }
+            let passed = async {
+                for schedule in self.inner.store.due_schedules(now).await? {
+                    self.advance(schedule, now).await?;
                 }
-                Err(error) => tracing::warn!(%error, "could not read due schedules"),
-            }
-            let next = self.inner.store.next_schedule_due().await.ok().flatten();
-            let clock = self.inner.clock.clone();
-            let wait = async move {
-                match next {
-                    Some(at) => sleep_until_wall(clock.as_ref(), at).await,
-                    None => std::future::pending().await,
+                self.inner.store.next_schedule_due().await.map_err(EngineError::from)
+            };
+            let next = match passed.await {
+                Ok(next) => {
+                    backoff.reset();
+                    next
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the scheduler failed a pass; retrying");
+                    Some(now + backoff.next())
                 }
             };
+            // Woken at the next slot, at a change, or every half minute to look again (a
+            // clock that jumped, a slot another node added).
+            let at = next.map_or(now + crate::clock::RECHECK, |next| next.min(now + crate::clock::RECHECK));
+            let wait = sleep_until_wall(self.inner.clock.as_ref(), at);
             tokio::select! {
                 () = wait => {}
                 () = self.inner.schedules_changed.notified() => {}

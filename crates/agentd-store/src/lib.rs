@@ -63,6 +63,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a new session.
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    /// Stores a new session and the subscription of its events to a webhook endpoint, together.
+    async fn insert_session_subscribed(&self, session: &Session, subscription: &WebhookSubscription) -> StoreResult<()>;
     /// One session of the project.
     async fn get_session(&self, project: ProjectId, id: SessionId) -> StoreResult<Option<Session>>;
     /// The project a session belongs to. Unscoped: only for callers that have already proven
@@ -143,10 +145,11 @@ pub trait Store: Send + Sync + 'static {
         finished: bool,
         deliveries: &[WebhookDelivery],
     ) -> StoreResult<()>;
-    /// Pending deliveries due at `now`, oldest first, at most `limit`.
-    async fn due_webhook_deliveries(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
-    /// When the next pending delivery is due.
-    async fn next_webhook_due(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Pending deliveries due at `now` to endpoints other than `skip`, oldest first, at most
+    /// `limit`.
+    async fn due_webhook_deliveries(&self, now: DateTime<Utc>, skip: &[String], limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+    /// When the next pending delivery to an endpoint other than `skip` is due.
+    async fn next_webhook_due(&self, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>>;
     /// Records an attempt.
     async fn record_webhook_attempt(&self, id: &str, outcome: &AttemptOutcome) -> StoreResult<()>;
     /// The project's deliveries, newest first, optionally of one status and one session.

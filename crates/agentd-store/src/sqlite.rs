@@ -411,6 +411,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn insert_session_subscribed(&self, session: &Session, subscription: &WebhookSubscription) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_session_in(&mut tx, session).await?;
+        webhooks::insert_subscription_in(&mut tx, subscription).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn get_session(&self, project: ProjectId, id: SessionId) -> StoreResult<Option<Session>> {
         sqlx::query(AssertSqlSafe(format!(
             "SELECT {SESSION_SELECT} FROM sessions WHERE project_id = $1 AND id = $2"
@@ -771,12 +779,12 @@ impl Store for SqliteStore {
         self.queue_deliveries(session, cursor_seq, finished, deliveries).await
     }
 
-    async fn due_webhook_deliveries(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
-        self.due_deliveries(now, limit).await
+    async fn due_webhook_deliveries(&self, now: DateTime<Utc>, skip: &[String], limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
+        self.due_deliveries(now, skip, limit).await
     }
 
-    async fn next_webhook_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        self.next_due().await
+    async fn next_webhook_due(&self, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
+        self.next_due(skip).await
     }
 
     async fn record_webhook_attempt(&self, id: &str, outcome: &AttemptOutcome) -> StoreResult<()> {

@@ -98,7 +98,15 @@ fn time(key: &str, name: &str, value: &Value) -> AssisfyResult<DateTime<Utc>> {
     if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         return date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).ok_or_else(bad);
     }
-    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| bad())
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    // Without an offset (Python's isoformat() of a naive time): read as UTC.
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(raw, format).ok())
+        .map(|t| t.and_utc())
+        .ok_or_else(bad)
 }
 
 /// The most sessions a day a trigger may ask for.
@@ -144,7 +152,15 @@ pub(crate) async fn create(state: &AppState, caller: Caller, body: &Map<String, 
         end_at: Some(trigger.end_at),
         max_sessions_per_day,
     };
-    let (schedule, target) = state.engine.create_schedule(caller.project_id, new).await?;
+    let (schedule, target) = state.engine.create_schedule(caller.project_id, new).await.map_err(|e| {
+        // The trigger's URL went to the engine as the sessions' webhook_url: name it as sent.
+        let mut e = crate::error::ApiError::from(e);
+        if e.field.as_deref() == Some("webhook_url") {
+            e.field = Some(format!("{key}.web_hook_url"));
+            e.message = e.message.replace("webhook_url", &format!("{key}.web_hook_url"));
+        }
+        AssisfyError::from(e)
+    })?;
     let signature = match &target {
         Some(target) => Some(state.engine.webhook_secret(caller.project_id, &target.endpoint_id).await?),
         None => None,

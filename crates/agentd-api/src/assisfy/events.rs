@@ -140,15 +140,14 @@ impl WebhookFormat for TriggerWebhooks {
         Some((trigger.to_owned(), json!({"event": trigger, "data": payload})))
     }
 
-    /// Besides the Standard Webhooks headers, the scheme SPECS §1.6 proposes (the vendor
-    /// documents none): `X-Assisfy-Signature` is the `auto_trigger_web_hook_signature` itself
-    /// (a shared token to compare), `X-Assisfy-Signature-256` is `sha256=` + the hex
-    /// HMAC-SHA256 of the body keyed with it.
+    /// Besides the Standard Webhooks headers, the HMAC of the scheme SPECS §1.6 proposes (the
+    /// vendor documents none): `X-Assisfy-Signature-256` is `sha256=` + the hex HMAC-SHA256
+    /// of the body keyed with `auto_trigger_web_hook_signature`. The proposal's other header,
+    /// the key itself as a token, is not sent: a key must not travel with every message.
     fn headers(&self, event_type: &str, body: &str, secret: &str, timestamp: i64) -> Vec<(String, String)> {
         vec![
             ("x-assisfy-event".into(), event_type.to_owned()),
             ("x-assisfy-timestamp".into(), timestamp.to_string()),
-            ("x-assisfy-signature".into(), secret.to_owned()),
             ("x-assisfy-signature-256".into(), format!("sha256={}", agentd_engine::webhooks::sign::hex_hmac(secret, body))),
         ]
     }

@@ -26,6 +26,10 @@ pub(crate) struct Dispatcher {
     pub clock: Arc<dyn Clock>,
     pub client: EgressClient,
     pub queued: Arc<tokio::sync::Notify>,
+    /// Endpoints with a lane running.
+    pub busy: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Told when a lane ends.
+    pub lane_done: tokio::sync::Notify,
 }
 
 impl Dispatcher {
@@ -39,63 +43,75 @@ impl Dispatcher {
     }
 
     pub(crate) async fn run(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut backoff = crate::clock::Backoff::default();
         loop {
-            let sent = match self.pass().await {
-                Ok(sent) => sent,
+            let now = self.clock.wall();
+            let next = match self.pass().await {
+                Ok(()) => {
+                    backoff.reset();
+                    // A busy lane's deliveries are its own business: it is waited for apart.
+                    let busy: Vec<String> = self.busy.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
+                    self.store.next_webhook_due(&busy).await.unwrap_or(Some(now + backoff.next()))
+                }
                 Err(error) => {
                     tracing::warn!(%error, "webhook dispatch failed; retrying");
-                    0
+                    Some(now + backoff.next())
                 }
             };
-            if sent > 0 {
-                continue;
-            }
-            let next = self.store.next_webhook_due().await.ok().flatten();
-            let wait = async {
-                match next {
-                    Some(at) => sleep_until_wall(self.clock.as_ref(), at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let at = next.map_or(now + crate::clock::RECHECK, |next| next.min(now + crate::clock::RECHECK));
             tokio::select! {
-                () = wait => {}
+                () = sleep_until_wall(self.clock.as_ref(), at) => {}
                 () = self.queued.notified() => {}
+                () = self.lane_done.notified() => {}
                 () = stop.cancelled() => return,
             }
         }
     }
 
-    /// Sends what is due now; how many were attempted.
-    async fn pass(self: &Arc<Self>) -> Result<usize, agentd_store::StoreError> {
-        let due = self.store.due_webhook_deliveries(self.clock.wall(), BATCH).await?;
-        let count = due.len();
-        let mut by_endpoint: HashMap<String, Vec<WebhookDelivery>> = HashMap::new();
+    /// Starts a lane for each endpoint with deliveries due and no lane running. Lanes run on
+    /// their own, so a slow endpoint holds up only itself; within a lane, deliveries go in
+    /// order, and the lane ends at the first failure (the rest wait for that one's retry).
+    async fn pass(self: &Arc<Self>) -> Result<(), agentd_store::StoreError> {
+        let busy: Vec<String> = self.busy.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
+        let due = self.store.due_webhook_deliveries(self.clock.wall(), &busy, BATCH).await?;
+        let mut lanes: HashMap<String, Vec<WebhookDelivery>> = HashMap::new();
         for delivery in due {
-            by_endpoint.entry(delivery.endpoint_id.clone()).or_default().push(delivery);
+            lanes.entry(delivery.endpoint_id.clone()).or_default().push(delivery);
         }
-        let lanes = by_endpoint.into_iter().map(|(endpoint_id, deliveries)| {
+        for (endpoint_id, deliveries) in lanes {
+            self.busy.lock().unwrap_or_else(|e| e.into_inner()).insert(endpoint_id.clone());
             let this = self.clone();
-            async move {
-                let endpoint = this.store.webhook_endpoint(&endpoint_id).await?;
-                for delivery in deliveries {
-                    let outcome = this.attempt(endpoint.as_ref(), &delivery).await;
-                    this.store.record_webhook_attempt(&delivery.id, &outcome).await?;
-                    if outcome.response_status == Some(410)
-                        && let Some(endpoint) = &endpoint
-                    {
-                        let reason = "the endpoint answered 410 Gone".to_owned();
-                        this.store.set_webhook_endpoint_disabled(endpoint.project_id, &endpoint.id, Some((outcome.at, reason))).await?;
-                        tracing::warn!(endpoint = %endpoint.url, "webhook endpoint disabled: it answered 410 Gone");
-                        break;
-                    }
+            // Not tracked for shutdown: a delivery cut off mid-flight stays pending and is sent
+            // again after the restart (receivers deduplicate on webhook-id).
+            tokio::spawn(async move {
+                if let Err(error) = this.lane(&endpoint_id, deliveries).await {
+                    tracing::warn!(%error, endpoint = %endpoint_id, "a webhook lane failed; its deliveries stay pending");
                 }
-                Ok::<_, agentd_store::StoreError>(())
-            }
-        });
-        for result in futures::future::join_all(lanes).await {
-            result?;
+                this.busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&endpoint_id);
+                this.lane_done.notify_one();
+            });
         }
-        Ok(count)
+        Ok(())
+    }
+
+    async fn lane(&self, endpoint_id: &str, deliveries: Vec<WebhookDelivery>) -> Result<(), agentd_store::StoreError> {
+        let endpoint = self.store.webhook_endpoint(endpoint_id).await?;
+        for delivery in deliveries {
+            let outcome = self.attempt(endpoint.as_ref(), &delivery).await;
+            self.store.record_webhook_attempt(&delivery.id, &outcome).await?;
+            if outcome.response_status == Some(410)
+                && let Some(endpoint) = &endpoint
+            {
+                let reason = "the endpoint answered 410 Gone".to_owned();
+                self.store.set_webhook_endpoint_disabled(endpoint.project_id, &endpoint.id, Some((outcome.at, reason))).await?;
+                tracing::warn!(endpoint = %endpoint.id, "webhook endpoint disabled: it answered 410 Gone");
+                break;
+            }
+            if outcome.status == DeliveryStatus::Pending {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// One attempt at `delivery`, and what comes next.

@@ -100,7 +100,7 @@ impl WebhookFormat for NativeFormat {
 pub const NATIVE: &str = "native";
 
 use agentd_domain::{FieldError, ProjectId, SessionId};
-use agentd_store::{DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookSubscription};
+use agentd_store::{DeliveryStatus, WebhookDelivery, WebhookEndpoint};
 
 use crate::engine::{Engine, EngineError, WebhookTarget};
 
@@ -123,6 +123,8 @@ impl Engine {
             clock: inner.clock.clone(),
             client,
             queued: inner.deliveries_queued.clone(),
+            busy: Default::default(),
+            lane_done: tokio::sync::Notify::new(),
         });
         inner.tasks.spawn(pump.run(inner.stop_background.clone()));
         inner.tasks.spawn(dispatcher.run(inner.stop_background.clone()));
@@ -139,12 +141,6 @@ impl Engine {
         let secret = sign::new_secret();
         let (endpoint, made) = self.inner.store.ensure_webhook_endpoint(project, url, &secret, self.inner.clock.wall()).await?;
         Ok(WebhookTarget { endpoint_id: endpoint.id, new_secret: made.then_some(endpoint.secret) })
-    }
-
-    /// Sends a new session's events to an endpoint, from its first event.
-    pub(crate) async fn subscribe_webhook(&self, session: SessionId, endpoint_id: &str, format: (String, Value)) -> Result<(), EngineError> {
-        let subscription = WebhookSubscription { session_id: session, endpoint_id: endpoint_id.to_owned(), format: format.0, context: format.1, cursor_seq: 0 };
-        Ok(self.inner.store.insert_webhook_subscription(&subscription).await?)
     }
 
     /// The project's deliveries, newest first.

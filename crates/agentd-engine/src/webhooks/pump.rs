@@ -27,11 +27,17 @@ pub(crate) struct Pump {
 
 impl Pump {
     pub(crate) async fn run(self, stop: tokio_util::sync::CancellationToken) {
+        let mut backoff = crate::clock::Backoff::default();
         loop {
             if let Err(error) = self.pass().await {
                 tracing::warn!(%error, "could not queue webhook deliveries; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                let wait = backoff.next().to_std().unwrap_or(Duration::from_secs(1));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => continue,
+                    () = stop.cancelled() => return,
+                }
             }
+            backoff.reset();
             tokio::select! {
                 () = self.log.next_commit() => tokio::time::sleep(COALESCE).await,
                 () = stop.cancelled() => {

@@ -184,6 +184,18 @@ impl SqliteStore {
         deliveries: &[WebhookDelivery],
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
+        // The cursor first: if another pass moved it already, this one queues nothing.
+        let moved = sqlx::query("UPDATE webhook_subscriptions SET cursor_seq = $1, finished = $2 WHERE session_id = $3 AND cursor_seq < $1")
+            .bind(cursor_seq as i64)
+            .bind(i64::from(finished))
+            .bind(session.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if !moved {
+            return Ok(());
+        }
         for d in deliveries {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
@@ -207,34 +219,38 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE webhook_subscriptions SET cursor_seq = $1, finished = $2 WHERE session_id = $3 AND cursor_seq < $1")
-            .bind(cursor_seq as i64)
-            .bind(i64::from(finished))
-            .bind(session.to_string())
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub(super) async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
-             ORDER BY next_attempt_at, id LIMIT $2"
-        )))
-        .bind(ms(now))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(delivery_from_row)
-        .collect()
+    pub(super) async fn due_deliveries(&self, now: DateTime<Utc>, skip: &[String], limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= "
+        ));
+        sql.push_bind(ms(now));
+        if !skip.is_empty() {
+            sql.push(" AND endpoint_id NOT IN (");
+            let mut list = sql.separated(", ");
+            for endpoint in skip {
+                list.push_bind(endpoint.clone());
+            }
+            sql.push(")");
+        }
+        sql.push(" ORDER BY next_attempt_at, id LIMIT ").push_bind(i64::from(limit));
+        sql.build().fetch_all(&self.pool).await?.iter().map(delivery_from_row).collect()
     }
 
-    pub(super) async fn next_due(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        let at: Option<i64> = sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'")
-            .fetch_one(&self.pool)
-            .await?;
+    pub(super) async fn next_due(&self, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'");
+        if !skip.is_empty() {
+            sql.push(" AND endpoint_id NOT IN (");
+            let mut list = sql.separated(", ");
+            for endpoint in skip {
+                list.push_bind(endpoint.clone());
+            }
+            sql.push(")");
+        }
+        let at: Option<i64> = sql.build_query_scalar().fetch_one(&self.pool).await?;
         opt_from_ms(at)
     }
 

@@ -150,6 +150,24 @@ async fn a_restart_skips_and_counts_missed_slots_and_fires_nothing_twice() {
 }
 
 #[tokio::test]
+async fn a_start_in_the_past_starts_at_the_next_slot_and_missed_nothing() {
+    let app = spawn_app().await;
+    let long_ago = (agentd_engine::Clock::wall(app.clock.as_ref()) - chrono::Duration::minutes(90)).to_rfc3339();
+    let s = create(&app, json!({"goal": "done:x", "every_minutes": 60, "start_at": long_ago})).await;
+    let id = s["id"].as_str().unwrap().to_owned();
+    let next: chrono::DateTime<chrono::Utc> = s["next_fire_at"].as_str().unwrap().parse().unwrap();
+    let wait = next - agentd_engine::Clock::wall(app.clock.as_ref());
+    assert!(wait > chrono::Duration::minutes(29) && wait <= chrono::Duration::minutes(30), "on the start's grid: {s}");
+    settle().await;
+    let s = schedule(&app, &id).await;
+    assert_eq!((s["fired"].as_u64(), s["skipped_missed"].as_u64()), (Some(0), Some(0)));
+    // Started now with an end already past (seed 002's example dates): it runs once.
+    let s = create(&app, json!({"goal": "done:x", "every_minutes": 30, "start_now": true, "end_at": "2025-01-20T00:00:00Z"})).await;
+    assert_eq!((s["fired"].as_u64(), s["status"].as_str()), (Some(1), Some("ended")), "{s}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn cron_schedules_read_their_time_zone() {
     let app = spawn_app().await;
     let s = create(&app, json!({"goal": "done:x", "cron": "30 9 * * *", "timezone": "Asia/Tokyo"})).await;
@@ -177,7 +195,7 @@ async fn bad_schedules_are_refused_naming_the_field() {
         (json!({"goal": "x", "every_minutes": 5, "max_sessions_per_day": 10_001}), "max_sessions_per_day"),
         (json!({"goal": "x", "every_minutes": 5, "start_at": soon, "start_now": true}), "start_at"),
         (json!({"goal": "x", "every_minutes": 5, "start_at": "tomorrow"}), "start_at"),
-        (json!({"goal": "x", "every_minutes": 5, "start_now": true, "end_at": "2001-01-01T00:00:00Z"}), "end_at"),
+        (json!({"goal": "x", "every_minutes": 5, "end_at": "2001-01-01T00:00:00Z"}), "end_at"),
         (json!({"goal": "x", "every_minutes": 5, "sensitive_data": {"pin": "1234"}}), "sensitive_data"),
         (json!({"goal": "x", "every_minutes": 5, "colour": "red"}), "colour"),
         (json!({"every_minutes": 5}), "goal"),
