@@ -21,6 +21,19 @@ if [ -z "${AGENTD_CHROME:-}" ] && ! command -v chromium >/dev/null 2>&1 \
     exit 1
   fi
 fi
+# The Assisters API test drives the vendor's own Python SDK (`assisters` on PyPI) against
+# the server; it fails, rather than skips, without it.
+ASSISTERS_SDK="assisters==0.1.0"
+if ! python3 -c 'import assisters' >/dev/null 2>&1; then
+  echo "installing the Assisters Python SDK for the Assisters API test ($ASSISTERS_SDK)..." >&2
+  if ! python3 -m pip --version >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq python3 python3-pip >/dev/null
+  fi
+  # A system Python that refuses user packages (PEP 668) takes them with --user.
+  python3 -m pip install --quiet --disable-pip-version-check "$ASSISTERS_SDK" \
+    || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "$ASSISTERS_SDK"
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest..." >&2
   cargo install --locked cargo-nextest

@@ -26,6 +26,14 @@ pub const NO_PROVIDER: &str = "no LLM provider is configured: set AGENTD_LLM_BAS
 (plus AGENTD_LLM_API_KEY if the endpoint needs one; OPENAI_BASE_URL / OPENAI_API_KEY work too), \
 or AGENTD_LLM_PROVIDER=anthropic with ANTHROPIC_API_KEY and AGENTD_LLM_MODEL";
 
+/// Refuses sessions at create time when no LLM is configured, naming the settings to set.
+pub(crate) fn require_llm(llm: &Option<Llm>) -> Result<(), FieldError> {
+    match llm {
+        Some(_) => Ok(()),
+        None => Err(FieldError::new("model", NO_PROVIDER)),
+    }
+}
+
 /// Tunables of the browser agent.
 #[derive(Debug, Clone)]
 pub struct BrowserAgentSettings {
@@ -67,10 +75,7 @@ impl BrowserAgent {
 #[async_trait]
 impl Agent for BrowserAgent {
     fn admit(&self, _spec: &SessionSpec) -> Result<(), FieldError> {
-        match self.llm {
-            Some(_) => Ok(()),
-            None => Err(FieldError::new("model", NO_PROVIDER)),
-        }
+        require_llm(&self.llm)
     }
 
     async fn run(&self, ctx: SessionContext) -> Result<Completion, AgentError> {

@@ -13,9 +13,15 @@ mod browsers;
 mod computer_agent;
 mod loop_guard;
 mod prompt;
+mod reader;
+mod research_agent;
 mod run;
+mod search;
 mod secrets;
 mod tools;
 
 pub use browser_agent::{BrowserAgent, BrowserAgentSettings, NO_PROVIDER};
 pub use browsers::Browsers;
+pub use reader::WebReader;
+pub use research_agent::{PageReader, ReadPage, ResearchAgent, ResearchSettings};
+pub use search::{DEFAULT_SEARCH_PAGE, SearchHit, SearchProvider, SearchSettings};

@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod assisfy;
+mod assisters;
 mod cua;
 mod error;
 mod events;
@@ -113,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         .merge(v1)
         .merge(cua::routes(state.clone()))
         .merge(assisfy::routes(state.clone()))
+        .merge(assisters::routes(state.clone()))
         .merge(live_page::routes())
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))

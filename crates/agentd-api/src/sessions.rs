@@ -202,6 +202,8 @@ pub fn parse_create(req: CreateSessionRequest, limits: &SessionLimits) -> ApiRes
         output_schema: output_schema(req.output_schema)?,
         secret_names: Vec::new(),
         driver: choice("driver", req.driver, Driver::Dom)?,
+        continues: req.continues.map(|raw| parse_id("continues", &raw)).transpose()?,
+        conversation: Vec::new(),
     };
     Ok(NewSession {
         spec,

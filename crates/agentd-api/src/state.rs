@@ -52,6 +52,8 @@ pub struct ApiConfig {
     pub sessions: SessionLimits,
     /// The key of session links (task ids, live pages).
     pub link_key: crate::links::LinkKey,
+    /// Key tiers that may use the Assisters agent endpoints (`/v1/agent/*`); others get 403.
+    pub assisters_agent_tiers: Vec<String>,
 }
 
 /// Shared state of all handlers. Cheap to clone.

@@ -58,6 +58,9 @@ pub struct CreateSessionRequest {
     /// kept in memory for the run, never stored, logged or shown.
     #[schema(value_type = Option<Object>)]
     pub sensitive_data: Option<Map<String, Value>>,
+    /// A finished session this one follows up (research, chat and coding modes): the new
+    /// session sees that conversation's questions, answers and sources.
+    pub continues: Option<String>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {

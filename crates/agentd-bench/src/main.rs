@@ -10,10 +10,12 @@
 //! 4. 1,000 concurrent SSE subscribers: delivery p99 and memory added;
 //! 5. cold start of `target/release/agentd` to its first `/healthz`, and its idle RSS;
 //! 6. (`agentd-bench browser`) the browser runtime on the fixture site (see `browser.rs`);
-//! 7. (`agentd-bench agent`) the browser agent end to end with a scripted LLM (see `agent.rs`).
+//! 7. (`agentd-bench agent`) the browser agent end to end with a scripted LLM (see `agent.rs`);
+//! 8. (`agentd-bench fetch`) `fetch_url` throughput and extraction quality (see `fetch.rs`).
 
 mod agent;
 mod browser;
+mod fetch;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -436,6 +438,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if only == "agent" {
         agent::figures().await?;
+    }
+    if only == "fetch" {
+        fetch::figures().await?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ pub use ids::{ApiKeyId, IdError, ProjectId, ScheduleId, SessionId};
 pub use schedule::{MAX_EVERY_MINUTES, RunOutcome, Schedule, ScheduleRun, ScheduleStatus, Timetable};
 pub use session::{
     Secrets,
-    Driver, FieldError, Mode, Priority, ResponseType, Session, SessionPatch, SessionSpec, Usage,
+    Driver, FieldError, Mode, Priority, ResponseType, Session, SessionPatch, SessionSpec, Source, Turn, Usage,
     parse_http_url,
 };
 pub use status::{IllegalTransition, SessionStatus, Transition};

@@ -184,6 +184,36 @@ pub struct SessionSpec {
     /// How a browser agent sees and acts (`dom` by default).
     #[serde(default)]
     pub driver: Driver,
+    /// The session this one continues (a follow-up question), if any.
+    #[serde(default)]
+    pub continues: Option<crate::SessionId>,
+    /// The conversation so far, oldest first, when it continues another session.
+    #[serde(default)]
+    pub conversation: Vec<Turn>,
+}
+
+/// One earlier exchange of a conversation: the question, the answer and its sources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turn {
+    /// What was asked.
+    pub query: String,
+    /// What was answered (Markdown).
+    pub answer: String,
+    /// The sources the answer cites.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+}
+
+/// A page an answer cites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// Where it is.
+    pub url: String,
+    /// Its title.
+    pub title: String,
+    /// A short excerpt.
+    #[serde(default)]
+    pub snippet: String,
 }
 
 /// Secret values a session may type into pages (`sensitive_data`: name → value). They live

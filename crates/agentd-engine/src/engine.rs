@@ -95,6 +95,11 @@ pub struct NewSession {
     pub webhook_format: (String, Value),
 }
 
+/// Earlier exchanges a follow-up carries.
+pub const MAX_TURNS: usize = 10;
+/// An earlier answer is carried up to this many characters.
+const MAX_ANSWER_CHARS: usize = 8_000;
+
 /// A new session's row, queued.
 pub(crate) fn queued_session(project: ProjectId, new: NewSession, now: DateTime<Utc>) -> Session {
     Session {
@@ -298,6 +303,10 @@ impl Engine {
             return Err(EngineError::ModeUnavailable(new.spec.mode));
         };
         agent.admit(&new.spec)?;
+        let mut new = new;
+        if let Some(earlier) = new.spec.continues {
+            new.spec.conversation = self.conversation_until(project, earlier).await?;
+        }
         let endpoint = match &new.spec.webhook_url {
             Some(url) => Some(self.webhook_endpoint_for(project, url).await?),
             None => None,
@@ -323,6 +332,35 @@ impl Engine {
         let _ = live.secrets.set(secrets);
         self.inner.queue.push(live);
         Ok((session, target))
+    }
+
+    /// The conversation a follow-up of session `id` continues: that session's own
+    /// conversation and its question, answer and sources (the newest [`MAX_TURNS`]).
+    async fn conversation_until(&self, project: ProjectId, id: SessionId) -> Result<Vec<agentd_domain::Turn>, EngineError> {
+        let earlier = match self.get_session(project, id).await {
+            Ok(session) => session,
+            Err(EngineError::NotFound) => return Err(FieldError::new("continues", format!("continues: no session {id} to continue")).into()),
+            Err(other) => return Err(other),
+        };
+        if !earlier.status.is_terminal() {
+            return Err(EngineError::Conflict(format!(
+                "session {id} is {}: a follow-up continues a finished session",
+                earlier.status
+            )));
+        }
+        let (answer, sources) = match &earlier.response {
+            Some(Value::Object(result)) => (
+                result.get("answer").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| Value::Object(result.clone()).to_string()),
+                result.get("sources").and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default(),
+            ),
+            Some(Value::String(text)) => (text.clone(), Vec::new()),
+            Some(other) => (other.to_string(), Vec::new()),
+            None => (earlier.error.clone().map(|e| format!("(no answer: {e})")).unwrap_or_default(), Vec::new()),
+        };
+        let mut turns = earlier.spec.conversation;
+        turns.push(agentd_domain::Turn { query: earlier.spec.goal, answer: answer.chars().take(MAX_ANSWER_CHARS).collect(), sources });
+        let skip = turns.len().saturating_sub(MAX_TURNS);
+        Ok(turns.split_off(skip))
     }
 
     /// Queues a session already stored (a schedule's).

@@ -87,6 +87,8 @@ pub struct Config {
     pub sessions: SessionLimits,
     /// Rate limits per tier.
     pub tiers: HashMap<String, RateLimits>,
+    /// Key tiers that may use the Assisters agent endpoints (`/v1/agent/run`, `/v1/agent/stream`).
+    pub assisters_agent_tiers: Vec<String>,
     /// `openai` (any OpenAI-compatible endpoint; the default) or `anthropic`.
     pub llm_provider: String,
     /// The provider's base URL (default: `OPENAI_BASE_URL`, else the provider's own).
@@ -118,6 +120,15 @@ pub struct Config {
     pub webhook_retry_schedule_seconds: Vec<u64>,
     /// Bound on one webhook attempt, in seconds.
     pub webhook_timeout_seconds: u64,
+    /// A SearXNG `/search` URL for the research agent's web searches (the self-hosted default).
+    pub search_url: Option<String>,
+    /// A Brave Search API key (used when no SearXNG is set).
+    pub brave_api_key: Option<Secret>,
+    /// A Tavily API key (used when neither SearXNG nor Brave is set).
+    pub tavily_api_key: Option<Secret>,
+    /// The search page the real browser uses when no search service is configured
+    /// (`{query}` stands for the URL-encoded query).
+    pub search_page_url: String,
 }
 
 impl Default for Config {
@@ -140,8 +151,10 @@ impl Default for Config {
             tiers: HashMap::from([
                 ("free".to_owned(), tier(Some(60), Some(5_000))),
                 ("standard".to_owned(), tier(Some(600), Some(200_000))),
+                ("max".to_owned(), tier(Some(600), Some(200_000))),
                 ("unlimited".to_owned(), tier(None, None)),
             ]),
+            assisters_agent_tiers: vec!["max".into(), "unlimited".into()],
             llm_provider: "openai".into(),
             llm_base_url: None,
             llm_api_key: None,
@@ -157,6 +170,10 @@ impl Default for Config {
             allow_private_networks: false,
             webhook_retry_schedule_seconds: agentd_engine::webhooks::DEFAULT_RETRY_SCHEDULE.iter().map(|d| d.as_secs()).collect(),
             webhook_timeout_seconds: 15,
+            search_url: None,
+            brave_api_key: None,
+            tavily_api_key: None,
+            search_page_url: agentd_agents::DEFAULT_SEARCH_PAGE.into(),
         }
     }
 }
@@ -176,6 +193,17 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// Which web search the research agent uses.
+    pub fn search_settings(&self) -> agentd_agents::SearchSettings {
+        agentd_agents::SearchSettings {
+            searxng_url: self.search_url.clone(),
+            brave_api_key: self.brave_api_key.as_ref().map(|k| k.expose().to_owned()),
+            tavily_api_key: self.tavily_api_key.as_ref().map(|k| k.expose().to_owned()),
+            search_page_url: self.search_page_url.clone(),
+            timeout: std::time::Duration::from_secs(20),
+        }
+    }
+
     /// How webhooks are delivered (formats are added by the API layer).
     pub fn webhook_settings(&self) -> agentd_engine::webhooks::WebhookSettings {
         agentd_engine::webhooks::WebhookSettings {
@@ -255,6 +283,14 @@ impl Config {
                 "must list at most 20 waits of 1 s to 7 days".into(),
             );
         }
+        if let Some(url) = &self.search_url
+            && agentd_domain::parse_http_url("search_url", url).is_err()
+        {
+            return bad("search_url", "AGENTD_SEARCH_URL", format!("`{url}` is not an http(s) URL such as http://localhost:8888/search"));
+        }
+        if !self.search_page_url.contains("{query}") || agentd_domain::parse_http_url("search_page_url", &self.search_page_url.replace("{query}", "q")).is_err() {
+            return bad("search_page_url", "AGENTD_SEARCH_PAGE_URL", "must be an http(s) URL holding {query}".into());
+        }
         if !(1..=300).contains(&self.webhook_timeout_seconds) {
             return bad("webhook_timeout_seconds", "AGENTD_WEBHOOK_TIMEOUT_SECONDS", "must be between 1 and 300".into());
         }
@@ -306,6 +342,12 @@ impl Config {
             if limits.per_minute == Some(0) || limits.per_day == Some(0) {
                 return bad(&format!("tiers.{name}"), "config file", "limits must be at least 1 (leave one out for no limit)".into());
             }
+        }
+        if self.assisters_agent_tiers.is_empty() {
+            return bad("assisters_agent_tiers", "AGENTD_ASSISTERS_AGENT_TIERS", "must name at least one tier".into());
+        }
+        if let Some(unknown) = self.assisters_agent_tiers.iter().find(|t| !self.tiers.contains_key(*t)) {
+            return bad("assisters_agent_tiers", "AGENTD_ASSISTERS_AGENT_TIERS", format!("no tier named `{unknown}` is configured"));
         }
         Ok(())
     }
@@ -434,6 +476,8 @@ mod tests {
             (Box::new(|c| c.admin_key = Some(Secret::new("short"))), "admin_key"),
             (Box::new(|c| c.admin_key_tier = "gold".into()), "admin_key_tier"),
             (Box::new(|c| c.sessions.default_max_actions = 0), "sessions.default_max_actions"),
+            (Box::new(|c| c.assisters_agent_tiers = vec!["gold".into()]), "assisters_agent_tiers"),
+            (Box::new(|c| c.assisters_agent_tiers.clear()), "assisters_agent_tiers"),
             (Box::new(|c| c.sessions.max_actions_cap = 0), "sessions.max_actions_cap"),
             (Box::new(|c| c.sessions.default_timeout_seconds = 86_401), "sessions.default_timeout_seconds"),
             (

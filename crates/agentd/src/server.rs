@@ -136,6 +136,7 @@ async fn launch(
         tiers: config.tiers.clone(),
         sessions: config.sessions.clone(),
         link_key: link_key(&config.data_dir)?,
+        assisters_agent_tiers: config.assisters_agent_tiers.clone(),
     };
     let mut metrics = Metrics::new();
     if let Some(browsers) = &browsers {
@@ -181,6 +182,17 @@ pub fn builtin_agents(config: &Config, browsers: Arc<Browsers>) -> anyhow::Resul
     };
     let configured = llm.is_some();
     let mut registry = AgentRegistry::new();
+    let fetcher = agentd_fetch::Fetcher::new(
+        agentd_egress::EgressPolicy { allow_private_networks: config.allow_private_networks },
+        agentd_fetch::FetchLimits::default(),
+    )
+    .context("cannot set up page fetching")?;
+    let reader = Arc::new(agentd_agents::WebReader::new(fetcher, browsers.clone()));
+    let search = config.search_settings().provider(browsers.clone());
+    let research = Arc::new(agentd_agents::ResearchAgent::new(llm.clone(), search, reader, agentd_agents::ResearchSettings::default()));
+    for mode in [Mode::Research, Mode::Chat, Mode::Coding] {
+        registry.register(mode, research.clone());
+    }
     registry.register(Mode::Browser, Arc::new(BrowserAgent::new(browsers, llm, BrowserAgentSettings::default())));
     Ok((registry, configured))
 }

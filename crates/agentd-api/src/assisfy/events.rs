@@ -295,6 +295,8 @@ mod tests {
                 output_schema: None,
                 secret_names: Vec::new(),
                 driver: Default::default(),
+                continues: None,
+                conversation: Vec::new(),
             },
             name: None,
             tags: Vec::new(),

@@ -51,6 +51,8 @@ fn new_session(mode: Mode) -> NewSession {
             output_schema: None,
             secret_names: vec![],
             driver: Default::default(),
+            continues: None,
+            conversation: Vec::new(),
         },
         name: None,
         tags: vec![],
@@ -135,5 +137,16 @@ async fn answers_racing_pause_and_resume_never_strand_a_session() {
         answered.dedup();
         assert_eq!(answered.len(), n, "an answer was recorded twice");
     }
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_mode_without_an_agent_is_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, project) = engine(dir.path()).await;
+    let refused = engine.create_session(project, new_session(Mode::Research)).await.unwrap_err();
+    assert!(matches!(refused, agentd_engine::EngineError::ModeUnavailable(Mode::Research)), "{refused}");
+    let query = agentd_store::SessionQuery::newest_first(project, 10);
+    assert!(engine.list_sessions(&query).await.unwrap().is_empty());
     engine.shutdown().await;
 }

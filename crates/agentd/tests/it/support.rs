@@ -72,10 +72,13 @@ impl Agent for ScriptedAgent {
     }
 }
 
-/// The agents of the test server: the scripted agent as the browser mode.
+/// The agents of the test server: the scripted agent in every mode (the compatible APIs'
+/// tests run scripted research, chat and coding sessions).
 pub fn registry() -> AgentRegistry {
     let mut registry = AgentRegistry::new();
-    registry.register(Mode::Browser, Arc::new(ScriptedAgent));
+    for mode in [Mode::Browser, Mode::Research, Mode::Chat, Mode::Coding] {
+        registry.register(mode, Arc::new(ScriptedAgent));
+    }
     registry
 }
 
