@@ -175,3 +175,33 @@ async fn a_failing_search_and_a_refused_page_are_reported_to_the_model() {
     assert!(second.contains("SearXNG answered HTTP 500"), "the model is told: {second}");
     w.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_assisters_stream_shows_a_real_research_run() {
+    let w = world(0).await;
+    w.llm.push(text_and("Searching for the article.", vec![call("web_search", json!({"query": "fixture article"}))]));
+    w.llm.push(text_and("Reading it.", vec![call("fetch_url", json!({"id": 1}))]));
+    w.llm.push(Reply::tool_call("answer", json!({"answer": "It is an article [1]."})));
+    let body = w
+        .app
+        .http
+        .get(w.app.url("/v1/agent/stream?query=What%20is%20it%3F&maxCycles=3"))
+        .bearer_auth(&w.app.key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = body.lines().filter(|l| l.starts_with("data: ")).map(|l| &l[6..]).collect();
+    assert_eq!(lines.last(), Some(&"[DONE]"));
+    let events: Vec<Value> = lines[..lines.len() - 1].iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["step", "tool", "step", "tool", "step", "done"], "{body}");
+    assert_eq!((events[1]["name"].as_str(), events[1]["status"].as_str()), (Some("web_search"), Some("completed")));
+    assert_eq!(events[0]["message"], "Searching for the article.");
+    let done = events.last().unwrap();
+    assert_eq!(done["answer"], "It is an article [1].");
+    assert_eq!(done["sources"][0]["url"], format!("{}article", w.site));
+    w.app.shutdown().await;
+}
