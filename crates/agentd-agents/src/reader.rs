@@ -16,6 +16,10 @@ pub struct WebReader {
     browsers: Arc<Browsers>,
 }
 
+// The browser fallback checks the page's URL with the egress policy before and after it
+// renders (a script or redirect that took it elsewhere is refused); the requests the page
+// itself makes while rendering are not checked yet (the browser has no egress hook).
+
 impl WebReader {
     /// A reader fetching with `fetcher` and rendering with `browsers` when it must.
     pub fn new(fetcher: agentd_fetch::Fetcher, browsers: Arc<Browsers>) -> Self {
@@ -32,6 +36,7 @@ impl WebReader {
         let read = async {
             session.act(&Action::Navigate { url: url.to_owned() }).await.map_err(|e| format!("the page did not open in the browser: {e}"))?;
             let final_url = session.page().url().await.ok().flatten().unwrap_or_else(|| url.to_owned());
+            self.fetcher.policy().check_url(&final_url).map_err(|refused| format!("the rendered page went elsewhere: {refused}"))?;
             let (extracted, _) =
                 agentd_browser::extract_markdown(session.page()).await.map_err(|e| format!("the rendered page could not be read: {e}"))?;
             Ok::<_, String>(ReadPage { url: final_url, title: extracted.title, text: extracted.markdown })

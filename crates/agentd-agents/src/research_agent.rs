@@ -39,6 +39,11 @@ pub struct ReadPage {
     pub text: String,
 }
 
+/// Searches one turn may make (each waits for its provider).
+const MAX_SEARCHES_PER_TURN: usize = 2;
+/// Characters of an earlier question carried into a follow-up's prompt.
+const EARLIER_QUESTION_CHARS: usize = 2_000;
+
 /// Tunables of the research agent.
 #[derive(Debug, Clone)]
 pub struct ResearchSettings {
@@ -85,13 +90,13 @@ impl Agent for ResearchAgent {
         let max_cycles = ctx.spec().max_cycles.max(1);
         for cycle in 1..=max_cycles {
             ctx.checkpoint().await?;
-            if let Some(done) = run.cycle(cycle, cycle == max_cycles).await? {
+            if let Some(done) = run.cycle(cycle, false).await? {
                 return Ok(done);
             }
         }
-        // The last cycle must answer; a model that still did not is asked once more.
+        // Out of cycles: one more turn, in which the model can only answer.
         ctx.checkpoint().await?;
-        match run.cycle(max_cycles + 1, true).await? {
+        match run.cycle(max_cycles, true).await? {
             Some(done) => Ok(done),
             None => Err(AgentError::failed("no_answer", "the model gave no answer within max_cycles")),
         }
@@ -139,9 +144,12 @@ impl<'a> Research<'a> {
         if !spec.conversation.is_empty() {
             text.push_str("Earlier in this conversation:\n");
             for turn in &spec.conversation {
-                text.push_str(&format!("\nQ: {}\nA: {}\n", turn.query, turn.answer));
-                for source in &turn.sources {
-                    let id = self.know(&source.url, &source.title, &source.snippet, true);
+                // The turn's own [n] are its sources' places: numbered conversation-wide here.
+                let ids: Vec<usize> = turn.sources.iter().map(|s| self.know(&s.url, &s.title, &s.snippet, true)).collect();
+                let answer = renumber_with(&turn.answer, |n| n.checked_sub(1).and_then(|i| ids.get(i)).copied());
+                let question: String = turn.query.chars().take(EARLIER_QUESTION_CHARS).collect();
+                text.push_str(&format!("\nQ: {question}\nA: {answer}\n"));
+                for (source, id) in turn.sources.iter().zip(&ids) {
                     text.push_str(&format!("[{id}] {} — {}\n", source.title, source.url));
                 }
             }
@@ -188,7 +196,7 @@ impl<'a> Research<'a> {
              Begin each turn with one short sentence saying what you do next."
         );
         if last {
-            system.push_str("\nThis is your last turn: call `answer` now with what you have.");
+            system.push_str("\nYou have used all your cycles: call `answer` now with what you have.");
         }
         system
     }
@@ -242,6 +250,9 @@ impl<'a> Research<'a> {
             )
             .await?;
         if reply.tool_calls.is_empty() {
+            if reply.text.trim().is_empty() {
+                return Err(AgentError::failed("empty_answer", "the model answered nothing"));
+            }
             // A direct answer in text (chat models often skip the tool).
             return Ok(Some(self.finish(&reply.text)));
         }
@@ -251,9 +262,14 @@ impl<'a> Research<'a> {
             return Ok(Some(self.finish(&text)));
         }
         let mut fetches = Vec::new();
+        let mut searches = 0;
         for call in &reply.tool_calls {
             match call.name.as_str() {
+                "web_search" if searches >= MAX_SEARCHES_PER_TURN => {
+                    self.messages.push(tool_error(call, format!("at most {MAX_SEARCHES_PER_TURN} searches per turn; ask again next turn")));
+                }
                 "web_search" => {
+                    searches += 1;
                     let result = self.search(cycle, call).await?;
                     self.messages.push(result);
                 }
@@ -297,11 +313,17 @@ impl<'a> Research<'a> {
         let mut results: Vec<Option<Message>> = vec![None; calls.len()];
         let mut wanted = Vec::new();
         for (i, call) in calls.iter().enumerate() {
-            let url = match (call.arguments["id"].as_u64(), call.arguments["url"].as_str()) {
-                (Some(id), _) => (id >= 1).then(|| self.known.get(id as usize - 1)).flatten().map(|k| k.url.clone()),
-                (None, Some(url)) => Some(url.trim().to_owned()),
-                (None, None) => None,
+            let id = match &call.arguments["id"] {
+                Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)),
+                Value::String(text) => text.trim().trim_matches(['[', ']']).parse().ok(),
+                _ => None,
             };
+            let by_id = id
+                .and_then(|id| usize::try_from(id).ok())
+                .and_then(|id| id.checked_sub(1))
+                .and_then(|index| self.known.get(index))
+                .map(|k| k.url.clone());
+            let url = by_id.or_else(|| call.arguments["url"].as_str().map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned));
             match url {
                 None => results[i] = Some(tool_error(call, "fetch_url needs a result's `id` or a `url`".into())),
                 Some(_) if wanted.len() >= limit => {
@@ -325,10 +347,19 @@ impl<'a> Research<'a> {
             let call = &calls[i];
             let message = match read {
                 Ok(page) => {
-                    let id = self.know(&page.url, &page.title, &excerpt(&page.text, 200), true);
-                    if page.url != asked {
-                        self.by_url.insert(asked.clone(), id);
-                    }
+                    // A page reached by a redirect is the source it was asked by.
+                    let id = match self.by_url.get(&asked).copied() {
+                        Some(id) => {
+                            let known = &mut self.known[id - 1];
+                            known.read = true;
+                            if known.title.is_empty() {
+                                known.title = page.title.clone();
+                            }
+                            id
+                        }
+                        None => self.know(&page.url, &page.title, &excerpt(&page.text, 200), true),
+                    };
+                    self.by_url.entry(page.url.clone()).or_insert(id);
                     let text: String = page.text.chars().take(chars).collect();
                     let more = if page.text.chars().count() > chars { "\n[… the rest of the page was left out]" } else { "" };
                     let description = format!("read {} ({} characters)", page.url, page.text.chars().count());
@@ -413,36 +444,75 @@ fn tool_error(call: &ToolCall, error: String) -> Message {
 
 /// Renumbers the `[n]` citation markers of `answer` 1, 2, 3 … in order of first use, keeping
 /// only the ids `citable` allows (others are dropped); the text and the ids cited, in their
-/// new order. `[1, 3]` and `[1][3]` both work; brackets holding anything else are left alone.
+/// new order.
 fn renumber(answer: &str, citable: impl Fn(usize) -> bool) -> (String, Vec<usize>) {
     let mut order: Vec<usize> = Vec::new();
+    let text = rewrite_citations(answer, |id| {
+        citable(id).then(|| match order.iter().position(|o| *o == id) {
+            Some(n) => n + 1,
+            None => {
+                order.push(id);
+                order.len()
+            }
+        })
+    });
+    (text, order)
+}
+
+/// Rewrites each citation id through `map` (None drops it).
+fn renumber_with(answer: &str, map: impl Fn(usize) -> Option<usize>) -> String {
+    rewrite_citations(answer, map)
+}
+
+/// The one walk over an answer's citation markers: `[1]`, `[1, 3]`, `[1][3]`, each id through
+/// `map` (None drops it; a marker left empty goes, with the space before it). Code (fenced
+/// blocks and inline), Markdown links `[text](url)`, and brackets right after a word (`a[1]`)
+/// or holding anything but numbers are left as written.
+fn rewrite_citations(answer: &str, mut map: impl FnMut(usize) -> Option<usize>) -> String {
     let mut out = String::with_capacity(answer.len());
-    let mut rest = answer;
+    let mut fenced = false;
+    for line in answer.split_inclusive('\n') {
+        if line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~") {
+            fenced = !fenced;
+            out.push_str(line);
+            continue;
+        }
+        if fenced {
+            out.push_str(line);
+            continue;
+        }
+        // Outside fences: inline code spans (between backticks) are kept as they are.
+        for (k, part) in line.split('`').enumerate() {
+            if k > 0 {
+                out.push('`');
+            }
+            if k % 2 == 1 {
+                out.push_str(part);
+            } else {
+                rewrite_prose(part, &mut map, &mut out);
+            }
+        }
+    }
+    out
+}
+
+fn rewrite_prose(text: &str, map: &mut impl FnMut(usize) -> Option<usize>, out: &mut String) {
+    let mut rest = text;
     while let Some(open) = rest.find('[') {
-        out.push_str(&rest[..open]);
+        let before = &rest[..open];
+        out.push_str(before);
         let after = &rest[open + 1..];
         let Some(close) = after.find(']') else {
             out.push_str(&rest[open..]);
-            rest = "";
-            break;
+            return;
         };
         let inside = &after[..close];
-        let ids: Option<Vec<usize>> = inside.split(',').map(|p| p.trim().parse::<usize>().ok()).collect();
-        // A Markdown link `[text](url)` or anything not a list of numbers stays as written.
+        let follows_word = out.chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_');
         let is_link = after[close + 1..].starts_with('(');
+        let ids: Option<Vec<usize>> = inside.split(',').map(|p| p.trim().parse::<usize>().ok()).collect();
         match ids {
-            Some(ids) if !ids.is_empty() && !is_link => {
-                let kept: Vec<String> = ids
-                    .into_iter()
-                    .filter(|id| citable(*id))
-                    .map(|id| {
-                        let n = order.iter().position(|o| *o == id).unwrap_or_else(|| {
-                            order.push(id);
-                            order.len() - 1
-                        });
-                        (n + 1).to_string()
-                    })
-                    .collect();
+            Some(ids) if !ids.is_empty() && !is_link && !follows_word => {
+                let kept: Vec<String> = ids.into_iter().filter_map(&mut *map).map(|n| n.to_string()).collect();
                 if !kept.is_empty() {
                     out.push_str(&format!("[{}]", kept.join(", ")));
                 } else if out.ends_with(' ') {
@@ -458,7 +528,6 @@ fn renumber(answer: &str, citable: impl Fn(usize) -> bool) -> (String, Vec<usize
         rest = &after[close + 1..];
     }
     out.push_str(rest);
-    (out, order)
 }
 
 #[cfg(test)]
@@ -474,6 +543,15 @@ mod tests {
         let (text, cited) = renumber("Nothing read [3].", read);
         assert_eq!((text.as_str(), cited.len()), ("Nothing read.", 0));
         assert_eq!(renumber("an array a[i] stays", read).0, "an array a[i] stays");
+        let code = "Use it [7]:\n```rust\nlet v = [1, 2];\nv[1]\n```\nand `x[4]` or y[4] stay [4].";
+        assert_eq!(renumber(code, read).0, "Use it [1]:\n```rust\nlet v = [1, 2];\nv[1]\n```\nand `x[4]` or y[4] stay [2].");
+    }
+
+    #[test]
+    fn earlier_answers_are_numbered_conversation_wide() {
+        let ids = [5, 2];
+        let text = renumber_with("A [1], B [2], C [3].", |n| n.checked_sub(1).and_then(|i| ids.get(i)).copied());
+        assert_eq!(text, "A [5], B [2], C.");
     }
 
     #[test]

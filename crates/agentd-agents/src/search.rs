@@ -32,8 +32,8 @@ pub trait SearchProvider: Send + Sync {
     async fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, String>;
 }
 
-/// Which provider to use, from the configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Which provider to use, from the configuration (`Debug` hides the keys).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SearchSettings {
     /// A SearXNG `/search` URL (queried with `q` and `format=json`).
     pub searxng_url: Option<String>,
@@ -45,6 +45,19 @@ pub struct SearchSettings {
     pub search_page_url: String,
     /// Bound on one provider call.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SearchSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |key: &Option<String>| key.as_ref().map(|_| "…");
+        f.debug_struct("SearchSettings")
+            .field("searxng_url", &self.searxng_url)
+            .field("brave_api_key", &hidden(&self.brave_api_key))
+            .field("tavily_api_key", &hidden(&self.tavily_api_key))
+            .field("search_page_url", &self.search_page_url)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// The default search page of the browser fallback (DuckDuckGo's HTML page: no script needed).

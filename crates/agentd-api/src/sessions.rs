@@ -204,6 +204,7 @@ pub fn parse_create(req: CreateSessionRequest, limits: &SessionLimits) -> ApiRes
         driver: choice("driver", req.driver, Driver::Dom)?,
         continues: req.continues.map(|raw| parse_id("continues", &raw)).transpose()?,
         conversation: Vec::new(),
+        conversation_id: None,
     };
     Ok(NewSession {
         spec,

@@ -187,6 +187,9 @@ pub struct SessionSpec {
     /// The session this one continues (a follow-up question), if any.
     #[serde(default)]
     pub continues: Option<crate::SessionId>,
+    /// The conversation a follow-up belongs to: the id of its first session.
+    #[serde(default)]
+    pub conversation_id: Option<crate::SessionId>,
     /// The conversation so far, oldest first, when it continues another session.
     #[serde(default)]
     pub conversation: Vec<Turn>,
@@ -302,6 +305,14 @@ pub struct Session {
     pub last_seq: u64,
     /// When a user released its resources (`cleanup_session`); it is then no longer active.
     pub cleaned_at: Option<DateTime<Utc>>,
+}
+
+impl Session {
+    /// The conversation the session belongs to: its first session's id (its own when it
+    /// started one).
+    pub fn conversation(&self) -> crate::SessionId {
+        self.spec.conversation_id.unwrap_or(self.id)
+    }
 }
 
 /// The fields a user may change on an existing session; `None` leaves a field as it is.

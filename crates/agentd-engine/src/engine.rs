@@ -95,6 +95,11 @@ pub struct NewSession {
     pub webhook_format: (String, Value),
 }
 
+/// The tag that marks a follow-up session with its conversation (the first session's id).
+pub fn conversation_tag(conversation: SessionId) -> String {
+    format!("conversation:{conversation}")
+}
+
 /// Earlier exchanges a follow-up carries.
 pub const MAX_TURNS: usize = 10;
 /// An earlier answer is carried up to this many characters.
@@ -304,8 +309,17 @@ impl Engine {
         };
         agent.admit(&new.spec)?;
         let mut new = new;
+        if new.spec.continues.is_some() && new.spec.mode == agentd_domain::Mode::Browser {
+            return Err(FieldError::new("continues", "continues is for research, chat and coding sessions").into());
+        }
         if let Some(earlier) = new.spec.continues {
-            new.spec.conversation = self.conversation_until(project, earlier).await?;
+            let (conversation, turns) = self.conversation_until(project, earlier).await?;
+            new.spec.conversation_id = Some(conversation);
+            new.spec.conversation = turns;
+            let tag = conversation_tag(conversation);
+            if !new.tags.contains(&tag) {
+                new.tags.push(tag);
+            }
         }
         let endpoint = match &new.spec.webhook_url {
             Some(url) => Some(self.webhook_endpoint_for(project, url).await?),
@@ -334,18 +348,27 @@ impl Engine {
         Ok((session, target))
     }
 
-    /// The conversation a follow-up of session `id` continues: that session's own
-    /// conversation and its question, answer and sources (the newest [`MAX_TURNS`]).
-    async fn conversation_until(&self, project: ProjectId, id: SessionId) -> Result<Vec<agentd_domain::Turn>, EngineError> {
-        let earlier = match self.get_session(project, id).await {
+    /// The conversation a follow-up of session `id` continues, and its turns: the newest
+    /// finished session of the conversation `id` belongs to (so naming any of its sessions,
+    /// the first one included, continues from its latest answer), with that session's own
+    /// turns and its question, answer and sources (the newest [`MAX_TURNS`]).
+    async fn conversation_until(&self, project: ProjectId, id: SessionId) -> Result<(SessionId, Vec<agentd_domain::Turn>), EngineError> {
+        let named = match self.get_session(project, id).await {
             Ok(session) => session,
             Err(EngineError::NotFound) => return Err(FieldError::new("continues", format!("continues: no session {id} to continue")).into()),
             Err(other) => return Err(other),
         };
+        let conversation = named.conversation();
+        let mut query = SessionQuery::newest_first(project, 1);
+        query.tag = Some(conversation_tag(conversation));
+        let earlier = match self.inner.store.list_sessions(&query).await?.into_iter().next() {
+            Some(newest) if newest.created_at > named.created_at => newest,
+            _ => named,
+        };
         if !earlier.status.is_terminal() {
             return Err(EngineError::Conflict(format!(
-                "session {id} is {}: a follow-up continues a finished session",
-                earlier.status
+                "session {} of this conversation is {}: a follow-up continues a finished session",
+                earlier.id, earlier.status
             )));
         }
         let (answer, sources) = match &earlier.response {
@@ -355,12 +378,12 @@ impl Engine {
             ),
             Some(Value::String(text)) => (text.clone(), Vec::new()),
             Some(other) => (other.to_string(), Vec::new()),
-            None => (earlier.error.clone().map(|e| format!("(no answer: {e})")).unwrap_or_default(), Vec::new()),
+            None => ("(this question was not answered)".to_owned(), Vec::new()),
         };
         let mut turns = earlier.spec.conversation;
         turns.push(agentd_domain::Turn { query: earlier.spec.goal, answer: answer.chars().take(MAX_ANSWER_CHARS).collect(), sources });
         let skip = turns.len().saturating_sub(MAX_TURNS);
-        Ok(turns.split_off(skip))
+        Ok((conversation, turns.split_off(skip)))
     }
 
     /// Queues a session already stored (a schedule's).

@@ -75,6 +75,9 @@ pub enum TimetableChoice {
 impl Engine {
     /// Creates a schedule (its webhook endpoint too, when its sessions name a `webhook_url`).
     pub async fn create_schedule(&self, project: ProjectId, new: NewSchedule) -> Result<(Schedule, Option<WebhookTarget>), EngineError> {
+        if new.session.spec.continues.is_some() {
+            return Err(FieldError::new("continues", "a schedule's sessions each start a new conversation: continues cannot be scheduled").into());
+        }
         if !new.session.secrets.is_empty() {
             return Err(FieldError::new("sensitive_data", "sensitive_data cannot be scheduled: secret values are never stored").into());
         }

@@ -297,6 +297,7 @@ mod tests {
                 driver: Default::default(),
                 continues: None,
                 conversation: Vec::new(),
+                conversation_id: None,
             },
             name: None,
             tags: Vec::new(),

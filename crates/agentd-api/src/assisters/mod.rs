@@ -269,7 +269,8 @@ async fn run(State(state): State<AppState>, caller: Caller, bytes: Result<Bytes,
     while let Some(event) = events.next().await {
         let event = event.map_err(AssistersError::internal)?;
         if let Some(Update::Finished(outcome)) = transcript.read(&event) {
-            return Ok(Json(outcome?.run_body(session.id, session.spec.mode.as_str())).into_response());
+            // `sessionId` names the conversation: the same on every follow-up.
+            return Ok(Json(outcome?.run_body(session.conversation(), session.spec.mode.as_str())).into_response());
         }
     }
     // The stream ends before the session only when the server stops.

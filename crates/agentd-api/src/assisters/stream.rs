@@ -30,7 +30,8 @@ const END: &str = "[DONE]";
 pub(super) async fn stream(State(state): State<AppState>, caller: Caller, RawQuery(query): RawQuery) -> AssistersResult<Response> {
     let params = AgentParams::from_query(query.as_deref())?;
     let (session, events) = super::start(&state, caller, params).await?;
-    let feed = Feed { session: session.id, events, transcript: Transcript::default(), ready: VecDeque::new(), ended: false };
+    // `sessionId` names the conversation: the same on every follow-up.
+    let feed = Feed { session: session.conversation(), events, transcript: Transcript::default(), ready: VecDeque::new(), ended: false };
     let stream = futures::stream::unfold(feed, |mut feed| async move { feed.next().await.map(|event| (Ok::<_, Infallible>(event), feed)) });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(state.config.heartbeat)).into_response())
 }

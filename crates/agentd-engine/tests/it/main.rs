@@ -53,6 +53,7 @@ fn new_session(mode: Mode) -> NewSession {
             driver: Default::default(),
             continues: None,
             conversation: Vec::new(),
+            conversation_id: None,
         },
         name: None,
         tags: vec![],

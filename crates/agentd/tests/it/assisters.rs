@@ -320,12 +320,12 @@ async fn a_follow_up_names_the_earlier_session_and_unknown_ones_are_404() {
     let first = answer(run(&app, json!({"query": "done:Paris is the capital"})).await).await;
     let earlier = first["sessionId"].as_str().unwrap();
     let second = answer(run(&app, json!({"query": "done:About 2 million people", "sessionId": earlier})).await).await;
-    assert_ne!(second["sessionId"], first["sessionId"]);
+    assert_eq!(second["sessionId"], first["sessionId"], "sessionId names the conversation: it round-trips");
     assert_eq!(second["answer"], "About 2 million people");
-    // The stream takes it too, and its done event names the new session.
+    // The stream takes it too, and its done event names the same conversation.
     let events = events_of(&stream_payloads(stream_as(&app, &app.key, &[("query", "done:more"), ("sessionId", earlier)]).await).await);
     assert_eq!(events[0]["type"], "done");
-    assert_ne!(events[0]["sessionId"].as_str(), Some(earlier));
+    assert_eq!(events[0]["sessionId"].as_str(), Some(earlier));
     let other_project = app.other_project_key().await;
     let foreign = answer(run_as(&app, &other_project, json!({"query": "done:theirs"})).await).await;
     for unknown in ["0190b0d0-0000-7000-8000-000000000000", "not-an-id", foreign["sessionId"].as_str().unwrap()] {

@@ -124,6 +124,14 @@ async fn a_follow_up_continues_the_conversation_with_its_sources() {
     assert!(asked.contains("Q: What is the fixture site?") && asked.contains("A: It is an article [1]."), "{asked}");
     assert!(asked.contains("[1] ") && asked.contains(&format!("{}article", w.site)), "{asked}");
 
+    // Naming the first session again continues from the conversation's latest answer.
+    w.llm.push(Reply::tool_call("answer", json!({"answer": "Still an article."})));
+    let third = w.app.create_with(json!({"goal": "Once more?", "mode": "chat", "continues": first})).await;
+    assert!(third["tags"].as_array().unwrap().contains(&json!(format!("conversation:{first}"))), "{third}");
+    w.app.finish(third["id"].as_str().unwrap()).await;
+    let asked = w.llm.requests().last().unwrap().text();
+    assert!(asked.contains("Q: What is the fixture site?") && asked.contains("Q: Remind me?"), "both earlier turns: {asked}");
+
     let (status, e) = crate::support::error_of(w.app.post("/v1/sessions", json!({"goal": "x", "mode": "chat", "continues": "nope"})).await).await;
     assert_eq!((status, e["field"].as_str()), (400, Some("continues")));
     let unknown = uuid::Uuid::now_v7();
@@ -136,16 +144,19 @@ async fn a_follow_up_continues_the_conversation_with_its_sources() {
 async fn the_last_cycle_must_answer_and_chat_answers_directly() {
     let w = world(0).await;
     w.llm.push(text_and("Searching.", vec![call("web_search", json!({"query": "a"}))]));
-    w.llm.push(Reply::tool_call("answer", json!({"answer": "Done with what I have."})));
+    w.llm.push(text_and("Reading.", vec![call("fetch_url", json!({"id": "1"}))]));
+    w.llm.push(Reply::tool_call("answer", json!({"answer": "Done with what I have [1]."})));
     let id = w.app.create_with(json!({"goal": "Anything?", "mode": "research", "max_cycles": 2})).await["id"].as_str().unwrap().to_owned();
     let session = w.app.finish(&id).await;
-    assert_eq!(session["response"]["answer"], "Done with what I have.");
+    assert_eq!(session["response"]["answer"], "Done with what I have [1].");
+    assert_eq!(session["response"]["cycles"], 2);
     let requests = w.llm.requests();
     let tools = |i: usize| -> Vec<String> {
         requests[i].body["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap().to_owned()).collect()
     };
     assert_eq!(tools(0), ["web_search", "fetch_url", "answer"]);
-    assert_eq!(tools(1), ["answer"], "on the last cycle only answering is possible");
+    assert_eq!(tools(1), ["web_search", "fetch_url", "answer"], "every cycle may search and read");
+    assert_eq!(tools(2), ["answer"], "out of cycles, only answering is possible");
 
     w.llm.push(Reply::Text("Hello! Nice to meet you.".into()));
     let chat = w.app.create_with(json!({"goal": "Hi there", "mode": "chat"})).await;

@@ -360,6 +360,7 @@ pub async fn insert_old_session(app: &TestApp, days: i64) -> String {
             driver: Default::default(),
             continues: None,
             conversation: Vec::new(),
+            conversation_id: None,
         },
         name: None,
         tags: vec![],

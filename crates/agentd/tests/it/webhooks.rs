@@ -210,7 +210,7 @@ async fn exhausted_retries_fail_and_can_be_redelivered() {
         receiver.answer(500, vec![]);
     }
     let session = app.create_with(json!({"goal": "wait", "webhook_url": url})).await["id"].as_str().unwrap().to_owned();
-    let first = delivery_in(&app, &session, "session.started", "pending").await;
+    let first = attempted(&app, &session, "session.started", 1).await;
     app.clock.advance(Duration::from_secs(2));
     attempted(&app, &session, "session.started", 2).await;
     app.clock.advance(Duration::from_secs(2));
