@@ -261,7 +261,7 @@ impl DomRun {
         let message = self.run.vault.redact(&message);
         ChatRequest {
             model: self.run.spec().model.clone(),
-            system: Some(prompt::SYSTEM.to_owned()),
+            system: Some(prompt::system(self.run.spec())),
             messages: vec![Message::User(vec![Content::Text(message)])],
             tools: tools::specs(),
             tool_choice: ToolChoice::Required,

@@ -14,6 +14,19 @@ If an action fails, read the error and try another way.
 Use request_user_input for what only the user knows, request_permission before what they may not want (buying, sending, deleting). An action's `sensitive` argument (a reason) has a person confirm it before it runs.
 Call done with the answer when the goal is reached, or with why it cannot be.";
 
+/// The system prompt for a session: [`SYSTEM`], and its agent version's instructions.
+pub fn system(spec: &SessionSpec) -> String {
+    with_instructions(SYSTEM, spec)
+}
+
+/// `base`, followed by the session's agent instructions when it has any.
+pub fn with_instructions(base: &str, spec: &SessionSpec) -> String {
+    match spec.instructions.as_deref().map(str::trim).filter(|i| !i.is_empty()) {
+        Some(instructions) => format!("{base}\n\nInstructions for this agent:\n{instructions}"),
+        None => base.to_owned(),
+    }
+}
+
 /// The reasoning at the head of a reply.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reasoning {

@@ -198,7 +198,12 @@ impl<'a> Research<'a> {
         if last {
             system.push_str("\nYou have used all your cycles: call `answer` now with what you have.");
         }
-        system
+        crate::prompt::with_instructions(&system, self.ctx.spec())
+    }
+
+    /// Whether the session's agent version lets it use `tool` (all built-ins when it names none).
+    fn allowed(&self, tool: &str) -> bool {
+        self.ctx.spec().tools.as_ref().is_none_or(|tools| tools.iter().any(|t| t == tool))
     }
 
     fn tools(&self, last: bool) -> Vec<ToolSpec> {
@@ -210,7 +215,7 @@ impl<'a> Research<'a> {
         if last {
             return vec![answer];
         }
-        vec![
+        let mut tools = vec![
             ToolSpec {
                 name: "web_search".into(),
                 description: "Search the web; returns numbered results (title, URL, snippet).".into(),
@@ -222,7 +227,9 @@ impl<'a> Research<'a> {
                 parameters: json!({"type": "object", "properties": {"id": {"type": "integer"}, "url": {"type": "string"}}}),
             },
             answer,
-        ]
+        ];
+        tools.retain(|t| t.name == "answer" || self.allowed(&t.name));
+        tools
     }
 
     /// One model turn and its tools; the completion when it answered.
@@ -265,6 +272,9 @@ impl<'a> Research<'a> {
         let mut searches = 0;
         for call in &reply.tool_calls {
             match call.name.as_str() {
+                name @ ("web_search" | "fetch_url") if !self.allowed(name) => {
+                    self.messages.push(tool_error(call, format!("this agent may not use `{name}`")));
+                }
                 "web_search" if searches >= MAX_SEARCHES_PER_TURN => {
                     self.messages.push(tool_error(call, format!("at most {MAX_SEARCHES_PER_TURN} searches per turn; ask again next turn")));
                 }

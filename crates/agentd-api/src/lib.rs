@@ -6,6 +6,7 @@
 //! input at the edge and call the engine, which holds all session logic.
 #![deny(missing_docs)]
 
+mod agents;
 pub mod auth;
 mod assisfy;
 mod assisters;
@@ -58,6 +59,7 @@ pub use webhooks::with_formats as with_webhook_formats;
         (name = "events", description = "A session's event log: JSON, SSE, WebSocket"),
         (name = "webhooks", description = "Webhook deliveries and endpoints"),
         (name = "schedules", description = "Sessions fired on a timetable"),
+        (name = "agents", description = "Named, versioned agent definitions"),
         (name = "operations", description = "Health and metrics")
     )
 )]
@@ -85,6 +87,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(sessions::resolve_safety_check))
         .routes(routes!(events::session_events))
         .routes(routes!(events::session_ws))
+        .routes(routes!(agents::create_agent, agents::list_agents))
+        .routes(routes!(agents::get_agent, agents::patch_agent, agents::delete_agent))
+        .routes(routes!(agents::list_versions))
+        .routes(routes!(agents::put_draft))
+        .routes(routes!(agents::publish))
         .routes(routes!(schedules::create_schedule, schedules::list_schedules))
         .routes(routes!(schedules::get_schedule, schedules::delete_schedule))
         .routes(routes!(schedules::pause_schedule))

@@ -136,7 +136,7 @@ fn sensitive_data(value: Map<String, Value>) -> ApiResult<Secrets> {
     Ok(Secrets::new(secrets))
 }
 
-fn model(value: Option<String>) -> ApiResult<Option<String>> {
+pub(crate) fn model(value: Option<String>) -> ApiResult<Option<String>> {
     let Some(model) = value.map(|m| m.trim().to_owned()) else { return Ok(None) };
     if model.is_empty() || model.len() > MAX_MODEL_CHARS || model.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ApiError::invalid("model", format!("model must be a model name of 1 to {MAX_MODEL_CHARS} characters without spaces")));
@@ -205,6 +205,9 @@ pub fn parse_create(req: CreateSessionRequest, limits: &SessionLimits) -> ApiRes
         continues: req.continues.map(|raw| parse_id("continues", &raw)).transpose()?,
         conversation: Vec::new(),
         conversation_id: None,
+        agent: None,
+        instructions: None,
+        tools: None,
     };
     Ok(NewSession {
         spec,
@@ -369,9 +372,15 @@ fn parse_list(project: agentd_domain::ProjectId, q: ListSessionsQuery) -> ApiRes
 pub async fn create_session(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(req): JsonBody<CreateSessionRequest>,
+    JsonBody(mut req): JsonBody<CreateSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedSessionView>)> {
-    let new = parse_create(req, &state.config.sessions)?;
+    let pinned = crate::agents::pin_session(&state, caller, &mut req).await?;
+    let mut new = parse_create(req, &state.config.sessions)?;
+    if let Some(version) = pinned {
+        new.spec.agent = Some(agentd_domain::PinnedVersion { agent_id: version.agent_id, number: version.number });
+        new.spec.instructions = Some(version.spec.instructions).filter(|i| !i.trim().is_empty());
+        new.spec.tools = (!version.spec.tools.is_empty()).then_some(version.spec.tools);
+    }
     let (session, webhook) = state.engine.create_session_with_webhook(caller.project_id, new).await?;
     let view = CreatedSessionView {
         session: (&session).into(),

@@ -61,6 +61,12 @@ pub struct CreateSessionRequest {
     /// A finished session this one follows up (research, chat and coding modes): the new
     /// session sees that conversation's questions, answers and sources.
     pub continues: Option<String>,
+    /// Run a defined agent (`/v1/agents`): its kind, instructions, model, tools and limits.
+    pub agent_id: Option<String>,
+    /// That agent's version by number (default: the published one).
+    pub agent_version: Option<i64>,
+    /// `DRAFT` to try the agent's draft (or `PUBLISHED`, the default).
+    pub version_state: Option<String>,
 }
 
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
@@ -391,6 +397,11 @@ pub struct SessionView {
     pub last_seq: u64,
     /// When its resources were released (`cleanup_session` of the Computer Use Agent API).
     pub cleaned_at: Option<DateTime<Utc>>,
+    /// The agent version it runs (`{agent_id, version}`), when it runs a defined agent.
+    #[schema(value_type = Option<Object>)]
+    pub agent: Option<Value>,
+    /// The conversation it belongs to (its first session's id).
+    pub conversation_id: String,
 }
 
 impl From<&Session> for SessionView {
@@ -429,6 +440,8 @@ impl From<&Session> for SessionView {
             usage: (&s.usage).into(),
             last_seq: s.last_seq,
             cleaned_at: s.cleaned_at,
+            agent: s.spec.agent.map(|pin| serde_json::json!({"agent_id": pin.agent_id.to_string(), "version": pin.number})),
+            conversation_id: s.conversation().to_string(),
         }
     }
 }

@@ -78,6 +78,10 @@ typed_id!(
     /// Identifies a schedule (a session template fired on a timetable).
     ScheduleId
 );
+typed_id!(
+    /// Identifies an agent (a named, versioned definition).
+    AgentId
+);
 
 #[cfg(test)]
 mod tests {

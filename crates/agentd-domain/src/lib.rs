@@ -5,6 +5,7 @@
 //! [`EventKind`]. This crate knows nothing of tokio, HTTP or SQL: it is pure data and rules.
 #![deny(missing_docs)]
 
+mod agent_def;
 mod event;
 mod ids;
 mod schedule;
@@ -12,7 +13,8 @@ mod session;
 mod status;
 
 pub use event::{Event, EventKind, NewEvent, describe};
-pub use ids::{ApiKeyId, IdError, ProjectId, ScheduleId, SessionId};
+pub use agent_def::{AgentDef, AgentLimits, AgentSpec, AgentVersion, PinnedVersion, VersionChoice, VersionState};
+pub use ids::{AgentId, ApiKeyId, IdError, ProjectId, ScheduleId, SessionId};
 pub use schedule::{MAX_EVERY_MINUTES, RunOutcome, Schedule, ScheduleRun, ScheduleStatus, Timetable};
 pub use session::{
     Secrets,

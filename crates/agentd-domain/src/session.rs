@@ -190,6 +190,15 @@ pub struct SessionSpec {
     /// The conversation a follow-up belongs to: the id of its first session.
     #[serde(default)]
     pub conversation_id: Option<crate::SessionId>,
+    /// The agent version the session runs, when it runs a defined agent.
+    #[serde(default)]
+    pub agent: Option<crate::PinnedVersion>,
+    /// Instructions added to the agent's system prompt (from the agent version).
+    #[serde(default)]
+    pub instructions: Option<String>,
+    /// The tools the agent may call (from the agent version; None: its built-ins).
+    #[serde(default)]
+    pub tools: Option<Vec<String>>,
     /// The conversation so far, oldest first, when it continues another session.
     #[serde(default)]
     pub conversation: Vec<Turn>,

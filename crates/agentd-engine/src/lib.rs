@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod agents;
 mod clock;
 mod engine;
 mod event_log;

@@ -13,7 +13,7 @@ mod sqlite;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agentd_domain::{ApiKeyId, Event, EventKind, ProjectId, Schedule, ScheduleId, ScheduleRun, ScheduleStatus, Session, SessionId, SessionPatch, SessionStatus};
+use agentd_domain::{AgentDef, AgentId, AgentSpec, AgentVersion, ApiKeyId, Event, EventKind, ProjectId, Schedule, ScheduleId, ScheduleRun, ScheduleStatus, Session, SessionId, SessionPatch, SessionStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -192,6 +192,30 @@ pub trait Store: Send + Sync + 'static {
     async fn count_fired_since(&self, id: ScheduleId, since: DateTime<Utc>) -> StoreResult<u64>;
     /// A schedule's newest runs, newest first.
     async fn schedule_runs(&self, id: ScheduleId, limit: u32) -> StoreResult<Vec<ScheduleRun>>;
+
+    /// Stores a new agent with its first version.
+    async fn insert_agent(&self, agent: &AgentDef, first: &AgentVersion) -> StoreResult<()>;
+    /// One agent of the project.
+    async fn get_agent(&self, project: ProjectId, id: AgentId) -> StoreResult<Option<AgentDef>>;
+    /// The project's agents, newest first.
+    async fn list_agents(&self, project: ProjectId) -> StoreResult<Vec<AgentDef>>;
+    /// Renames an agent or changes its description (`Some(None)` clears it); false when unknown.
+    async fn update_agent(
+        &self,
+        project: ProjectId,
+        id: AgentId,
+        name: Option<&str>,
+        description: Option<Option<&str>>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Deletes an agent and its versions (sessions keep what they were pinned to); false when unknown.
+    async fn delete_agent(&self, project: ProjectId, id: AgentId) -> StoreResult<bool>;
+    /// An agent's versions, oldest first.
+    async fn agent_versions(&self, agent: AgentId) -> StoreResult<Vec<AgentVersion>>;
+    /// Sets the agent's draft (made as the next number when there is none).
+    async fn put_agent_draft(&self, agent: AgentId, spec: &AgentSpec, at: DateTime<Utc>) -> StoreResult<AgentVersion>;
+    /// Publishes the draft, archiving the version published before; None without a draft.
+    async fn publish_agent_draft(&self, agent: AgentId, at: DateTime<Utc>) -> StoreResult<Option<AgentVersion>>;
 
     /// Claims an idempotency key for a request, or reports what it was used for before.
     async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin>;

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use agentd_domain::{
-    ApiKeyId, Event, EventKind, Priority, ProjectId, ResponseType, Schedule, ScheduleId, ScheduleRun, ScheduleStatus, Session, SessionId,
+    AgentDef, AgentId, AgentSpec, AgentVersion, ApiKeyId, Event, EventKind, Priority, ProjectId, ResponseType, Schedule, ScheduleId, ScheduleRun, ScheduleStatus, Session, SessionId,
     SessionPatch, SessionSpec, SessionStatus, Usage,
 };
 use async_trait::async_trait;
@@ -22,6 +22,7 @@ use crate::{
     SessionSortField, SortValue, Store, StoreError, StoreResult,
 };
 
+mod agents;
 mod schedules;
 mod webhooks;
 
@@ -854,6 +855,45 @@ impl Store for SqliteStore {
 
     async fn schedule_runs(&self, id: ScheduleId, limit: u32) -> StoreResult<Vec<ScheduleRun>> {
         self.runs(id, limit).await
+    }
+
+    async fn insert_agent(&self, agent: &AgentDef, first: &AgentVersion) -> StoreResult<()> {
+        self.insert_agent_row(agent, first).await
+    }
+
+    async fn get_agent(&self, project: ProjectId, id: AgentId) -> StoreResult<Option<AgentDef>> {
+        self.agent(project, id).await
+    }
+
+    async fn list_agents(&self, project: ProjectId) -> StoreResult<Vec<AgentDef>> {
+        self.agents(project).await
+    }
+
+    async fn update_agent(
+        &self,
+        project: ProjectId,
+        id: AgentId,
+        name: Option<&str>,
+        description: Option<Option<&str>>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.rename_agent(project, id, name, description, at).await
+    }
+
+    async fn delete_agent(&self, project: ProjectId, id: AgentId) -> StoreResult<bool> {
+        self.remove_agent(project, id).await
+    }
+
+    async fn agent_versions(&self, agent: AgentId) -> StoreResult<Vec<AgentVersion>> {
+        self.versions(agent).await
+    }
+
+    async fn put_agent_draft(&self, agent: AgentId, spec: &AgentSpec, at: DateTime<Utc>) -> StoreResult<AgentVersion> {
+        self.put_draft(agent, spec, at).await
+    }
+
+    async fn publish_agent_draft(&self, agent: AgentId, at: DateTime<Utc>) -> StoreResult<Option<AgentVersion>> {
+        self.publish(agent, at).await
     }
 
     async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin> {

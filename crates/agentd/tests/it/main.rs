@@ -2,6 +2,7 @@
 
 mod support;
 
+mod agents;
 mod browser_agent;
 mod cli_run;
 mod computer_use;

@@ -216,3 +216,24 @@ async fn the_assisters_stream_shows_a_real_research_run() {
     assert_eq!(done["sources"][0]["url"], format!("{}article", w.site));
     w.app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_agent_versions_instructions_and_tools_reach_the_model() {
+    let w = world(0).await;
+    let created: Value = w
+        .app
+        .post("/v1/agents", json!({"name": "Reader", "kind": "research", "instructions": "Always answer in French.", "tools": ["fetch_url"], "publish": true}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    w.llm.push(Reply::tool_call("answer", json!({"answer": "Bonjour."})));
+    let id = w.app.create_with(json!({"goal": "Hello?", "agent_id": created["id"]})).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(w.app.finish(&id).await["response"]["answer"], "Bonjour.");
+    let request = &w.llm.requests()[0].body;
+    let system = request["messages"][0]["content"].as_str().unwrap_or_default().to_owned();
+    assert!(system.contains("Always answer in French."), "{request}");
+    let tools: Vec<&str> = request["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert_eq!(tools, ["fetch_url", "answer"], "only the tools the version allows");
+    w.app.shutdown().await;
+}
