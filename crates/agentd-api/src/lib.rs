@@ -10,6 +10,7 @@ mod agents;
 pub mod auth;
 mod assisfy;
 mod assisters;
+mod conversations;
 mod cua;
 mod error;
 mod events;
@@ -60,6 +61,7 @@ pub use webhooks::with_formats as with_webhook_formats;
         (name = "webhooks", description = "Webhook deliveries and endpoints"),
         (name = "schedules", description = "Sessions fired on a timetable"),
         (name = "agents", description = "Named, versioned agent definitions"),
+        (name = "conversations", description = "Multi-turn sessions: messages, closing"),
         (name = "operations", description = "Health and metrics")
     )
 )]
@@ -87,6 +89,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(sessions::resolve_safety_check))
         .routes(routes!(events::session_events))
         .routes(routes!(events::session_ws))
+        .routes(routes!(conversations::send_message))
+        .routes(routes!(conversations::close))
+        .routes(routes!(conversations::get_conversation))
         .routes(routes!(agents::create_agent, agents::list_agents))
         .routes(routes!(agents::get_agent, agents::patch_agent, agents::delete_agent))
         .routes(routes!(agents::list_versions))

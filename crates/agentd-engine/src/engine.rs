@@ -31,6 +31,8 @@ pub struct EngineConfig {
     pub clock: Arc<dyn Clock>,
     /// How webhooks are delivered.
     pub webhooks: WebhookSettings,
+    /// A conversation idle this long closes.
+    pub conversation_idle: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -40,6 +42,7 @@ impl EngineConfig {
             max_concurrent_sessions,
             clock: Arc::new(SystemClock),
             webhooks: WebhookSettings::default(),
+            conversation_idle: crate::conversations::DEFAULT_CONVERSATION_IDLE,
         }
     }
 }
@@ -173,6 +176,8 @@ pub(crate) struct Inner {
     pub stop_background: CancellationToken,
     /// Stops the scheduler (first thing at shutdown: no slot fires while the node stops).
     pub stop_scheduler: CancellationToken,
+    /// A conversation idle this long closes.
+    pub conversation_idle: std::time::Duration,
 }
 
 /// The session engine. Cheap to clone.
@@ -208,6 +213,7 @@ impl Engine {
                 schedules_changed: Arc::new(tokio::sync::Notify::new()),
                 stop_background: CancellationToken::new(),
                 stop_scheduler: CancellationToken::new(),
+                conversation_idle: config.conversation_idle,
             }),
         };
         engine.recover().await?;
@@ -459,14 +465,25 @@ impl Engine {
         Ok(self.inner.store.latest_screenshot(id).await?)
     }
 
-    /// Waits (at most `within`) until the session has ended; whether it has.
+    /// Waits (at most `within`) until the session has ended and its end is stored; whether
+    /// it has.
     pub async fn wait_ended(&self, project: ProjectId, id: SessionId, within: std::time::Duration) -> Result<bool, EngineError> {
-        let Some(live) = self.live(project, id) else {
-            return Ok(self.get_session(project, id).await?.status.is_terminal());
+        use futures::StreamExt;
+        let session = self.get_session(project, id).await?;
+        if session.status.is_terminal() {
+            return Ok(true);
+        }
+        // Subscribers see an event once it is committed: the terminal one means it is stored.
+        let mut events = self.subscribe(project, id, session.last_seq).await?;
+        let ended = async {
+            while let Some(Ok(event)) = events.next().await {
+                if event.kind.is_terminal() {
+                    return true;
+                }
+            }
+            false
         };
-        let mut status = live.watch_status();
-        let ended = tokio::time::timeout(within, status.wait_for(|s| s.is_terminal())).await;
-        Ok(matches!(ended, Ok(Ok(_))) || live.status().is_terminal())
+        Ok(tokio::time::timeout(within, ended).await.unwrap_or(false))
     }
 
     /// Releases a session's resources: stops it when it is live (its browser context is

@@ -9,6 +9,7 @@
 mod agent;
 mod agents;
 mod clock;
+mod conversations;
 mod engine;
 mod event_log;
 mod live;
@@ -20,6 +21,7 @@ mod subscribe;
 
 pub use agent::{Agent, AgentError, AgentRegistry, Completion, SessionContext};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use conversations::DEFAULT_CONVERSATION_IDLE;
 pub use engine::{Engine, EngineConfig, EngineError, NewSession, SessionAnswer, WebhookTarget};
 pub use event_log::{AppendError, EventLog, LoggedEvent, SharedEvent};
 pub use live::InputAnswer;

@@ -217,6 +217,13 @@ pub trait Store: Send + Sync + 'static {
     /// Publishes the draft, archiving the version published before; None without a draft.
     async fn publish_agent_draft(&self, agent: AgentId, at: DateTime<Utc>) -> StoreResult<Option<AgentVersion>>;
 
+    /// The conversation `id`, made (idle since `since`) when it has no row yet.
+    async fn ensure_conversation(&self, project: ProjectId, id: SessionId, since: DateTime<Utc>) -> StoreResult<ConversationRecord>;
+    /// Records a message at `at`; false when the conversation is closed (nothing changes).
+    async fn touch_conversation(&self, id: SessionId, at: DateTime<Utc>) -> StoreResult<bool>;
+    /// Closes a conversation; false when it already was.
+    async fn close_conversation(&self, id: SessionId, at: DateTime<Utc>, reason: &str) -> StoreResult<bool>;
+
     /// Claims an idempotency key for a request, or reports what it was used for before.
     async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin>;
     /// Records the response of a claimed request.

@@ -357,3 +357,16 @@ pub struct ScheduleAdvance {
     /// When.
     pub at: DateTime<Utc>,
 }
+
+/// A conversation's state (its id is its first session's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRecord {
+    /// The first session's id.
+    pub id: SessionId,
+    /// The owning project.
+    pub project_id: ProjectId,
+    /// When its last message came (its first session's creation before any).
+    pub last_message_at: DateTime<Utc>,
+    /// When it was closed, and why.
+    pub closed: Option<(DateTime<Utc>, String)>,
+}

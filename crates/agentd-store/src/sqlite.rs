@@ -17,7 +17,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRecord, AttemptOutcome, DeliveryStatus, EventWrite, ScheduleAdvance, IdempotencyBegin, IdempotencyClaim, Project, Screenshot, SessionQuery,
+    ApiKeyRecord, AttemptOutcome, ConversationRecord, DeliveryStatus, EventWrite, ScheduleAdvance, IdempotencyBegin, IdempotencyClaim, Project, Screenshot, SessionQuery,
     WebhookDelivery, WebhookEndpoint, WebhookSubscription,
     SessionSortField, SortValue, Store, StoreError, StoreResult,
 };
@@ -894,6 +894,43 @@ impl Store for SqliteStore {
 
     async fn publish_agent_draft(&self, agent: AgentId, at: DateTime<Utc>) -> StoreResult<Option<AgentVersion>> {
         self.publish(agent, at).await
+    }
+
+    async fn ensure_conversation(&self, project: ProjectId, id: SessionId, since: DateTime<Utc>) -> StoreResult<ConversationRecord> {
+        sqlx::query("INSERT INTO conversations (id, project_id, last_message_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING")
+            .bind(id.to_string())
+            .bind(project.to_string())
+            .bind(ms(since))
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT * FROM conversations WHERE id = $1").bind(id.to_string()).fetch_one(&self.pool).await?;
+        let closed_at = opt_from_ms(row.try_get("closed_at")?)?;
+        let reason: Option<String> = row.try_get("close_reason")?;
+        Ok(ConversationRecord {
+            id,
+            project_id: ProjectId::from_uuid(uuid("project_id", row.try_get("project_id")?)?),
+            last_message_at: from_ms(row.try_get("last_message_at")?)?,
+            closed: closed_at.map(|at| (at, reason.unwrap_or_default())),
+        })
+    }
+
+    async fn touch_conversation(&self, id: SessionId, at: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE conversations SET last_message_at = $1 WHERE id = $2 AND closed_at IS NULL")
+            .bind(ms(at))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn close_conversation(&self, id: SessionId, at: DateTime<Utc>, reason: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE conversations SET closed_at = $1, close_reason = $2 WHERE id = $3 AND closed_at IS NULL")
+            .bind(ms(at))
+            .bind(reason)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn idempotency_begin(&self, claim: &IdempotencyClaim) -> StoreResult<IdempotencyBegin> {

@@ -129,6 +129,8 @@ pub struct Config {
     /// The search page the real browser uses when no search service is configured
     /// (`{query}` stands for the URL-encoded query).
     pub search_page_url: String,
+    /// A conversation idle this many hours closes.
+    pub conversation_idle_hours: u64,
 }
 
 impl Default for Config {
@@ -174,6 +176,7 @@ impl Default for Config {
             brave_api_key: None,
             tavily_api_key: None,
             search_page_url: agentd_agents::DEFAULT_SEARCH_PAGE.into(),
+            conversation_idle_hours: 12,
         }
     }
 }
@@ -290,6 +293,9 @@ impl Config {
         }
         if !self.search_page_url.contains("{query}") || agentd_domain::parse_http_url("search_page_url", &self.search_page_url.replace("{query}", "q")).is_err() {
             return bad("search_page_url", "AGENTD_SEARCH_PAGE_URL", "must be an http(s) URL holding {query}".into());
+        }
+        if !(1..=24 * 365).contains(&self.conversation_idle_hours) {
+            return bad("conversation_idle_hours", "AGENTD_CONVERSATION_IDLE_HOURS", "must be between 1 and 8760".into());
         }
         if !(1..=300).contains(&self.webhook_timeout_seconds) {
             return bad("webhook_timeout_seconds", "AGENTD_WEBHOOK_TIMEOUT_SECONDS", "must be between 1 and 300".into());

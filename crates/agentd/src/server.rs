@@ -127,6 +127,7 @@ async fn launch(
             max_concurrent_sessions: config.max_concurrent_sessions,
             clock,
             webhooks: agentd_api::with_webhook_formats(config.webhook_settings()),
+            conversation_idle: Duration::from_secs(config.conversation_idle_hours * 3600),
         },
     )
     .await?;

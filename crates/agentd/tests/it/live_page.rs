@@ -27,6 +27,19 @@ async fn until_shown(page: &mut SessionBrowser, needle: &str) -> String {
     }
 }
 
+/// Waits until the page's script has run (it disables Resume on a session that is not paused).
+async fn until_ready(page: &mut SessionBrowser) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = page.observe().await.expect("the page reads");
+        if state.elements.iter().any(|e| e.name == "Resume" && e.disabled == Some(true)) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the page's script never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn click(page: &mut SessionBrowser, name: &str) {
     let (text, names) = read(page).await;
     let index = names.iter().find(|(_, n)| n == name).map(|(i, _)| *i).unwrap_or_else(|| panic!("no `{name}` button:\n{text}"));
@@ -45,9 +58,11 @@ async fn confirming_a_safety_check_on_the_live_page_resumes_the_session_and_upda
     let pool = BrowserPool::start(&settings).await.expect("Chromium starts (apt-get install -y chromium)");
     let mut page = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
     page.act(&Action::Navigate { url: url.clone() }).await.expect("the live page opens");
+    until_ready(&mut page).await;
     let text = until_shown(&mut page, "awaiting safety confirmation").await;
     assert!(text.contains("emit:1; safety:payment_form"), "the goal is shown:\n{text}");
-    assert!(text.contains("Safety check: payment_form"), "{text}");
+    // The question box is drawn by the page's script once it runs.
+    let text = until_shown(&mut page, "Safety check: payment_form").await;
     assert!(text.contains("a risky step"), "{text}");
 
     click(&mut page, "Confirm").await;
@@ -64,6 +79,7 @@ async fn confirming_a_safety_check_on_the_live_page_resumes_the_session_and_upda
     let (sid, url) = (data["session_id"].as_str().unwrap().to_owned(), data["session_url"].as_str().unwrap().to_owned());
     app.wait_status(&sid, "running").await;
     page.act(&Action::Navigate { url: url.clone() }).await.unwrap();
+    until_ready(&mut page).await;
     until_shown(&mut page, "running").await;
     click(&mut page, "Pause").await;
     until_shown(&mut page, "Session paused").await;

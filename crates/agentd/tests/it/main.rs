@@ -7,6 +7,7 @@ mod browser_agent;
 mod cli_run;
 mod computer_use;
 mod control;
+mod conversations;
 mod assisfy;
 mod assisters;
 mod cua;
