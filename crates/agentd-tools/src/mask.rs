@@ -1,0 +1,141 @@
+//! [`Masker`]: every output of a tool (result, error, debug line) passes through one, so that no
+//! private variable's value leaves the runtime.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::utf8_percent_encode;
+use serde_json::Value;
+
+use crate::template::URL_COMPONENT;
+
+/// Replaces every occurrence of a private variable's value with `[redacted:name]`.
+///
+/// Each value is looked for as written, percent-encoded (as it appears in a URL this crate
+/// built) and JSON-escaped (as it appears inside a JSON string), longest first, in one pass over
+/// the text: a replacement is never searched again, so a short value cannot match inside
+/// `[redacted:…]`. Matching is exact (case-sensitive); empty values mask nothing. A value the
+/// other side transformed otherwise (base64 in a Basic header echoed back, a hash) is not
+/// recognised.
+#[derive(Debug, Clone, Default)]
+pub struct Masker {
+    /// (needle, replacement), longest needle first.
+    needles: Vec<(String, String)>,
+}
+
+impl Masker {
+    /// A masker for these private variables (name → value).
+    pub fn new(private_variables: &BTreeMap<String, String>) -> Masker {
+        let mut needles: Vec<(String, String)> = Vec::new();
+        for (name, value) in private_variables {
+            if value.is_empty() {
+                continue;
+            }
+            let replacement = format!("[redacted:{name}]");
+            let encoded = utf8_percent_encode(value, URL_COMPONENT).to_string();
+            let json = serde_json::to_string(value).unwrap_or_default();
+            let escaped = json.get(1..json.len().saturating_sub(1)).unwrap_or_default().to_owned();
+            for needle in [value.clone(), encoded, escaped] {
+                if !needle.is_empty() && !needles.iter().any(|(n, _)| *n == needle) {
+                    needles.push((needle, replacement.clone()));
+                }
+            }
+        }
+        // Longest first, so a value that contains another is replaced whole; ties by text for a
+        // stable order.
+        needles.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        Masker { needles }
+    }
+
+    /// Whether this masker has nothing to mask.
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+
+    /// `text` with every private value replaced.
+    pub fn mask(&self, text: &str) -> String {
+        if self.needles.is_empty() {
+            return text.to_owned();
+        }
+        let bytes = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let (mut copied, mut at) = (0, 0);
+        while at < bytes.len() {
+            // A needle is valid UTF-8, so it can only match where a character starts.
+            match self.needles.iter().find(|(needle, _)| bytes[at..].starts_with(needle.as_bytes())) {
+                Some((needle, replacement)) => {
+                    out.push_str(&text[copied..at]);
+                    out.push_str(replacement);
+                    at += needle.len();
+                    copied = at;
+                }
+                None => at += 1,
+            }
+        }
+        out.push_str(&text[copied..]);
+        out
+    }
+
+    /// A JSON value with every string (and object key) masked; a number whose digits are a
+    /// private value becomes the masked string.
+    pub fn mask_value(&self, value: Value) -> Value {
+        if self.needles.is_empty() {
+            return value;
+        }
+        match value {
+            Value::String(text) => Value::String(self.mask(&text)),
+            Value::Number(number) => {
+                let text = number.to_string();
+                let masked = self.mask(&text);
+                if masked == text { Value::Number(number) } else { Value::String(masked) }
+            }
+            Value::Array(items) => Value::Array(items.into_iter().map(|item| self.mask_value(item)).collect()),
+            Value::Object(map) => {
+                Value::Object(map.into_iter().map(|(key, item)| (self.mask(&key), self.mask_value(item))).collect())
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn masker(pairs: &[(&str, &str)]) -> Masker {
+        Masker::new(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn longest_values_are_replaced_first_and_replacements_are_not_searched_again() {
+        let m = masker(&[("short", "abc"), ("long", "abcdef"), ("red", "red")]);
+        assert_eq!(m.mask("xx abcdef yy abc zz"), "xx [redacted:long] yy [redacted:short] zz");
+        // "red" inside "[redacted:short]" is not masked again.
+        assert_eq!(m.mask("abc red"), "[redacted:short] [redacted:red]");
+    }
+
+    #[test]
+    fn encoded_forms_are_masked_and_empty_values_ignored() {
+        let m = masker(&[("token", "a b/c\"d"), ("empty", "")]);
+        assert_eq!(m.mask("q=a%20b%2Fc%22d"), "q=[redacted:token]");
+        assert_eq!(m.mask(r#"{"t":"a b/c\"d"}"#), r#"{"t":"[redacted:token]"}"#);
+        assert_eq!(m.mask("nothing here"), "nothing here");
+        assert!(masker(&[("empty", "")]).is_empty());
+    }
+
+    #[test]
+    fn json_values_are_masked_in_strings_keys_and_numbers() {
+        let m = masker(&[("pin", "1234"), ("key", "s3cret")]);
+        let value = json!({"s3cret": ["x s3cret y", 1234, 5], "n": null, "ok": true});
+        assert_eq!(
+            m.mask_value(value),
+            json!({"[redacted:key]": ["x [redacted:key] y", "[redacted:pin]", 5], "n": null, "ok": true})
+        );
+    }
+
+    #[test]
+    fn multibyte_text_is_kept_intact() {
+        let m = masker(&[("k", "ß∂")]);
+        assert_eq!(m.mask("añß∂é"), "añ[redacted:k]é");
+    }
+}
