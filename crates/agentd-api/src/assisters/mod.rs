@@ -14,9 +14,10 @@
 //! - Headers on every answer of these routes: a fresh `X-Request-ID` (`req_<32 hex>`),
 //!   `X-Processing-Time-Ms` (until the head is sent; for a stream, until it opens), and for a
 //!   key with a per-minute limit `X-RateLimit-Limit-RPM` / `-Remaining-RPM` beside agentd's
-//!   own `X-RateLimit-*-Minute` / `-Day`; `X-RateLimit-Reset-RPM` (unix seconds) only on a 429
-//!   of the minute window, the one time agentd's limiter says when its window ends. agentd
-//!   counts no tokens, so there are no `-TPM` headers; an unlimited key gets no limit headers.
+//!   own `X-RateLimit-*-Minute` / `-Day`; `X-RateLimit-Reset-RPM` (unix seconds) on a 429 of
+//!   the minute window, the one time agentd's limiter says when its window ends. A limit
+//!   agentd does not set — an unlimited key's requests, and tokens (not limited per key) —
+//!   reads as 4294967295 with a reset a minute ahead, so the headers are always there.
 //! - Parameters: `query` missing or blank → 400 `missing_parameter`; `mode` (any case) other
 //!   than chat/research/coding, or `maxCycles` not a whole number in 1..8 (a number, or a
 //!   string of one: the SDK sends a string on the stream) → 400 `invalid_parameter`. An
@@ -134,9 +135,26 @@ async fn tier_allowed(state: &AppState, secret: &str) -> AssistersResult<()> {
     }
 }
 
+/// What the rate-limit headers say for a limit agentd does not set (an unlimited key's
+/// requests; tokens, which agentd does not limit per key): the largest value, so clients that
+/// read the headers never hold back.
+const NO_LIMIT: u32 = u32::MAX;
+
 /// The Assisters names of the per-minute limit, from agentd's own headers already written;
-/// `retry_after` (a 429) dates the reset when the minute window is the one exhausted.
+/// `retry_after` (a 429) dates the reset when the minute window is the one exhausted. A
+/// limit agentd does not set reads as [`NO_LIMIT`]; tokens are not limited.
 fn per_minute_headers(headers: &mut HeaderMap, retry_after: Option<u64>) {
+    let next_minute = chrono::Utc::now().timestamp().max(0) as u64 + 60;
+    for name in ["x-ratelimit-limit-tpm", "x-ratelimit-remaining-tpm"] {
+        headers.insert(name, HeaderValue::from(NO_LIMIT));
+    }
+    headers.insert("x-ratelimit-reset-tpm", HeaderValue::from(next_minute));
+    if headers.get("x-ratelimit-limit-minute").is_none() {
+        headers.insert("x-ratelimit-limit-rpm", HeaderValue::from(NO_LIMIT));
+        headers.insert("x-ratelimit-remaining-rpm", HeaderValue::from(NO_LIMIT));
+        headers.insert("x-ratelimit-reset-rpm", HeaderValue::from(next_minute));
+        return;
+    }
     let limit = headers.get("x-ratelimit-limit-minute").cloned();
     let remaining = headers.get("x-ratelimit-remaining-minute").cloned();
     if let Some(limit) = limit {

@@ -229,6 +229,13 @@ async fn every_answer_has_a_fresh_request_id() {
         app.http.get(app.url("/v1/agent/run")).bearer_auth(&app.key).send().await.unwrap(),
         app.http.head(app.url("/v1/agent/stream?query=done:x")).bearer_auth(&app.key).send().await.unwrap(),
     ];
+    // The admin key is unlimited: its limits read as the largest value, never as missing.
+    for (i, r) in responses[..2].iter().enumerate() {
+        for name in ["x-ratelimit-limit-rpm", "x-ratelimit-remaining-rpm", "x-ratelimit-reset-rpm", "x-ratelimit-limit-tpm", "x-ratelimit-remaining-tpm"] {
+            assert!(r.headers().get(name).is_some(), "response {i} lacks {name}");
+        }
+        assert_eq!(r.headers()["x-ratelimit-limit-rpm"], "4294967295");
+    }
     let mut ids = HashSet::new();
     let mut statuses = Vec::new();
     for r in &responses {
