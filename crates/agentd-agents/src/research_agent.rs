@@ -146,7 +146,7 @@ impl<'a> Research<'a> {
             for turn in &spec.conversation {
                 // The turn's own [n] are its sources' places: numbered conversation-wide here.
                 let ids: Vec<usize> = turn.sources.iter().map(|s| self.know(&s.url, &s.title, &s.snippet, true)).collect();
-                let answer = renumber_with(&turn.answer, |n| n.checked_sub(1).and_then(|i| ids.get(i)).copied());
+                let answer = rewrite_citations(&turn.answer, |n| n.checked_sub(1).and_then(|i| ids.get(i)).copied());
                 let question: String = turn.query.chars().take(EARLIER_QUESTION_CHARS).collect();
                 text.push_str(&format!("\nQ: {question}\nA: {answer}\n"));
                 for (source, id) in turn.sources.iter().zip(&ids) {
@@ -469,11 +469,6 @@ fn renumber(answer: &str, citable: impl Fn(usize) -> bool) -> (String, Vec<usize
     (text, order)
 }
 
-/// Rewrites each citation id through `map` (None drops it).
-fn renumber_with(answer: &str, map: impl Fn(usize) -> Option<usize>) -> String {
-    rewrite_citations(answer, map)
-}
-
 /// The one walk over an answer's citation markers: `[1]`, `[1, 3]`, `[1][3]`, each id through
 /// `map` (None drops it; a marker left empty goes, with the space before it). Code (fenced
 /// blocks and inline), Markdown links `[text](url)`, and brackets right after a word (`a[1]`)
@@ -560,7 +555,7 @@ mod tests {
     #[test]
     fn earlier_answers_are_numbered_conversation_wide() {
         let ids = [5, 2];
-        let text = renumber_with("A [1], B [2], C [3].", |n| n.checked_sub(1).and_then(|i| ids.get(i)).copied());
+        let text = rewrite_citations("A [1], B [2], C [3].", |n| n.checked_sub(1).and_then(|i| ids.get(i)).copied());
         assert_eq!(text, "A [5], B [2], C.");
     }
 

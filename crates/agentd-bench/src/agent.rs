@@ -246,13 +246,7 @@ impl Server {
         let pid = child.id().context("the server's pid")?;
         let stdout = child.stdout.take().context("the server's stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let mut base = None;
-        while let Some(line) = lines.next_line().await? {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                base = Some(rest.trim().to_owned());
-                break;
-            }
-        }
+        let base = crate::listening_address(&mut lines).await?;
         // Keep reading: a closed pipe would make the server's next print fail.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let base = base.context("agentd serve did not say where it listens")?;

@@ -361,14 +361,7 @@ async fn cold_start(http: &reqwest::Client) -> anyhow::Result<()> {
             .spawn()?;
         let stdout = child.stdout.take().context("stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let mut base = None;
-        while let Some(line) = lines.next_line().await? {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                base = Some(rest.trim().to_owned());
-                break;
-            }
-        }
-        let base = base.context("agentd did not print its address")?;
+        let base = listening_address(&mut lines).await?.context("agentd did not print its address")?;
         loop {
             if let Ok(r) = http.get(format!("{base}/healthz")).send().await
                 && r.status().is_success()
@@ -443,4 +436,16 @@ async fn main() -> anyhow::Result<()> {
         fetch::figures().await?;
     }
     Ok(())
+}
+
+/// The address a starting `agentd serve` prints (`listening on ...`), read from its stdout.
+pub(crate) async fn listening_address(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) -> std::io::Result<Option<String>> {
+    while let Some(line) = lines.next_line().await? {
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            return Ok(Some(rest.trim().to_owned()));
+        }
+    }
+    Ok(None)
 }

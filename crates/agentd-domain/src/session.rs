@@ -317,6 +317,31 @@ pub struct Session {
 }
 
 impl Session {
+    /// A new session of `project` running `spec`, queued at `now`, with no labels yet.
+    pub fn queued(project_id: ProjectId, spec: SessionSpec, now: DateTime<Utc>) -> Session {
+        Session {
+            id: SessionId::new(),
+            project_id,
+            status: SessionStatus::Queued,
+            spec,
+            name: None,
+            tags: Vec::new(),
+            priority: Priority::Normal,
+            user_id: None,
+            metadata: Map::new(),
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            ended_at: None,
+            error: None,
+            response: None,
+            response_type: None,
+            usage: Usage::default(),
+            last_seq: 0,
+            cleaned_at: None,
+        }
+    }
+
     /// The conversation the session belongs to: its first session's id (its own when it
     /// started one).
     pub fn conversation(&self) -> crate::SessionId {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use agentd_domain::{
     Event, EventKind, FieldError, IllegalTransition, Mode, NewEvent, Priority, ProjectId,
-    Secrets, Session, SessionId, SessionPatch, SessionSpec, SessionStatus, Transition, Usage,
+    Secrets, Session, SessionId, SessionPatch, SessionSpec, SessionStatus, Transition,
 };
 use agentd_store::{Screenshot, SessionQuery, SharedStore, StoreError};
 use chrono::{DateTime, Utc};
@@ -110,26 +110,14 @@ const MAX_ANSWER_CHARS: usize = 8_000;
 
 /// A new session's row, queued.
 pub(crate) fn queued_session(project: ProjectId, new: NewSession, now: DateTime<Utc>) -> Session {
+    let spec = SessionSpec { secret_names: new.secrets.names(), ..new.spec };
     Session {
-        id: SessionId::new(),
-        project_id: project,
-        status: SessionStatus::Queued,
-        spec: SessionSpec { secret_names: new.secrets.names(), ..new.spec },
         name: new.name,
         tags: new.tags,
         priority: new.priority,
         user_id: new.user_id,
         metadata: new.metadata,
-        created_at: now,
-        updated_at: now,
-        started_at: None,
-        ended_at: None,
-        error: None,
-        response: None,
-        response_type: None,
-        usage: Usage::default(),
-        last_seq: 0,
-        cleaned_at: None,
+        ..Session::queued(project, spec, now)
     }
 }
 

@@ -270,54 +270,35 @@ pub(crate) async fn answer(state: &AppState, caller: Caller, session: &Session, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agentd_domain::{Mode, Priority, ProjectId, SessionId, SessionSpec, SessionStatus, Usage};
+    use agentd_domain::{Mode, ProjectId, SessionSpec, SessionStatus};
 
     fn session() -> Session {
         let now = agentd_domain::now();
-        Session {
-            id: SessionId::new(),
-            project_id: ProjectId::new(),
-            status: SessionStatus::Running,
-            spec: SessionSpec {
-                mode: Mode::Browser,
-                goal: "find it".into(),
-                start_url: Some("https://example.com/".into()),
-                max_actions: 10,
-                max_cycles: 5,
-                timeout_seconds: 60,
-                inactivity_timeout_seconds: 60,
-                display_width: 1024,
-                display_height: 768,
-                headless: true,
-                webhook_url: None,
-                allowed_domains: Vec::new(),
-                model: None,
-                output_schema: None,
-                secret_names: Vec::new(),
-                driver: Default::default(),
-                continues: None,
-                conversation: Vec::new(),
-                conversation_id: None,
-                agent: None,
-                instructions: None,
-                tools: None,
-            },
-            name: None,
-            tags: Vec::new(),
-            priority: Priority::Normal,
-            user_id: None,
-            metadata: Map::new(),
-            created_at: now,
-            updated_at: now,
-            started_at: None,
-            ended_at: None,
-            error: None,
-            response: None,
-            response_type: None,
-            usage: Usage::default(),
-            last_seq: 0,
-            cleaned_at: None,
-        }
+        let spec = SessionSpec {
+            mode: Mode::Browser,
+            goal: "find it".into(),
+            start_url: Some("https://example.com/".into()),
+            max_actions: 10,
+            max_cycles: 5,
+            timeout_seconds: 60,
+            inactivity_timeout_seconds: 60,
+            display_width: 1024,
+            display_height: 768,
+            headless: true,
+            webhook_url: None,
+            allowed_domains: Vec::new(),
+            model: None,
+            output_schema: None,
+            secret_names: Vec::new(),
+            driver: Default::default(),
+            continues: None,
+            conversation: Vec::new(),
+            conversation_id: None,
+            agent: None,
+            instructions: None,
+            tools: None,
+        };
+        Session { status: SessionStatus::Running, ..Session::queued(ProjectId::new(), spec, now) }
     }
 
     fn event(session: &Session, seq: u64, kind: EventKind, data: Value) -> Event {
