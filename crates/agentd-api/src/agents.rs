@@ -137,6 +137,8 @@ impl From<&AgentVersion> for VersionView {
 pub struct AgentView {
     /// Its id.
     pub id: String,
+    /// Its resource number (unique on the server; the Autessa API's `resourceId`).
+    pub resource_id: u64,
     /// Its name.
     pub name: String,
     /// What it is for.
@@ -157,6 +159,7 @@ fn view(agent: &AgentDef, versions: &[AgentVersion]) -> AgentView {
     let numbered = |state| versions.iter().find(|v| v.state == state).map(|v| v.number);
     AgentView {
         id: agent.id.to_string(),
+        resource_id: agent.resource_number,
         name: agent.name.clone(),
         description: agent.description.clone(),
         published_version: numbered(VersionState::Published),

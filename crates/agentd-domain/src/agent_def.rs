@@ -69,6 +69,8 @@ pub struct AgentSpec {
 pub struct AgentDef {
     /// Its id.
     pub id: AgentId,
+    /// Its resource number (unique on the server; the Autessa API's `resourceId`).
+    pub resource_number: u64,
     /// The owning project.
     pub project_id: ProjectId,
     /// Its name.

@@ -82,6 +82,10 @@ typed_id!(
     /// Identifies an agent (a named, versioned definition).
     AgentId
 );
+typed_id!(
+    /// Identifies a tool (a named, versioned HTTP tool or MCP server).
+    ToolId
+);
 
 #[cfg(test)]
 mod tests {

@@ -11,10 +11,11 @@ mod ids;
 mod schedule;
 mod session;
 mod status;
+mod tool_def;
 
 pub use event::{Event, EventKind, NewEvent, describe};
 pub use agent_def::{AgentDef, AgentLimits, AgentSpec, AgentVersion, PinnedVersion, VersionChoice, VersionState};
-pub use ids::{AgentId, ApiKeyId, IdError, ProjectId, ScheduleId, SessionId};
+pub use ids::{AgentId, ApiKeyId, IdError, ProjectId, ScheduleId, SessionId, ToolId};
 pub use schedule::{MAX_EVERY_MINUTES, RunOutcome, Schedule, ScheduleRun, ScheduleStatus, Timetable};
 pub use session::{
     Secrets,
@@ -22,6 +23,7 @@ pub use session::{
     parse_http_url,
 };
 pub use status::{IllegalTransition, SessionStatus, Transition};
+pub use tool_def::{ResourceKind, SealedVariables, ToolDef, ToolSpec, ToolVersion};
 
 /// The current time at the precision agentd stores and shows (milliseconds), so a value
 /// reads the same whether it comes from a live stream or from the store.

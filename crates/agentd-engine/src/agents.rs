@@ -18,10 +18,10 @@ impl Engine {
         publish: bool,
     ) -> Result<(AgentDef, AgentVersion), EngineError> {
         let now = self.inner.clock.wall();
-        let agent = AgentDef { id: AgentId::new(), project_id: project, name, description, created_at: now, updated_at: now };
+        let mut agent = AgentDef { id: AgentId::new(), resource_number: 0, project_id: project, name, description, created_at: now, updated_at: now };
         let (state, published_at) = if publish { (VersionState::Published, Some(now)) } else { (VersionState::Draft, None) };
         let first = AgentVersion { agent_id: agent.id, number: 1, state, spec, created_at: now, published_at };
-        self.inner.store.insert_agent(&agent, &first).await?;
+        agent.resource_number = self.inner.store.insert_agent(&agent, &first).await?;
         Ok((agent, first))
     }
 

@@ -13,7 +13,7 @@ mod sqlite;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agentd_domain::{AgentDef, AgentId, AgentSpec, AgentVersion, ApiKeyId, Event, EventKind, ProjectId, Schedule, ScheduleId, ScheduleRun, ScheduleStatus, Session, SessionId, SessionPatch, SessionStatus};
+use agentd_domain::{AgentDef, AgentId, AgentSpec, AgentVersion, ApiKeyId, ResourceKind, ToolDef, ToolId, ToolSpec, ToolVersion, Event, EventKind, ProjectId, Schedule, ScheduleId, ScheduleRun, ScheduleStatus, Session, SessionId, SessionPatch, SessionStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -32,6 +32,9 @@ pub enum StoreError {
     /// A stored row could not be read back.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The write conflicts with what is stored (a name already taken).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Shorthand for store results.
@@ -193,8 +196,8 @@ pub trait Store: Send + Sync + 'static {
     /// A schedule's newest runs, newest first.
     async fn schedule_runs(&self, id: ScheduleId, limit: u32) -> StoreResult<Vec<ScheduleRun>>;
 
-    /// Stores a new agent with its first version.
-    async fn insert_agent(&self, agent: &AgentDef, first: &AgentVersion) -> StoreResult<()>;
+    /// Stores a new agent with its first version; returns the resource number it was given.
+    async fn insert_agent(&self, agent: &AgentDef, first: &AgentVersion) -> StoreResult<u64>;
     /// One agent of the project.
     async fn get_agent(&self, project: ProjectId, id: AgentId) -> StoreResult<Option<AgentDef>>;
     /// The project's agents, newest first.
@@ -216,6 +219,28 @@ pub trait Store: Send + Sync + 'static {
     async fn put_agent_draft(&self, agent: AgentId, spec: &AgentSpec, at: DateTime<Utc>) -> StoreResult<AgentVersion>;
     /// Publishes the draft, archiving the version published before; None without a draft.
     async fn publish_agent_draft(&self, agent: AgentId, at: DateTime<Utc>) -> StoreResult<Option<AgentVersion>>;
+
+    /// Stores a new tool with its first version; returns the resource number it was given
+    /// (a name the project already uses is a [`StoreError::Conflict`]).
+    async fn insert_tool(&self, tool: &ToolDef, first: &ToolVersion) -> StoreResult<u64>;
+    /// One tool of the project.
+    async fn get_tool(&self, project: ProjectId, id: ToolId) -> StoreResult<Option<ToolDef>>;
+    /// The project's tool called `name`.
+    async fn tool_by_name(&self, project: ProjectId, name: &str) -> StoreResult<Option<ToolDef>>;
+    /// The project's tools, newest first.
+    async fn list_tools(&self, project: ProjectId) -> StoreResult<Vec<ToolDef>>;
+    /// Renames a tool; false when unknown.
+    async fn rename_tool(&self, project: ProjectId, id: ToolId, name: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+    /// Deletes a tool and its versions; false when unknown.
+    async fn delete_tool(&self, project: ProjectId, id: ToolId) -> StoreResult<bool>;
+    /// A tool's versions, oldest first.
+    async fn tool_versions(&self, tool: ToolId) -> StoreResult<Vec<ToolVersion>>;
+    /// Sets the tool's draft (made as the next number when there is none).
+    async fn put_tool_draft(&self, tool: ToolId, spec: &ToolSpec, at: DateTime<Utc>) -> StoreResult<ToolVersion>;
+    /// Publishes the tool's draft, archiving the published version; None without a draft.
+    async fn publish_tool_draft(&self, tool: ToolId, at: DateTime<Utc>) -> StoreResult<Option<ToolVersion>>;
+    /// The kind and id of the project's resource with this number.
+    async fn resource_by_number(&self, project: ProjectId, number: u64) -> StoreResult<Option<(ResourceKind, uuid::Uuid)>>;
 
     /// The conversation `id`, made (idle since `since`) when it has no row yet.
     async fn ensure_conversation(&self, project: ProjectId, id: SessionId, since: DateTime<Utc>) -> StoreResult<ConversationRecord>;

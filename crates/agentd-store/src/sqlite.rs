@@ -6,8 +6,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use agentd_domain::{
-    AgentDef, AgentId, AgentSpec, AgentVersion, ApiKeyId, Event, EventKind, Priority, ProjectId, ResponseType, Schedule, ScheduleId, ScheduleRun, ScheduleStatus, Session, SessionId,
-    SessionPatch, SessionSpec, SessionStatus, Usage,
+    AgentDef, AgentId, AgentSpec, AgentVersion, ApiKeyId, Event, EventKind, Priority, ProjectId, ResourceKind, ResponseType, Schedule, ScheduleId, ScheduleRun, ScheduleStatus, Session, SessionId,
+    SessionPatch, SessionSpec, SessionStatus, ToolDef, ToolId, ToolSpec, ToolVersion, Usage,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -23,6 +23,9 @@ use crate::{
 };
 
 mod agents;
+mod resources;
+mod tools;
+mod versions;
 mod schedules;
 mod webhooks;
 
@@ -857,7 +860,7 @@ impl Store for SqliteStore {
         self.runs(id, limit).await
     }
 
-    async fn insert_agent(&self, agent: &AgentDef, first: &AgentVersion) -> StoreResult<()> {
+    async fn insert_agent(&self, agent: &AgentDef, first: &AgentVersion) -> StoreResult<u64> {
         self.insert_agent_row(agent, first).await
     }
 
@@ -894,6 +897,46 @@ impl Store for SqliteStore {
 
     async fn publish_agent_draft(&self, agent: AgentId, at: DateTime<Utc>) -> StoreResult<Option<AgentVersion>> {
         self.publish(agent, at).await
+    }
+
+    async fn insert_tool(&self, tool: &ToolDef, first: &ToolVersion) -> StoreResult<u64> {
+        self.insert_tool_row(tool, first).await
+    }
+
+    async fn get_tool(&self, project: ProjectId, id: ToolId) -> StoreResult<Option<ToolDef>> {
+        self.tool(project, id).await
+    }
+
+    async fn tool_by_name(&self, project: ProjectId, name: &str) -> StoreResult<Option<ToolDef>> {
+        self.tool_named(project, name).await
+    }
+
+    async fn list_tools(&self, project: ProjectId) -> StoreResult<Vec<ToolDef>> {
+        self.tools(project).await
+    }
+
+    async fn rename_tool(&self, project: ProjectId, id: ToolId, name: &str, at: DateTime<Utc>) -> StoreResult<bool> {
+        self.rename_tool_row(project, id, name, at).await
+    }
+
+    async fn delete_tool(&self, project: ProjectId, id: ToolId) -> StoreResult<bool> {
+        self.remove_tool(project, id).await
+    }
+
+    async fn tool_versions(&self, tool: ToolId) -> StoreResult<Vec<ToolVersion>> {
+        self.tool_version_list(tool).await
+    }
+
+    async fn put_tool_draft(&self, tool: ToolId, spec: &ToolSpec, at: DateTime<Utc>) -> StoreResult<ToolVersion> {
+        self.put_tool_draft_row(tool, spec, at).await
+    }
+
+    async fn publish_tool_draft(&self, tool: ToolId, at: DateTime<Utc>) -> StoreResult<Option<ToolVersion>> {
+        self.publish_tool_row(tool, at).await
+    }
+
+    async fn resource_by_number(&self, project: ProjectId, number: u64) -> StoreResult<Option<(ResourceKind, Uuid)>> {
+        self.resource_numbered(project, number).await
     }
 
     async fn ensure_conversation(&self, project: ProjectId, id: SessionId, since: DateTime<Utc>) -> StoreResult<ConversationRecord> {

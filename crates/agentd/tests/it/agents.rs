@@ -25,6 +25,9 @@ async fn sessions_are_pinned_to_the_version_they_started_with() {
     let id = a["id"].as_str().unwrap().to_owned();
     assert_eq!((a["draft_version"].as_u64(), a["published_version"].as_u64()), (Some(1), None));
     assert_eq!(a["versions"][0]["state"], "DRAFT");
+    let other = agent(&app, json!({"name": "Other", "kind": "chat"})).await;
+    let (n1, n2) = (a["resource_id"].as_u64().unwrap(), other["resource_id"].as_u64().unwrap());
+    assert!(n1 >= 1 && n2 > n1, "resource numbers grow: {n1} then {n2}");
 
     // Nothing published yet: only the draft, by name.
     let (status, e) = error_of(app.post("/v1/sessions", json!({"goal": "done:x", "agent_id": id})).await).await;
