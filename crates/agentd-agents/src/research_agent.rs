@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agentd_domain::{EventKind, FieldError, Mode, ResponseType, SessionSpec, Source, Usage};
-use agentd_engine::{Agent, AgentError, Completion, SessionContext};
+use agentd_engine::{Agent, AgentError, Completion, SessionContext, UserTool};
 use agentd_llm::{ChatRequest, Content, Llm, Message, ToolCall, ToolChoice, ToolSpec};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -86,6 +86,7 @@ impl Agent for ResearchAgent {
     async fn run(&self, ctx: SessionContext) -> Result<Completion, AgentError> {
         let llm = self.llm.clone().ok_or_else(|| AgentError::failed("no_llm", NO_PROVIDER))?;
         let mut run = Research::new(&ctx, self, llm);
+        run.user_tools = ctx.user_tools().await;
         run.start();
         let max_cycles = ctx.spec().max_cycles.max(1);
         for cycle in 1..=max_cycles {
@@ -125,11 +126,13 @@ struct Research<'a> {
     /// What happened, for the answer's `steps`.
     steps: Vec<Value>,
     cycles: u32,
+    /// The project's tools the agent version allows.
+    user_tools: Vec<UserTool>,
 }
 
 impl<'a> Research<'a> {
     fn new(ctx: &'a SessionContext, agent: &'a ResearchAgent, llm: Llm) -> Self {
-        Self { ctx, agent, llm, messages: Vec::new(), known: Vec::new(), by_url: HashMap::new(), steps: Vec::new(), cycles: 0 }
+        Self { ctx, agent, llm, messages: Vec::new(), known: Vec::new(), by_url: HashMap::new(), steps: Vec::new(), cycles: 0, user_tools: Vec::new() }
     }
 
     fn mode(&self) -> Mode {
@@ -229,6 +232,7 @@ impl<'a> Research<'a> {
             answer,
         ];
         tools.retain(|t| t.name == "answer" || self.allowed(&t.name));
+        tools.extend(self.user_tools.iter().map(|t| ToolSpec { name: t.name.clone(), description: t.description.clone(), parameters: t.parameters.clone() }));
         tools
     }
 
@@ -284,7 +288,22 @@ impl<'a> Research<'a> {
                     self.messages.push(result);
                 }
                 "fetch_url" => fetches.push(call.clone()),
-                other => self.messages.push(tool_error(call, format!("there is no tool `{other}`"))),
+                other => {
+                    let started = Instant::now();
+                    let message = match self.ctx.call_user_tool(other, &call.arguments).await {
+                        Some(Ok(text)) => {
+                            let description = format!("called {other} ({} characters back)", text.chars().count());
+                            self.tool_event(cycle, other, true, &description, json!({}), started).await?;
+                            tool_text(call, text.chars().take(self.agent.settings.page_chars).collect())
+                        }
+                        Some(Err(error)) => {
+                            self.tool_event(cycle, other, false, &error, json!({}), started).await?;
+                            tool_error(call, error)
+                        }
+                        None => tool_error(call, format!("there is no tool `{other}`")),
+                    };
+                    self.messages.push(message);
+                }
             }
         }
         for result in self.fetch_all(cycle, fetches).await? {

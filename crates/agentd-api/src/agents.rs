@@ -322,6 +322,22 @@ pub async fn publish(State(state): State<AppState>, caller: Caller, Path(id): Pa
     Ok(Json((&published).into()))
 }
 
+/// The version a request asks for: a number (`number_field`), or `version_state` DRAFT or
+/// PUBLISHED (the default), not both.
+pub(crate) fn version_choice(number: Option<i64>, state: Option<String>, number_field: &str) -> ApiResult<VersionChoice> {
+    Ok(match (number, state) {
+        (Some(_), Some(_)) => return Err(ApiError::invalid("version_state", format!("give {number_field} or version_state, not both"))),
+        (Some(n), None) if n >= 1 && n <= i64::from(u32::MAX) => VersionChoice::Number(n as u32),
+        (Some(n), None) => return Err(ApiError::invalid(number_field, format!("{number_field} must be a version number (1 or more), got {n}"))),
+        (None, Some(state)) => match VersionState::parse(&state) {
+            Some(VersionState::Draft) => VersionChoice::Draft,
+            Some(VersionState::Published) => VersionChoice::Published,
+            _ => return Err(ApiError::invalid("version_state", format!("version_state must be DRAFT or PUBLISHED, got `{state}`"))),
+        },
+        (None, None) => VersionChoice::Published,
+    })
+}
+
 /// Fills a session request from the agent version it names (what the request leaves out),
 /// and says which version it is pinned to. Refuses `agent_version`/`version_state` without
 /// `agent_id`, a `mode` other than the agent's kind, and an unknown agent or version.
@@ -333,17 +349,7 @@ pub(crate) async fn pin_session(state: &AppState, caller: Caller, req: &mut Crea
         return Ok(None);
     };
     let id: AgentId = parse_id("agent_id", &raw)?;
-    let choice = match (req.agent_version.take(), req.version_state.take()) {
-        (Some(_), Some(_)) => return Err(ApiError::invalid("version_state", "give agent_version or version_state, not both")),
-        (Some(n), None) if n >= 1 && n <= i64::from(u32::MAX) => VersionChoice::Number(n as u32),
-        (Some(n), None) => return Err(ApiError::invalid("agent_version", format!("agent_version must be a version number (1 or more), got {n}"))),
-        (None, Some(state)) => match VersionState::parse(&state) {
-            Some(VersionState::Draft) => VersionChoice::Draft,
-            Some(VersionState::Published) => VersionChoice::Published,
-            _ => return Err(ApiError::invalid("version_state", format!("version_state must be DRAFT or PUBLISHED, got `{state}`"))),
-        },
-        (None, None) => VersionChoice::Published,
-    };
+    let choice = version_choice(req.agent_version.take(), req.version_state.take(), "agent_version")?;
     let version = state.engine.resolve_agent_version(caller.project_id, id, choice).await?;
     let kind = version.spec.kind;
     match req.mode.as_deref().map(str::parse::<Mode>) {

@@ -42,6 +42,8 @@ pub enum ErrorCode {
     Internal,
     /// The server is shutting down or its store is unreachable (503).
     Unavailable,
+    /// A service agentd called for the request failed (an MCP server, a speech provider) (502).
+    UpstreamFailed,
 }
 
 impl ErrorCode {
@@ -59,6 +61,7 @@ impl ErrorCode {
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            UpstreamFailed => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -72,7 +75,7 @@ impl ErrorCode {
             NotFound => "not_found_error",
             InvalidState | Conflict | IdempotencyInProgress | IdempotencyKeyReused => "conflict_error",
             RateLimited => "rate_limit_error",
-            Internal | Unavailable => "api_error",
+            Internal | Unavailable | UpstreamFailed => "api_error",
         }
     }
 }

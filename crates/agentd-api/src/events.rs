@@ -29,7 +29,7 @@ fn wire_json(event: &agentd_engine::LoggedEvent) -> std::sync::Arc<str> {
     event.rendered(|e| serde_json::to_string(&EventView::from(e)).unwrap_or_default())
 }
 
-fn wants_sse(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_sse(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

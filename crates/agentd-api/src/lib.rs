@@ -23,6 +23,7 @@ mod ops;
 mod sessions;
 mod schedules;
 mod state;
+mod tools;
 mod webhooks;
 pub mod wire;
 
@@ -61,6 +62,7 @@ pub use webhooks::with_formats as with_webhook_formats;
         (name = "webhooks", description = "Webhook deliveries and endpoints"),
         (name = "schedules", description = "Sessions fired on a timetable"),
         (name = "agents", description = "Named, versioned agent definitions"),
+        (name = "tools", description = "User-defined HTTP tools and MCP servers, versioned, executable"),
         (name = "conversations", description = "Multi-turn sessions: messages, closing"),
         (name = "operations", description = "Health and metrics")
     )
@@ -97,6 +99,13 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::list_versions))
         .routes(routes!(agents::put_draft))
         .routes(routes!(agents::publish))
+        .routes(routes!(tools::create_tool, tools::list_tools))
+        .routes(routes!(tools::get_tool, tools::patch_tool, tools::delete_tool))
+        .routes(routes!(tools::list_versions))
+        .routes(routes!(tools::put_draft))
+        .routes(routes!(tools::publish))
+        .routes(routes!(tools::mcp_tools))
+        .routes(routes!(tools::execute))
         .routes(routes!(schedules::create_schedule, schedules::list_schedules))
         .routes(routes!(schedules::get_schedule, schedules::delete_schedule))
         .routes(routes!(schedules::pause_schedule))

@@ -111,6 +111,43 @@ pub enum VersionChoice {
     Number(u32),
 }
 
+/// A numbered version of something (an agent, a tool).
+pub trait Versioned {
+    /// Its number.
+    fn number(&self) -> u32;
+    /// Its state.
+    fn state(&self) -> VersionState;
+}
+
+impl Versioned for AgentVersion {
+    fn number(&self) -> u32 {
+        self.number
+    }
+    fn state(&self) -> VersionState {
+        self.state
+    }
+}
+
+impl VersionChoice {
+    /// The version this choice picks among `versions`.
+    pub fn pick<V: Versioned>(self, versions: Vec<V>) -> Option<V> {
+        versions.into_iter().find(|v| match self {
+            VersionChoice::Published => v.state() == VersionState::Published,
+            VersionChoice::Draft => v.state() == VersionState::Draft,
+            VersionChoice::Number(n) => v.number() == n,
+        })
+    }
+
+    /// Why there is no such version of the `what` ("agent", "tool").
+    pub fn missing(self, what: &str) -> String {
+        match self {
+            VersionChoice::Published => format!("the {what} has no published version: publish its draft, or ask for the DRAFT version"),
+            VersionChoice::Draft => format!("the {what} has no draft"),
+            VersionChoice::Number(n) => format!("the {what} has no version {n}"),
+        }
+    }
+}
+
 /// The version a session was pinned to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinnedVersion {

@@ -77,6 +77,15 @@ pub struct ToolVersion {
     pub published_at: Option<DateTime<Utc>>,
 }
 
+impl crate::Versioned for ToolVersion {
+    fn number(&self) -> u32 {
+        self.number
+    }
+    fn state(&self) -> VersionState {
+        self.state
+    }
+}
+
 /// What kind of resource a resource number names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResourceKind {

@@ -106,6 +106,10 @@ impl AgentRegistry {
 #[derive(Clone)]
 pub struct SessionContext {
     pub(crate) live: Arc<LiveSession>,
+    /// Runs the user tools the session may call.
+    pub(crate) tools: crate::tools::ToolBox,
+    /// Those tools, resolved on first use.
+    pub(crate) user_tools: Arc<tokio::sync::OnceCell<crate::session_tools::Resolved>>,
 }
 
 impl SessionContext {

@@ -84,16 +84,10 @@ impl Engine {
             Err(other) => return Err(other),
         }
         let versions = self.inner.store.agent_versions(id).await?;
-        let found = match choice {
-            VersionChoice::Published => versions.into_iter().find(|v| v.state == VersionState::Published),
-            VersionChoice::Draft => versions.into_iter().find(|v| v.state == VersionState::Draft),
-            VersionChoice::Number(n) => versions.into_iter().find(|v| v.number == n),
-        };
-        found.ok_or_else(|| {
+        choice.pick(versions).ok_or_else(|| {
             let why = match choice {
                 VersionChoice::Published => "the agent has no published version: publish its draft, or ask for version_state DRAFT".to_owned(),
-                VersionChoice::Draft => "the agent has no draft".to_owned(),
-                VersionChoice::Number(n) => format!("the agent has no version {n}"),
+                other => other.missing("agent"),
             };
             FieldError::new("agent_version", why).into()
         })

@@ -33,6 +33,8 @@ pub struct EngineConfig {
     pub webhooks: WebhookSettings,
     /// A conversation idle this long closes.
     pub conversation_idle: std::time::Duration,
+    /// How user-defined tools run.
+    pub tools: crate::tools::ToolSettings,
 }
 
 impl EngineConfig {
@@ -43,6 +45,7 @@ impl EngineConfig {
             clock: Arc::new(SystemClock),
             webhooks: WebhookSettings::default(),
             conversation_idle: crate::conversations::DEFAULT_CONVERSATION_IDLE,
+            tools: crate::tools::ToolSettings::default(),
         }
     }
 }
@@ -166,6 +169,8 @@ pub(crate) struct Inner {
     pub stop_scheduler: CancellationToken,
     /// A conversation idle this long closes.
     pub conversation_idle: std::time::Duration,
+    /// Runs user-defined tools.
+    pub tools: crate::tools::ToolBox,
 }
 
 /// The session engine. Cheap to clone.
@@ -185,6 +190,7 @@ impl Engine {
         let (log, _writer) = EventLog::start(store.clone());
         let engine = Engine {
             inner: Arc::new(Inner {
+                tools: crate::tools::ToolBox { store: store.clone(), settings: config.tools.clone() },
                 store,
                 log,
                 registry,

@@ -102,7 +102,7 @@ impl Engine {
             self.finish_failed(live, "no agent implements this mode", "mode_unavailable").await;
             return;
         };
-        let ctx = SessionContext { live: live.clone() };
+        let ctx = SessionContext { live: live.clone(), tools: self.inner.tools.clone(), user_tools: Default::default() };
         let mut task = tokio::spawn(async move { agent.run(ctx).await });
         let outcome = tokio::select! {
             joined = &mut task => Some(joined),

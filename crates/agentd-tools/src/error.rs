@@ -121,6 +121,25 @@ pub enum ToolError {
 }
 
 impl ToolError {
+    /// A short stable name for the kind of failure (`invalid_arguments`, `timeout`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ToolError::InvalidArguments { .. } => "invalid_arguments",
+            ToolError::InvalidSchema { .. } => "invalid_schema",
+            ToolError::UnknownPlaceholder { .. } => "unknown_placeholder",
+            ToolError::InvalidTemplate { .. } => "invalid_template",
+            ToolError::Egress(_) => "egress_refused",
+            ToolError::Timeout { .. } => "timeout",
+            ToolError::HttpStatus { .. } => "http_status",
+            ToolError::Http { .. } => "http_failed",
+            ToolError::McpStart { .. } => "mcp_start_failed",
+            ToolError::McpConnect { .. } => "mcp_connect_failed",
+            ToolError::Mcp { .. } => "mcp_error",
+            ToolError::UnknownMcpTool { .. } => "unknown_mcp_tool",
+            ToolError::McpToolFailed { .. } => "mcp_tool_failed",
+        }
+    }
+
     /// The same error with every private variable's value replaced (see [`Masker`]).
     pub fn masked(self, masker: &Masker) -> ToolError {
         let m = |text: String| masker.mask(&text);

@@ -40,5 +40,5 @@ pub use http_tool::{HttpMethod, HttpTool, HttpToolOutput, ResponseBody};
 pub use limits::ToolLimits;
 pub use mask::Masker;
 pub use mcp::{McpCallOutput, McpServer, McpSession, McpToolInfo};
-pub use runner::{ToolDefinition, ToolOutput, ToolRunner};
+pub use runner::{ToolDefinition, ToolKind, ToolOutput, ToolRunner};
 pub use variables::Variables;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::debug::{DebugSink, Reporter};
 use crate::error::ToolError;
-use crate::http_tool::{self, HttpTool, HttpToolOutput};
+use crate::http_tool::{self, HttpTool, HttpToolOutput, ResponseBody};
 use crate::limits::ToolLimits;
 use crate::mcp::{self, McpCallOutput, McpServer, McpSession};
 use crate::variables::Variables;
@@ -28,6 +28,62 @@ pub enum ToolDefinition {
     },
 }
 
+/// A user-defined tool as it is kept: an HTTP tool, or an MCP server whose tools are called by
+/// name ([`ToolKind::definition`] makes the [`ToolDefinition`] of one call).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToolKind {
+    /// An HTTP request made from templates.
+    Http(HttpTool),
+    /// An MCP server.
+    Mcp {
+        /// The server.
+        server: McpServer,
+    },
+}
+
+impl ToolKind {
+    /// Whether the definition can be used: a parameter schema that compiles, a URL template or
+    /// server address that can become an http(s) URL, a command that is not blank. The error
+    /// names the field (within the definition) and says what is wrong.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let url_like = |template: &str| {
+            let t = template.trim();
+            t.starts_with("{{") || t.starts_with("http://") || t.starts_with("https://")
+        };
+        match self {
+            ToolKind::Http(http) => {
+                if !url_like(&http.url_template) {
+                    return Err(("url_template", "url_template must be an http(s) URL (or begin with a {{placeholder}})".into()));
+                }
+                if !http.parameters.is_object() {
+                    return Err(("parameters", "parameters must be a JSON schema object".into()));
+                }
+                jsonschema::validator_for(&http.parameters).map_err(|e| ("parameters", format!("parameters is not a valid JSON schema: {e}")))?;
+                Ok(())
+            }
+            ToolKind::Mcp { server: McpServer::Stdio { command, .. } } if command.trim().is_empty() => {
+                Err(("server.command", "server.command is required".into()))
+            }
+            ToolKind::Mcp { server: McpServer::Http { url, .. } } if !url_like(url) => {
+                Err(("server.url", "server.url must be an http(s) URL".into()))
+            }
+            ToolKind::Mcp { .. } => Ok(()),
+        }
+    }
+
+    /// What one call executes: the HTTP tool, or the MCP server's tool `mcp_tool` (required
+    /// for an MCP server, refused for an HTTP tool).
+    pub fn definition(&self, mcp_tool: Option<&str>) -> Result<ToolDefinition, String> {
+        match (self, mcp_tool) {
+            (ToolKind::Http(http), None) => Ok(ToolDefinition::Http(http.clone())),
+            (ToolKind::Http(_), Some(_)) => Err("an HTTP tool has no MCP tools: leave the MCP tool name out".into()),
+            (ToolKind::Mcp { server }, Some(tool)) => Ok(ToolDefinition::Mcp { server: server.clone(), tool: tool.to_owned() }),
+            (ToolKind::Mcp { .. }, None) => Err("an MCP server needs the name of the tool to call".into()),
+        }
+    }
+}
+
 /// What a tool returned.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -36,6 +92,21 @@ pub enum ToolOutput {
     Http(HttpToolOutput),
     /// An MCP tool's result.
     Mcp(McpCallOutput),
+}
+
+impl ToolOutput {
+    /// The output as a model reads it: an HTTP body (JSON as JSON text), or an MCP result's
+    /// text (its structured result when it has no text).
+    pub fn text(&self) -> String {
+        match self {
+            ToolOutput::Http(http) => match &http.body {
+                ResponseBody::Json(value) => value.to_string(),
+                ResponseBody::Text(text) => text.clone(),
+            },
+            ToolOutput::Mcp(mcp) if mcp.text.is_empty() => mcp.structured.as_ref().map(Value::to_string).unwrap_or_default(),
+            ToolOutput::Mcp(mcp) => mcp.text.clone(),
+        }
+    }
 }
 
 /// Executes user-defined tools. Every connection goes through the egress policy; every output,

@@ -14,8 +14,8 @@ use crate::mask::Masker;
 /// 3. **private variables** — the tool's secrets: masked in every output as `[redacted:name]`;
 /// 4. **variables** — the tool's plain settings.
 ///
-/// Only private values are masked: an environment variable that holds a secret should be
-/// declared private too (it is then masked, and still never stored).
+/// Private and environment values are masked (environment variables are how a caller passes a
+/// secret it does not want stored: `[redacted:name]` too).
 ///
 /// An argument may shadow a private variable: that only ever *replaces* the secret in the request,
 /// it can never reveal it. Substitution is one pass: a value that itself contains `{{…}}` is
@@ -33,9 +33,11 @@ pub struct Variables {
 }
 
 impl Variables {
-    /// The masker for these variables' private values.
+    /// The masker for these variables' private and environment values.
     pub fn masker(&self) -> Masker {
-        Masker::new(&self.private_variables)
+        let mut secret = self.private_variables.clone();
+        secret.extend(self.environment_variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Masker::new(&secret)
     }
 
     /// The value of `name` among the variables (not arguments), by the precedence above.

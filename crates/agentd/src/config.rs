@@ -207,10 +207,15 @@ impl Config {
         }
     }
 
+    /// Where outgoing connections (webhooks, pages, tools) may go.
+    pub fn egress_policy(&self) -> agentd_egress::EgressPolicy {
+        agentd_egress::EgressPolicy { allow_private_networks: self.allow_private_networks }
+    }
+
     /// How webhooks are delivered (formats are added by the API layer).
     pub fn webhook_settings(&self) -> agentd_engine::webhooks::WebhookSettings {
         agentd_engine::webhooks::WebhookSettings {
-            egress: agentd_egress::EgressPolicy { allow_private_networks: self.allow_private_networks },
+            egress: self.egress_policy(),
             retry_schedule: self.webhook_retry_schedule_seconds.iter().map(|&s| std::time::Duration::from_secs(s)).collect(),
             attempt_timeout: std::time::Duration::from_secs(self.webhook_timeout_seconds),
             formats: Default::default(),

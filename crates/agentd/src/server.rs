@@ -9,7 +9,8 @@ use agentd_agents::{BrowserAgent, BrowserAgentSettings, Browsers};
 use agentd_api::{ApiConfig, AppState, Metrics};
 use agentd_domain::Mode;
 use agentd_llm::Llm;
-use agentd_engine::{AgentRegistry, Clock, Engine, EngineConfig, SystemClock};
+use agentd_engine::{AgentRegistry, Clock, Engine, EngineConfig, SealingKey, SystemClock, ToolSettings};
+use agentd_tools::{ToolLimits, ToolRunner};
 use agentd_store::SqliteStore;
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -81,19 +82,21 @@ pub async fn start_builtin(config: &Config) -> anyhow::Result<RunningServer> {
     Ok(server)
 }
 
-/// The server's key for session links (`<data_dir>/link.key`, 32 random bytes made on first
-/// start, readable by the owner only), so task ids and live-page links outlive restarts.
-fn link_key(data_dir: &std::path::Path) -> anyhow::Result<agentd_api::links::LinkKey> {
-    let path = data_dir.join("link.key");
+/// A 32-byte key kept in `<data_dir>/<name>` (made on first start, readable by the owner
+/// only), so what it protects outlives restarts: `link.key` for session links (task ids and
+/// live pages), `secrets.key` for tools' private variables sealed in the store. `lost` says
+/// what stops working when the file is replaced.
+fn key_file(data_dir: &std::path::Path, name: &str, lost: &str) -> anyhow::Result<[u8; 32]> {
+    let path = data_dir.join(name);
     if let Ok(bytes) = std::fs::read(&path) {
         if let Ok(bytes) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return Ok(agentd_api::links::LinkKey::new(bytes));
+            return Ok(bytes);
         }
-        anyhow::bail!("{} is not a link key (32 bytes); delete it to make a new one (open session links stop working)", path.display());
+        anyhow::bail!("{} is not a key (32 bytes); delete it to make a new one ({lost})", path.display());
     }
     // Written whole under a temporary name, then renamed: a crash leaves no half-written key.
     let bytes: [u8; 32] = rand::random();
-    let temp = data_dir.join(format!("link.key.{}.tmp", std::process::id()));
+    let temp = data_dir.join(format!("{name}.{}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -101,7 +104,7 @@ fn link_key(data_dir: &std::path::Path) -> anyhow::Result<agentd_api::links::Lin
     let mut file = options.open(&temp).with_context(|| format!("cannot create {}", temp.display()))?;
     std::io::Write::write_all(&mut file, &bytes).and_then(|()| file.sync_all()).with_context(|| format!("cannot write {}", temp.display()))?;
     std::fs::rename(&temp, &path).with_context(|| format!("cannot create {}", path.display()))?;
-    Ok(agentd_api::links::LinkKey::new(bytes))
+    Ok(bytes)
 }
 
 async fn launch(
@@ -128,6 +131,10 @@ async fn launch(
             clock,
             webhooks: agentd_api::with_webhook_formats(config.webhook_settings()),
             conversation_idle: Duration::from_secs(config.conversation_idle_hours * 3600),
+            tools: ToolSettings {
+                runner: ToolRunner::new(config.egress_policy(), ToolLimits::default()).context("cannot set up the tool runner")?,
+                sealing: SealingKey::new(key_file(&config.data_dir, "secrets.key", "stored private variables of tools can no longer be read")?),
+            },
         },
     )
     .await?;
@@ -136,7 +143,7 @@ async fn launch(
         heartbeat: Duration::from_secs(config.heartbeat_seconds),
         tiers: config.tiers.clone(),
         sessions: config.sessions.clone(),
-        link_key: link_key(&config.data_dir)?,
+        link_key: agentd_api::links::LinkKey::new(key_file(&config.data_dir, "link.key", "open session links stop working")?),
         assisters_agent_tiers: config.assisters_agent_tiers.clone(),
     };
     let mut metrics = Metrics::new();
@@ -184,7 +191,7 @@ pub fn builtin_agents(config: &Config, browsers: Arc<Browsers>) -> anyhow::Resul
     let configured = llm.is_some();
     let mut registry = AgentRegistry::new();
     let fetcher = agentd_fetch::Fetcher::new(
-        agentd_egress::EgressPolicy { allow_private_networks: config.allow_private_networks },
+        config.egress_policy(),
         agentd_fetch::FetchLimits::default(),
     )
     .context("cannot set up page fetching")?;

@@ -141,6 +141,7 @@ impl From<ApiError> for AssistersError {
             RateLimited => ("rate_limit_error", "rate_limit_exceeded"),
             Internal => ("server_error", "internal_error"),
             Unavailable => ("server_error", "service_unavailable"),
+            UpstreamFailed => ("server_error", "upstream_failed"),
         };
         let message = match (e.code, e.retry_after) {
             // The documented wording.

@@ -20,5 +20,6 @@ mod sessions;
 mod streams;
 mod tenancy;
 mod timeouts;
+mod tools;
 mod webhooks;
 mod limits;

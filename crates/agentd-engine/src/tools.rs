@@ -1,0 +1,272 @@
+//! Tools: named, versioned user-defined tools (see `agentd_domain::ToolDef`) and their
+//! execution. The engine keeps the version rules (as for agents), seals private variables
+//! before they are stored and opens them only for the execution that needs them, and runs
+//! tools through one [`ToolRunner`] (the egress policy and limits). Environment variables
+//! exist only for the call that brings them.
+//!
+//! Variables of one execution, later ones winning: the version's (plain and private), then
+//! the caller's `variables` and `private_variables`, then `environment_variables` (see
+//! `agentd_tools::Variables` for how templates look names up). Every output, error and debug
+//! line is masked with every private value in play.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use agentd_domain::{FieldError, ProjectId, SealedVariables, ToolDef, ToolId, ToolSpec, ToolVersion, VersionChoice, VersionState};
+use agentd_store::{SharedStore, StoreError};
+use agentd_tools::{DebugSink, McpToolInfo, ToolError, ToolKind, ToolOutput, ToolRunner, Variables};
+use serde_json::Value;
+
+use crate::engine::{Engine, EngineError};
+use crate::sealing::SealingKey;
+
+/// How tools run: the runner (egress policy and limits) and the key that seals private
+/// variables at rest.
+#[derive(Debug, Clone)]
+pub struct ToolSettings {
+    /// Executes tools.
+    pub runner: ToolRunner,
+    /// Seals private variables.
+    pub sealing: SealingKey,
+}
+
+impl Default for ToolSettings {
+    /// The default egress policy and limits, and a fresh key (sealed values do not outlive
+    /// the process: servers pass the key kept in their data dir).
+    fn default() -> Self {
+        let runner = ToolRunner::new(agentd_egress::EgressPolicy::default(), agentd_tools::ToolLimits::default())
+            .expect("the default HTTP client builds");
+        Self { runner, sealing: SealingKey::random() }
+    }
+}
+
+/// A tool version as a caller gives it: private values in the clear (sealed here).
+#[derive(Debug, Clone)]
+pub struct ToolDraft {
+    /// What the tool does, for a model.
+    pub description: String,
+    /// The tool.
+    pub kind: ToolKind,
+    /// Plain variables.
+    pub variables: BTreeMap<String, String>,
+    /// Private variables; None keeps the latest version's.
+    pub private_variables: Option<BTreeMap<String, String>>,
+}
+
+/// One execution's inputs beside the tool.
+#[derive(Debug, Clone, Default)]
+pub struct ToolCall {
+    /// The arguments (a JSON object, checked against the tool's parameters).
+    pub arguments: Value,
+    /// The MCP server's tool to call (MCP tools only).
+    pub mcp_tool: Option<String>,
+    /// Variables for this call (over the version's).
+    pub variables: BTreeMap<String, String>,
+    /// Private variables for this call (masked; never stored).
+    pub private_variables: BTreeMap<String, String>,
+    /// Environment variables for this call (never stored).
+    pub environment_variables: BTreeMap<String, String>,
+}
+
+/// What one execution did.
+#[derive(Debug)]
+pub struct ToolExecution {
+    /// The tool.
+    pub tool: ToolDef,
+    /// The version that ran.
+    pub version: u32,
+    /// The tool's output, or why it failed (masked).
+    pub outcome: Result<ToolOutput, ToolError>,
+    /// How long it took, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// What sessions and the API use to run tools: shared by the engine and every session.
+#[derive(Clone)]
+pub(crate) struct ToolBox {
+    pub store: SharedStore,
+    pub settings: ToolSettings,
+}
+
+impl ToolBox {
+    fn seal(&self, values: &BTreeMap<String, String>) -> SealedVariables {
+        SealedVariables { names: values.keys().cloned().collect(), sealed: self.settings.sealing.seal(values) }
+    }
+
+    fn spec(&self, draft: ToolDraft, base: Option<&ToolSpec>) -> ToolSpec {
+        let private_variables = match (&draft.private_variables, base) {
+            (Some(values), _) => self.seal(values),
+            (None, Some(base)) => base.private_variables.clone(),
+            (None, None) => SealedVariables::default(),
+        };
+        ToolSpec {
+            description: draft.description,
+            definition: serde_json::to_value(&draft.kind).expect("tool definitions serialise"),
+            variables: draft.variables,
+            private_variables,
+        }
+    }
+
+    /// The stored definition, read back.
+    pub fn kind(spec: &ToolSpec) -> Result<ToolKind, EngineError> {
+        serde_json::from_value(spec.definition.clone())
+            .map_err(|e| EngineError::Store(StoreError::Corrupt(format!("tool definition: {e}"))))
+    }
+
+    /// The variables of one execution of `version` (private ones opened).
+    pub fn variables(&self, spec: &ToolSpec, call: &ToolCall) -> Result<Variables, EngineError> {
+        let mut private = self
+            .settings
+            .sealing
+            .open(spec.private_variables.sealed.as_deref())
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
+        private.extend(call.private_variables.clone());
+        let mut plain = spec.variables.clone();
+        plain.extend(call.variables.clone());
+        Ok(Variables { variables: plain, private_variables: private, environment_variables: call.environment_variables.clone() })
+    }
+
+    /// Runs `version` of `tool` with `call`, reporting debug lines to `debug`.
+    pub async fn execute(&self, tool: ToolDef, version: &ToolVersion, call: &ToolCall, debug: &DebugSink) -> Result<ToolExecution, EngineError> {
+        let kind = Self::kind(&version.spec)?;
+        let definition = kind.definition(call.mcp_tool.as_deref()).map_err(|why| FieldError::new("mcp_tool", why))?;
+        let variables = self.variables(&version.spec, call)?;
+        let started = Instant::now();
+        let outcome = self.settings.runner.execute(&definition, &call.arguments, &variables, debug).await;
+        Ok(ToolExecution { tool, version: version.number, outcome, elapsed_ms: started.elapsed().as_millis() as u64 })
+    }
+
+    /// The tools an MCP server version offers.
+    pub async fn mcp_tools(&self, spec: &ToolSpec, call: &ToolCall) -> Result<Result<Vec<McpToolInfo>, ToolError>, EngineError> {
+        let ToolKind::Mcp { server } = Self::kind(spec)? else {
+            return Err(EngineError::Conflict("an HTTP tool has no MCP tools to list".into()));
+        };
+        let variables = self.variables(spec, call)?;
+        let session = match self.settings.runner.connect_mcp(&server, &variables, &DebugSink::none()).await {
+            Ok(session) => session,
+            Err(error) => return Ok(Err(error)),
+        };
+        let listed = session.list_tools().await;
+        if let Err(error) = session.shutdown().await {
+            tracing::warn!(%error, "tools: MCP server did not stop cleanly");
+        }
+        Ok(listed)
+    }
+
+    /// The project's tool `id` with the version `choice` picks (errors name `field`).
+    pub async fn resolve(&self, project: ProjectId, id: ToolId, choice: VersionChoice, field: &str) -> Result<(ToolDef, ToolVersion), EngineError> {
+        let tool = self.store.get_tool(project, id).await?.ok_or(EngineError::NotFound)?;
+        let versions = self.store.tool_versions(id).await?;
+        let version = choice.pick(versions).ok_or_else(|| FieldError::new(field, choice.missing("tool")))?;
+        Ok((tool, version))
+    }
+}
+
+fn conflict(error: StoreError) -> EngineError {
+    match error {
+        StoreError::Conflict(why) => EngineError::Conflict(why),
+        other => other.into(),
+    }
+}
+
+impl Engine {
+    /// Creates a tool with version 1 — a draft, or published when `publish`.
+    pub async fn create_tool(&self, project: ProjectId, name: String, draft: ToolDraft, publish: bool) -> Result<(ToolDef, ToolVersion), EngineError> {
+        let now = self.inner.clock.wall();
+        let mut tool = ToolDef { id: ToolId::new(), resource_number: 0, project_id: project, name, created_at: now, updated_at: now };
+        let (state, published_at) = if publish { (VersionState::Published, Some(now)) } else { (VersionState::Draft, None) };
+        let spec = self.inner.tools.spec(draft, None);
+        let first = ToolVersion { tool_id: tool.id, number: 1, state, spec, created_at: now, published_at };
+        tool.resource_number = self.inner.store.insert_tool(&tool, &first).await.map_err(conflict)?;
+        Ok((tool, first))
+    }
+
+    /// One tool.
+    pub async fn get_tool(&self, project: ProjectId, id: ToolId) -> Result<ToolDef, EngineError> {
+        self.inner.store.get_tool(project, id).await?.ok_or(EngineError::NotFound)
+    }
+
+    /// The project's tools, newest first.
+    pub async fn list_tools(&self, project: ProjectId) -> Result<Vec<ToolDef>, EngineError> {
+        Ok(self.inner.store.list_tools(project).await?)
+    }
+
+    /// Renames a tool (agents call it by its name).
+    pub async fn rename_tool(&self, project: ProjectId, id: ToolId, name: &str) -> Result<ToolDef, EngineError> {
+        if !self.inner.store.rename_tool(project, id, name, self.inner.clock.wall()).await.map_err(conflict)? {
+            return Err(EngineError::NotFound);
+        }
+        self.get_tool(project, id).await
+    }
+
+    /// Deletes a tool and its versions.
+    pub async fn delete_tool(&self, project: ProjectId, id: ToolId) -> Result<(), EngineError> {
+        if self.inner.store.delete_tool(project, id).await? { Ok(()) } else { Err(EngineError::NotFound) }
+    }
+
+    /// A tool's versions, oldest first.
+    pub async fn tool_versions(&self, project: ProjectId, id: ToolId) -> Result<Vec<ToolVersion>, EngineError> {
+        self.get_tool(project, id).await?;
+        Ok(self.inner.store.tool_versions(id).await?)
+    }
+
+    /// Sets the tool's draft (edits it, or makes one as the next version); private variables
+    /// left out keep the latest version's.
+    pub async fn put_tool_draft(&self, project: ProjectId, id: ToolId, draft: ToolDraft) -> Result<ToolVersion, EngineError> {
+        let versions = self.tool_versions(project, id).await?;
+        let spec = self.inner.tools.spec(draft, versions.last().map(|v| &v.spec));
+        Ok(self.inner.store.put_tool_draft(id, &spec, self.inner.clock.wall()).await?)
+    }
+
+    /// Publishes the tool's draft; the version published before is archived.
+    pub async fn publish_tool(&self, project: ProjectId, id: ToolId) -> Result<ToolVersion, EngineError> {
+        self.get_tool(project, id).await?;
+        self.inner
+            .store
+            .publish_tool_draft(id, self.inner.clock.wall())
+            .await?
+            .ok_or_else(|| EngineError::Conflict("the tool has no draft to publish: make one first (PUT /v1/tools/{id}/draft)".into()))
+    }
+
+    /// The stored definition of a version.
+    pub fn tool_kind(&self, version: &ToolVersion) -> Result<ToolKind, EngineError> {
+        ToolBox::kind(&version.spec)
+    }
+
+    /// Tool `id` and the version `choice` picks (a missing version is an error on `version`).
+    pub async fn resolve_tool(&self, project: ProjectId, id: ToolId, choice: VersionChoice) -> Result<(ToolDef, ToolVersion), EngineError> {
+        self.inner.tools.resolve(project, id, choice, "version").await
+    }
+
+    /// Executes `version` of `tool` (as [`Engine::resolve_tool`] gave them).
+    pub async fn run_tool(&self, tool: ToolDef, version: &ToolVersion, call: &ToolCall, debug: &DebugSink) -> Result<ToolExecution, EngineError> {
+        self.inner.tools.execute(tool, version, call, debug).await
+    }
+
+    /// Executes the version `choice` picks of tool `id`; debug lines go to `debug` as they come.
+    /// A tool that fails is an execution whose outcome is the error; a request that cannot run
+    /// (unknown tool or version, an MCP tool name missing) is an `EngineError`.
+    pub async fn execute_tool(
+        &self,
+        project: ProjectId,
+        id: ToolId,
+        choice: VersionChoice,
+        call: &ToolCall,
+        debug: &DebugSink,
+    ) -> Result<ToolExecution, EngineError> {
+        let (tool, version) = self.resolve_tool(project, id, choice).await?;
+        self.run_tool(tool, &version, call, debug).await
+    }
+
+    /// The tools the MCP server of version `choice` of tool `id` offers (it is started for it).
+    pub async fn list_mcp_tools(
+        &self,
+        project: ProjectId,
+        id: ToolId,
+        choice: VersionChoice,
+        call: &ToolCall,
+    ) -> Result<Result<Vec<McpToolInfo>, ToolError>, EngineError> {
+        let (_, version) = self.resolve_tool(project, id, choice).await?;
+        self.inner.tools.mcp_tools(&version.spec, call).await
+    }
+}

@@ -1,0 +1,258 @@
+//! Tools: HTTP tools against a loopback fixture, MCP servers through the stdio fixture
+//! (`agentd-mcp-fixture`), versions, streaming execution, and private and environment
+//! variables — masked in every output and never stored in the clear.
+
+use std::path::PathBuf;
+
+use agentd_testllm::{Reply, ScriptedLlm};
+use axum::Json;
+use axum::extract::Query;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const SECRET: &str = "tok-7f3a9c-very-secret";
+const ENV_SECRET: &str = "env-51d2-not-stored";
+
+/// A web service that echoes what it got: the query and the Authorization header.
+async fn echo_service() -> String {
+    let app = axum::Router::new().route(
+        "/echo",
+        get(|Query(q): Query<std::collections::BTreeMap<String, String>>, headers: HeaderMap| async move {
+            let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            Json(json!({"query": q, "authorization": auth}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn http_tool(name: &str, base: &str) -> Value {
+    json!({
+        "name": name,
+        "description": "Looks a word up.",
+        "definition": {"type": "http", "method": "GET", "url_template": "{{base}}/echo?q={{q}}",
+                       "headers": {"Authorization": "Bearer {{token}}"},
+                       "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}},
+        "variables": {"base": base},
+        "private_variables": {"token": SECRET},
+        "publish": true,
+    })
+}
+
+/// The stdio MCP fixture, built by the workspace (next to the test binary's directory).
+fn mcp_fixture() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
+    let fixture = dir.join("agentd-mcp-fixture");
+    if !fixture.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "agentd-tools", "--bin", "agentd-mcp-fixture"])
+            .status()
+            .expect("cargo builds the MCP fixture");
+        assert!(status.success());
+    }
+    fixture
+}
+
+async fn created(app: &TestApp, body: Value) -> Value {
+    let r = app.post("/v1/tools", body).await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+async fn execute(app: &TestApp, id: &str, body: Value) -> (u16, Value) {
+    let r = app.post(format!("/v1/tools/{id}/execute"), body).await;
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn assert_no_secret(text: &str) {
+    assert!(!text.contains(SECRET) && !text.contains(ENV_SECRET), "a secret leaked: {text}");
+}
+
+#[tokio::test]
+async fn http_tools_run_versioned_with_private_variables_masked_and_sealed() {
+    let app = spawn_app().await;
+    let base = echo_service().await;
+    let tool = created(&app, http_tool("lookup", &base)).await;
+    let id = tool["id"].as_str().unwrap().to_owned();
+    assert!(tool["resource_id"].as_u64().unwrap() >= 1);
+    assert_eq!(tool["versions"][0]["private_variables"], json!(["token"]), "names only");
+    assert_no_secret(&tool.to_string());
+
+    let (status, run) = execute(&app, &id, json!({"arguments": {"q": "rust"}, "environment_variables": {"extra": ENV_SECRET}})).await;
+    assert_eq!((status, run["status"].as_str(), run["version"].as_u64()), (200, Some("succeeded"), Some(1)), "{run}");
+    let result: Value = serde_json::from_str(run["result"].as_str().unwrap()).unwrap();
+    assert_eq!(result["query"]["q"], "rust");
+    assert_eq!(result["authorization"], "Bearer [redacted:token]", "the service got the secret; the caller sees it masked");
+    assert!(run["debug_output"][0].as_str().unwrap().starts_with("GET "), "{run}");
+    assert_no_secret(&run.to_string());
+
+    // An environment variable is used, masked, and never stored.
+    let (_, run) = execute(&app, &id, json!({"arguments": {"q": "x"}, "environment_variables": {"token": ENV_SECRET}})).await;
+    assert_eq!(serde_json::from_str::<Value>(run["result"].as_str().unwrap()).unwrap()["authorization"], "Bearer [redacted:token]");
+    // The database and its write-ahead log, as bytes.
+    let dir = app.dir.as_ref().unwrap().path();
+    let stored: String = ["agentd.db", "agentd.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::read(dir.join(f)).ok())
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .collect();
+    assert!(!stored.contains(SECRET) && !stored.contains(ENV_SECRET), "private values are sealed at rest, environment values never stored");
+    assert!(stored.contains("lookup"));
+
+    // Versions: a draft is only run when asked for; publishing archives version 1.
+    let r = app.http.put(app.url(&format!("/v1/tools/{id}/draft"))).bearer_auth(&app.key)
+        .json(&json!({"variables": {"base": format!("{base}/nowhere")}})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, run) = execute(&app, &id, json!({"arguments": {"q": "a"}})).await;
+    assert_eq!((run["version"].as_u64(), run["status"].as_str()), (Some(1), Some("succeeded")));
+    let (_, run) = execute(&app, &id, json!({"arguments": {"q": "a"}, "version_state": "DRAFT"})).await;
+    assert_eq!((run["version"].as_u64(), run["status"].as_str()), (Some(2), Some("failed")), "{run}");
+    assert_eq!(run["error"]["code"], "http_status");
+    assert_no_secret(&run.to_string());
+    let v2: Value = app.post(format!("/v1/tools/{id}/publish"), json!({})).await.json().await.unwrap();
+    assert_eq!((v2["number"].as_u64(), v2["state"].as_str(), v2["private_variables"].clone()), (Some(2), Some("PUBLISHED"), json!(["token"])), "private variables kept");
+    let (_, run) = execute(&app, &id, json!({"arguments": {"q": "a"}, "version": 1})).await;
+    assert_eq!((run["version"].as_u64(), run["status"].as_str()), (Some(1), Some("succeeded")), "an archived version still runs by number");
+    let (status, e) = error_of(app.post(format!("/v1/tools/{id}/execute"), json!({"version_state": "DRAFT"})).await).await;
+    assert_eq!((status, e["field"].as_str()), (400, Some("version")), "{e}");
+    let versions: Value = app.get(&format!("/v1/tools/{id}/versions")).await.json().await.unwrap();
+    let states: Vec<&str> = versions.as_array().unwrap().iter().map(|v| v["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["ARCHIVED", "PUBLISHED"]);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn execution_streams_debug_lines_then_the_result() {
+    let app = spawn_app().await;
+    let base = echo_service().await;
+    let id = created(&app, http_tool("streamed", &base)).await["id"].as_str().unwrap().to_owned();
+    let r = app.post(format!("/v1/tools/{id}/execute"), json!({"arguments": {"q": "s"}, "stream": true})).await;
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let events: Vec<_> = eventsource_stream::EventStream::new(r.bytes_stream()).collect().await;
+    let events: Vec<(String, Value)> = events.into_iter().map(|e| e.unwrap()).map(|e| (e.event, serde_json::from_str(&e.data).unwrap())).collect();
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(kinds.len() >= 3 && kinds[..kinds.len() - 1].iter().all(|k| *k == "debug") && kinds.last() == Some(&"result"), "{kinds:?}");
+    assert!(events[0].1["line"].as_str().unwrap().starts_with("GET "));
+    let result = &events.last().unwrap().1;
+    assert_eq!(result["status"], "succeeded");
+    assert_eq!(result["debug_output"].as_array().unwrap().len(), kinds.len() - 1);
+    for (_, data) in &events {
+        assert_no_secret(&data.to_string());
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn mcp_servers_are_listed_and_their_tools_called_with_secrets_masked() {
+    let app = spawn_app().await;
+    let fixture = mcp_fixture();
+    let tool = created(&app, json!({
+        "name": "fixture",
+        "description": "The test MCP server.",
+        "definition": {"type": "mcp", "server": {"transport": "stdio", "command": fixture.to_str().unwrap(), "env": {"FIXTURE_SECRET": "{{secret}}"}}},
+        "private_variables": {"secret": SECRET},
+        "publish": true,
+    })).await;
+    let id = tool["id"].as_str().unwrap().to_owned();
+    let listed: Value = app.get(&format!("/v1/tools/{id}/mcp-tools")).await.json().await.unwrap();
+    let names: Vec<&str> = listed["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"add") && names.contains(&"env"), "{listed}");
+
+    let (status, run) = execute(&app, &id, json!({"mcp_tool": "add", "arguments": {"a": 2, "b": 3}})).await;
+    assert_eq!((status, run["status"].as_str(), run["result"].as_str()), (200, Some("succeeded"), Some("5")), "{run}");
+    let (_, run) = execute(&app, &id, json!({"mcp_tool": "env", "arguments": {"name": "FIXTURE_SECRET"}})).await;
+    assert_eq!(run["result"], "[redacted:secret]", "the server got the secret; the output is masked: {run}");
+    let (_, run) = execute(&app, &id, json!({"mcp_tool": "fail", "arguments": {"message": format!("boom {SECRET}")}})).await;
+    assert_eq!((run["status"].as_str(), run["error"]["code"].as_str()), (Some("failed"), Some("mcp_tool_failed")), "{run}");
+    assert_no_secret(&run.to_string());
+    let (status, e) = error_of(app.post(format!("/v1/tools/{id}/execute"), json!({"arguments": {}})).await).await;
+    assert_eq!((status, e["field"].as_str()), (400, Some("mcp_tool")), "{e}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_tools_and_bad_executions_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let base = echo_service().await;
+    let at_limit = "n".repeat(64);
+    created(&app, http_tool(&at_limit, &base)).await;
+    let cases = [
+        (http_tool(&"n".repeat(65), &base), "name"),
+        (http_tool("web_search", &base), "name"),
+        (http_tool("has space", &base), "name"),
+        (json!({"name": "x"}), "definition"),
+        (json!({"name": "x", "definition": {"type": "ftp"}}), "definition"),
+        (json!({"name": "x", "definition": {"type": "http", "method": "GET", "url_template": "ftp://x"}}), "definition.url_template"),
+        (json!({"name": "x", "definition": {"type": "http", "method": "GET", "url_template": "https://x", "parameters": {"type": 7}}}), "definition.parameters"),
+        (json!({"name": "x", "definition": {"type": "mcp", "server": {"transport": "stdio", "command": " "}}}), "definition.server.command"),
+        (json!({"name": "x", "definition": {"type": "http", "method": "GET", "url_template": "https://x"}, "private_variables": {"1bad": "v"}}), "private_variables.1bad"),
+        (json!({"name": "x", "definition": {"type": "http", "method": "GET", "url_template": "https://x"}, "variables": "no"}), "variables"),
+    ];
+    for (body, field) in cases {
+        let (status, e) = error_of(app.post("/v1/tools", body.clone()).await).await;
+        assert_eq!((status, e["field"].as_str()), (400, Some(field)), "{body} → {e}");
+    }
+    let fifty: serde_json::Map<String, Value> = (0..50).map(|i| (format!("v{i}"), json!("x"))).collect();
+    let mut body = http_tool("fifty", &base);
+    body["variables"] = Value::Object(fifty.clone());
+    created(&app, body.clone()).await;
+    let mut fifty_one = fifty;
+    fifty_one.insert("v50".into(), json!("x"));
+    body["name"] = json!("fifty_one");
+    body["variables"] = Value::Object(fifty_one);
+    let (status, e) = error_of(app.post("/v1/tools", body).await).await;
+    assert_eq!((status, e["field"].as_str()), (400, Some("variables")));
+
+    let (status, _) = error_of(app.post("/v1/tools", http_tool(&at_limit, &base)).await).await;
+    assert_eq!(status, 409, "names are unique in a project");
+    let id = created(&app, http_tool("args", &base)).await["id"].as_str().unwrap().to_owned();
+    let (status, e) = error_of(app.post(format!("/v1/tools/{id}/execute"), json!({"arguments": {"q": 3}})).await).await;
+    assert_eq!((status, e["field"].as_str()), (400, Some("arguments")), "{e}");
+    let (status, _) = error_of(app.post(format!("/v1/tools/{}/execute", uuid::Uuid::now_v7()), json!({})).await).await;
+    assert_eq!(status, 404);
+    let other = app.other_project_key().await;
+    let r = app.http.get(app.url(&format!("/v1/tools/{id}"))).bearer_auth(&other).send().await.unwrap();
+    assert_eq!(r.status(), 404, "another project's tool is not found");
+    let r = app.http.delete(app.url(&format!("/v1/tools/{id}"))).bearer_auth(&app.key).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_agent_calls_the_tools_its_version_allows() {
+    let llm = ScriptedLlm::start().await;
+    let app = spawn_agents(&llm.openai_base_url(), |_| {}).await;
+    let base = echo_service().await;
+    created(&app, http_tool("lookup", &base)).await;
+    created(&app, http_tool("not_allowed", &base)).await;
+    let agent: Value = app.post("/v1/agents", json!({"name": "Helper", "kind": "chat", "tools": ["lookup", "missing"], "publish": true})).await.json().await.unwrap();
+    llm.push(Reply::tool_call("lookup", json!({"q": "ferris"})));
+    llm.push(Reply::tool_call("answer", json!({"answer": "Looked it up."})));
+    let session = app.create_with(json!({"goal": "Look up ferris", "agent_id": agent["id"]})).await;
+    let id = session["id"].as_str().unwrap().to_owned();
+    let done = app.wait_status(&id, "completed").await;
+    assert_eq!(done["response"]["answer"], "Looked it up.", "{done}");
+
+    let requests = llm.requests();
+    let offered: Vec<&str> = requests[0].body["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert!(offered.contains(&"lookup") && !offered.contains(&"not_allowed"), "{offered:?}");
+    let second = requests[1].text();
+    assert!(second.contains("ferris") && second.contains("[redacted:token]"), "the model read the tool's masked result: {second}");
+    assert_no_secret(&second);
+    let events = app.events(&id).await;
+    let all = serde_json::to_string(&events).unwrap();
+    assert_no_secret(&all);
+    assert!(events.iter().any(|e| e["type"] == "action" && e["data"]["name"] == "lookup" && e["data"]["ok"] == true), "{all}");
+    assert!(all.contains("tool `missing` is not one of the project's published tools"), "{all}");
+    app.shutdown().await;
+}
