@@ -9,7 +9,7 @@ use std::time::Instant;
 use agentd_browser::{SessionOptions, UrlPolicy, Viewport};
 use agentd_domain::{Driver, EventKind, FieldError, SessionSpec};
 use agentd_engine::{Agent, AgentError, Completion, SessionContext};
-use agentd_llm::{ChatRequest, Content, Llm, Message, ToolChoice};
+use agentd_llm::{ChatRequest, Content, Llm, Message, ToolCall, ToolChoice, ToolSpec};
 use async_trait::async_trait;
 use serde_json::json;
 
@@ -119,14 +119,24 @@ struct DomRun {
     history: Vec<String>,
     memory: String,
     notes: Vec<String>,
+    /// The project's tools the agent version allows.
+    user_tools: Vec<ToolSpec>,
 }
 
 impl DomRun {
     fn new(run: BrowserRun, llm: Llm) -> Self {
-        Self { run, llm, history: Vec::new(), memory: String::new(), notes: Vec::new() }
+        Self { run, llm, history: Vec::new(), memory: String::new(), notes: Vec::new(), user_tools: Vec::new() }
     }
 
     async fn drive(&mut self) -> Result<Completion, AgentError> {
+        self.user_tools = self
+            .run
+            .ctx
+            .user_tools()
+            .await
+            .into_iter()
+            .map(|t| ToolSpec { name: t.name, description: t.description, parameters: t.parameters })
+            .collect();
         if let Some(note) = self.run.open_start_page().await? {
             self.notes.push(note);
         }
@@ -183,6 +193,10 @@ impl DomRun {
         let url_before = state.url.clone();
         let total = reply.tool_calls.len();
         for (i, call) in reply.tool_calls.iter().enumerate() {
+            if self.user_tools.iter().any(|t| t.name == call.name) {
+                self.call_user_tool(call).await?;
+                continue;
+            }
             let step = match tools::parse(call) {
                 Ok(step) => step,
                 Err(error) => {
@@ -245,6 +259,23 @@ impl DomRun {
         Ok(None)
     }
 
+    /// Runs one of the project's tools; its (masked) result is a note for the next step.
+    async fn call_user_tool(&mut self, call: &ToolCall) -> Result<(), AgentError> {
+        let started = Instant::now();
+        let outcome = self.run.ctx.call_user_tool(&call.name, &call.arguments).await.unwrap_or_else(|| Err(format!("there is no tool `{}`", call.name)));
+        let summary = outcome.as_ref().map(|text| format!("called {} ({} characters back)", call.name, text.chars().count())).map_err(Clone::clone);
+        self.run.report_action(&call.name, None, &summary, started.elapsed()).await?;
+        match outcome {
+            Ok(text) => {
+                let cut: String = text.chars().take(self.run.settings.extract_tokens * 4).collect();
+                self.notes.push(format!("Result of {}:\n{cut}", call.name));
+                self.record(&call.name, "called");
+            }
+            Err(error) => self.failed_step(format!("{} failed: {error}", call.name))?,
+        }
+        Ok(())
+    }
+
     fn request(&self, page: &str) -> ChatRequest {
         let shown_from = self.history.len().saturating_sub(self.run.settings.history_steps);
         let message = prompt::step_message(&StepInput {
@@ -263,7 +294,7 @@ impl DomRun {
             model: self.run.spec().model.clone(),
             system: Some(prompt::system(self.run.spec())),
             messages: vec![Message::User(vec![Content::Text(message)])],
-            tools: tools::specs(),
+            tools: tools::specs().into_iter().chain(self.user_tools.iter().cloned()).collect(),
             tool_choice: ToolChoice::Required,
             ..ChatRequest::default()
         }

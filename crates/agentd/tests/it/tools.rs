@@ -256,3 +256,25 @@ async fn an_agent_calls_the_tools_its_version_allows() {
     assert!(all.contains("tool `missing` is not one of the project's published tools"), "{all}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_browser_agent_calls_a_tool_and_reads_its_result_next_step() {
+    let llm = ScriptedLlm::start().await;
+    let site = agentd_testsite::serve().await;
+    let app = spawn_agents(&llm.openai_base_url(), |_| {}).await;
+    let base = echo_service().await;
+    created(&app, http_tool("lookup", &base)).await;
+    let agent: Value = app.post("/v1/agents", json!({"name": "Shopper", "kind": "browser", "tools": ["lookup"], "publish": true})).await.json().await.unwrap();
+    llm.push(reasoned("look the word up first", vec![call("lookup", json!({"q": "gizmo"}))]));
+    llm.push_with(|r| if r.text().contains("Result of lookup") && r.text().contains("gizmo") { done("found gizmo") } else { done("no result") });
+    let session = app.create_with(json!({"goal": "Look up gizmo", "start_url": format!("{site}form"), "agent_id": agent["id"]})).await;
+    let id = session["id"].as_str().unwrap().to_owned();
+    let finished = app.finish(&id).await;
+    assert_eq!(finished["response"], "found gizmo", "{finished}");
+    let offered: Vec<String> = llm.requests()[0].body["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap().to_owned()).collect();
+    assert!(offered.iter().any(|n| n == "lookup") && offered.iter().any(|n| n == "click"), "{offered:?}");
+    let all = serde_json::to_string(&app.events(&id).await).unwrap();
+    assert_no_secret(&all);
+    assert_no_secret(&llm.requests()[1].text());
+    app.shutdown().await;
+}
