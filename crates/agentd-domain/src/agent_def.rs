@@ -109,6 +109,8 @@ pub enum VersionChoice {
     Draft,
     /// This number, whatever its state.
     Number(u32),
+    /// The most recently archived one (the version published before the current one).
+    LatestArchived,
 }
 
 /// The version a session was pinned to.

@@ -88,12 +88,14 @@ impl Engine {
             VersionChoice::Published => versions.into_iter().find(|v| v.state == VersionState::Published),
             VersionChoice::Draft => versions.into_iter().find(|v| v.state == VersionState::Draft),
             VersionChoice::Number(n) => versions.into_iter().find(|v| v.number == n),
+            VersionChoice::LatestArchived => versions.into_iter().rev().find(|v| v.state == VersionState::Archived),
         };
         found.ok_or_else(|| {
             let why = match choice {
                 VersionChoice::Published => "the agent has no published version: publish its draft, or ask for version_state DRAFT".to_owned(),
                 VersionChoice::Draft => "the agent has no draft".to_owned(),
                 VersionChoice::Number(n) => format!("the agent has no version {n}"),
+                VersionChoice::LatestArchived => "the agent has no archived version".to_owned(),
             };
             FieldError::new("agent_version", why).into()
         })
