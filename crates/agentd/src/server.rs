@@ -138,6 +138,7 @@ async fn launch(
         sessions: config.sessions.clone(),
         link_key: link_key(&config.data_dir)?,
         assisters_agent_tiers: config.assisters_agent_tiers.clone(),
+        autessa_ws_idle: Duration::from_secs(config.autessa_ws_idle_seconds),
     };
     let mut metrics = Metrics::new();
     if let Some(browsers) = &browsers {
