@@ -351,6 +351,13 @@ pub(crate) async fn pin_session(state: &AppState, caller: Caller, req: &mut Crea
     let id: AgentId = parse_id("agent_id", &raw)?;
     let choice = version_choice(req.agent_version.take(), req.version_state.take(), "agent_version")?;
     let version = state.engine.resolve_agent_version(caller.project_id, id, choice).await?;
+    fill_from_version(req, &version)?;
+    Ok(Some(version))
+}
+
+/// Fills what a session request leaves out from an agent version: its kind as the mode (a
+/// `mode` other than the kind is refused), its model and its limits.
+pub(crate) fn fill_from_version(req: &mut CreateSessionRequest, version: &AgentVersion) -> ApiResult<()> {
     let kind = version.spec.kind;
     match req.mode.as_deref().map(str::parse::<Mode>) {
         Some(Ok(mode)) if mode != kind => {
@@ -366,5 +373,12 @@ pub(crate) async fn pin_session(state: &AppState, caller: Caller, req: &mut Crea
     req.max_actions = req.max_actions.or(limits.max_actions.map(i64::from));
     req.max_cycles = req.max_cycles.or(limits.max_cycles.map(i64::from));
     req.timeout_seconds = req.timeout_seconds.or(limits.timeout_seconds.map(|t| t as i64));
-    Ok(Some(version))
+    Ok(())
+}
+
+/// Pins a parsed session to `version`: the session copies its instructions and tools.
+pub(crate) fn pin(new: &mut agentd_engine::NewSession, version: AgentVersion) {
+    new.spec.agent = Some(agentd_domain::PinnedVersion { agent_id: version.agent_id, number: version.number });
+    new.spec.instructions = Some(version.spec.instructions).filter(|i| !i.trim().is_empty());
+    new.spec.tools = (!version.spec.tools.is_empty()).then_some(version.spec.tools);
 }

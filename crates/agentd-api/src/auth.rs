@@ -111,6 +111,11 @@ impl Refusal {
         Self { error, usage: None }
     }
 
+    /// Where the key's limits stand, when a key was known and counted.
+    pub fn usage(&self) -> Option<&LimitUsage> {
+        self.usage.as_ref()
+    }
+
     /// Adds the rate-limit headers, if any, to `response`.
     pub fn write_headers(&self, response: &mut Response) {
         if let Some(usage) = &self.usage {
@@ -181,7 +186,22 @@ pub struct LimitUsage {
     day: Option<(u64, u64)>,
 }
 
+/// What a rate-limit header says for a limit the key does not have (an unlimited key, a
+/// window without a cap, or no key at all on a refusal): the largest value, so clients that
+/// read the headers never hold back. Adapters whose vendor promises the headers on every
+/// answer use it.
+pub const NO_LIMIT: u32 = u32::MAX;
+
 impl LimitUsage {
+    /// Writes the four `X-RateLimit-{Limit,Remaining}-{Minute,Day}` headers whatever the key's
+    /// limits: a window without a cap reads as [`NO_LIMIT`]. `None`: no key is known.
+    pub fn write_all_headers(usage: Option<&LimitUsage>, headers: &mut HeaderMap) {
+        let usage = usage.copied().unwrap_or_default();
+        let unlimited = (u64::from(NO_LIMIT), u64::from(NO_LIMIT));
+        let full = LimitUsage { minute: Some(usage.minute.unwrap_or(unlimited)), day: Some(usage.day.unwrap_or(unlimited)) };
+        full.write_headers(headers);
+    }
+
     /// Writes the `X-RateLimit-*` headers.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
         let mut put = |name: &'static str, v: u64| {

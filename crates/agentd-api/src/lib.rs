@@ -10,6 +10,7 @@ mod agents;
 pub mod auth;
 mod assisfy;
 mod assisters;
+mod autessa;
 mod conversations;
 mod cua;
 mod error;
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cua::routes(state.clone()))
         .merge(assisfy::routes(state.clone()))
         .merge(assisters::routes(state.clone()))
+        .merge(autessa::routes(state.clone()))
         .merge(live_page::routes())
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))

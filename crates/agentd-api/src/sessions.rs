@@ -377,9 +377,7 @@ pub async fn create_session(
     let pinned = crate::agents::pin_session(&state, caller, &mut req).await?;
     let mut new = parse_create(req, &state.config.sessions)?;
     if let Some(version) = pinned {
-        new.spec.agent = Some(agentd_domain::PinnedVersion { agent_id: version.agent_id, number: version.number });
-        new.spec.instructions = Some(version.spec.instructions).filter(|i| !i.trim().is_empty());
-        new.spec.tools = (!version.spec.tools.is_empty()).then_some(version.spec.tools);
+        crate::agents::pin(&mut new, version);
     }
     let (session, webhook) = state.engine.create_session_with_webhook(caller.project_id, new).await?;
     let view = CreatedSessionView {

@@ -54,6 +54,9 @@ pub struct ApiConfig {
     pub link_key: crate::links::LinkKey,
     /// Key tiers that may use the Assisters agent endpoints (`/v1/agent/*`); others get 403.
     pub assisters_agent_tiers: Vec<String>,
+    /// An Autessa WebSocket with no message from its client this long closes (30 minutes,
+    /// the vendor's figure, by default).
+    pub autessa_ws_idle: Duration,
 }
 
 /// Shared state of all handlers. Cheap to clone.

@@ -109,6 +109,8 @@ pub enum VersionChoice {
     Draft,
     /// This number, whatever its state.
     Number(u32),
+    /// The most recently archived one (the version published before the current one).
+    LatestArchived,
 }
 
 /// A numbered version of something (an agent, a tool).
@@ -131,10 +133,12 @@ impl Versioned for AgentVersion {
 impl VersionChoice {
     /// The version this choice picks among `versions`.
     pub fn pick<V: Versioned>(self, versions: Vec<V>) -> Option<V> {
-        versions.into_iter().find(|v| match self {
+        // Newest first, so the latest archived one is found first.
+        versions.into_iter().rev().find(|v| match self {
             VersionChoice::Published => v.state() == VersionState::Published,
             VersionChoice::Draft => v.state() == VersionState::Draft,
             VersionChoice::Number(n) => v.number() == n,
+            VersionChoice::LatestArchived => v.state() == VersionState::Archived,
         })
     }
 
@@ -144,6 +148,7 @@ impl VersionChoice {
             VersionChoice::Published => format!("the {what} has no published version: publish its draft, or ask for the DRAFT version"),
             VersionChoice::Draft => format!("the {what} has no draft"),
             VersionChoice::Number(n) => format!("the {what} has no version {n}"),
+            VersionChoice::LatestArchived => format!("the {what} has no archived version"),
         }
     }
 }

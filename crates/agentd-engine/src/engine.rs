@@ -301,6 +301,17 @@ impl Engine {
         project: ProjectId,
         new: NewSession,
     ) -> Result<(Session, Option<WebhookTarget>), EngineError> {
+        self.create_session_as(project, new, None).await
+    }
+
+    /// Creates a session (with the id `id` when given: a conversation's first message) and
+    /// queues it.
+    pub(crate) async fn create_session_as(
+        &self,
+        project: ProjectId,
+        new: NewSession,
+        id: Option<SessionId>,
+    ) -> Result<(Session, Option<WebhookTarget>), EngineError> {
         if !self.inner.accepting.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(EngineError::ShuttingDown);
         }
@@ -327,7 +338,10 @@ impl Engine {
         };
         let webhook_format = new.webhook_format.clone();
         let secrets = new.secrets.clone();
-        let session = queued_session(project, new, agentd_domain::now());
+        let mut session = queued_session(project, new, agentd_domain::now());
+        if let Some(id) = id {
+            session.id = id;
+        }
         match &endpoint {
             Some(target) => {
                 let subscription = agentd_store::WebhookSubscription {

@@ -242,6 +242,11 @@ pub trait Store: Send + Sync + 'static {
     /// The kind and id of the project's resource with this number.
     async fn resource_by_number(&self, project: ProjectId, number: u64) -> StoreResult<Option<(ResourceKind, uuid::Uuid)>>;
 
+    /// Makes a conversation before its first message (idle since `at`): every turn starts
+    /// from `opening`, and its first message becomes the session with the conversation's id.
+    async fn insert_conversation(&self, project: ProjectId, id: SessionId, at: DateTime<Utc>, opening: &agentd_domain::SessionSpec) -> StoreResult<()>;
+    /// The project's conversation `id`, if it has a row.
+    async fn get_conversation(&self, project: ProjectId, id: SessionId) -> StoreResult<Option<ConversationRecord>>;
     /// The conversation `id`, made (idle since `since`) when it has no row yet.
     async fn ensure_conversation(&self, project: ProjectId, id: SessionId, since: DateTime<Utc>) -> StoreResult<ConversationRecord>;
     /// Records a message at `at`; false when the conversation is closed (nothing changes).

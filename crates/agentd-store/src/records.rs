@@ -359,7 +359,7 @@ pub struct ScheduleAdvance {
 }
 
 /// A conversation's state (its id is its first session's).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConversationRecord {
     /// The first session's id.
     pub id: SessionId,
@@ -369,4 +369,7 @@ pub struct ConversationRecord {
     pub last_message_at: DateTime<Utc>,
     /// When it was closed, and why.
     pub closed: Option<(DateTime<Utc>, String)>,
+    /// For a conversation made before its first message: the spec every turn starts from
+    /// (the goal empty; the agent version pinned when it was made).
+    pub opening: Option<agentd_domain::SessionSpec>,
 }

@@ -158,6 +158,20 @@ fn opt_from_ms(v: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
     v.map(from_ms).transpose()
 }
 
+/// A `conversations` row.
+fn conversation_row(id: SessionId, row: &sqlx::sqlite::SqliteRow) -> StoreResult<ConversationRecord> {
+    let closed_at = opt_from_ms(row.try_get("closed_at")?)?;
+    let reason: Option<String> = row.try_get("close_reason")?;
+    let opening: Option<String> = row.try_get("opening")?;
+    Ok(ConversationRecord {
+        id,
+        project_id: ProjectId::from_uuid(uuid("project_id", row.try_get("project_id")?)?),
+        last_message_at: from_ms(row.try_get("last_message_at")?)?,
+        closed: closed_at.map(|at| (at, reason.unwrap_or_default())),
+        opening: opening.as_deref().map(|raw| from_json("opening", raw)).transpose()?,
+    })
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("domain values always serialise")
 }
@@ -947,14 +961,27 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         let row = sqlx::query("SELECT * FROM conversations WHERE id = $1").bind(id.to_string()).fetch_one(&self.pool).await?;
-        let closed_at = opt_from_ms(row.try_get("closed_at")?)?;
-        let reason: Option<String> = row.try_get("close_reason")?;
-        Ok(ConversationRecord {
-            id,
-            project_id: ProjectId::from_uuid(uuid("project_id", row.try_get("project_id")?)?),
-            last_message_at: from_ms(row.try_get("last_message_at")?)?,
-            closed: closed_at.map(|at| (at, reason.unwrap_or_default())),
-        })
+        conversation_row(id, &row)
+    }
+
+    async fn insert_conversation(&self, project: ProjectId, id: SessionId, at: DateTime<Utc>, opening: &agentd_domain::SessionSpec) -> StoreResult<()> {
+        sqlx::query("INSERT INTO conversations (id, project_id, last_message_at, opening) VALUES ($1, $2, $3, $4)")
+            .bind(id.to_string())
+            .bind(project.to_string())
+            .bind(ms(at))
+            .bind(json(opening))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_conversation(&self, project: ProjectId, id: SessionId) -> StoreResult<Option<ConversationRecord>> {
+        let row = sqlx::query("SELECT * FROM conversations WHERE id = $1 AND project_id = $2")
+            .bind(id.to_string())
+            .bind(project.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| conversation_row(id, &row)).transpose()
     }
 
     async fn touch_conversation(&self, id: SessionId, at: DateTime<Utc>) -> StoreResult<bool> {

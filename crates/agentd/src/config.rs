@@ -131,6 +131,8 @@ pub struct Config {
     pub search_page_url: String,
     /// A conversation idle this many hours closes.
     pub conversation_idle_hours: u64,
+    /// An Autessa WebSocket with no message from its client for this many seconds closes.
+    pub autessa_ws_idle_seconds: u64,
 }
 
 impl Default for Config {
@@ -177,6 +179,7 @@ impl Default for Config {
             tavily_api_key: None,
             search_page_url: agentd_agents::DEFAULT_SEARCH_PAGE.into(),
             conversation_idle_hours: 12,
+            autessa_ws_idle_seconds: 1800,
         }
     }
 }
@@ -301,6 +304,9 @@ impl Config {
         }
         if !(1..=24 * 365).contains(&self.conversation_idle_hours) {
             return bad("conversation_idle_hours", "AGENTD_CONVERSATION_IDLE_HOURS", "must be between 1 and 8760".into());
+        }
+        if !(1..=86_400).contains(&self.autessa_ws_idle_seconds) {
+            return bad("autessa_ws_idle_seconds", "AGENTD_AUTESSA_WS_IDLE_SECONDS", "must be between 1 and 86400".into());
         }
         if !(1..=300).contains(&self.webhook_timeout_seconds) {
             return bad("webhook_timeout_seconds", "AGENTD_WEBHOOK_TIMEOUT_SECONDS", "must be between 1 and 300".into());
@@ -483,6 +489,7 @@ mod tests {
             (Box::new(|c| c.max_concurrent_sessions = 0), "max_concurrent_sessions"),
             (Box::new(|c| c.body_limit_bytes = 1023), "body_limit_bytes"),
             (Box::new(|c| c.heartbeat_seconds = 0), "heartbeat_seconds"),
+            (Box::new(|c| c.autessa_ws_idle_seconds = 0), "autessa_ws_idle_seconds"),
             (Box::new(|c| c.log_format = "xml".into()), "log_format"),
             (Box::new(|c| c.admin_key = Some(Secret::new("short"))), "admin_key"),
             (Box::new(|c| c.admin_key_tier = "gold".into()), "admin_key_tier"),

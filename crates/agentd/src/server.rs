@@ -145,6 +145,7 @@ async fn launch(
         sessions: config.sessions.clone(),
         link_key: agentd_api::links::LinkKey::new(key_file(&config.data_dir, "link.key", "open session links stop working")?),
         assisters_agent_tiers: config.assisters_agent_tiers.clone(),
+        autessa_ws_idle: Duration::from_secs(config.autessa_ws_idle_seconds),
     };
     let mut metrics = Metrics::new();
     if let Some(browsers) = &browsers {

@@ -136,9 +136,8 @@ async fn tier_allowed(state: &AppState, secret: &str) -> AssistersResult<()> {
 }
 
 /// What the rate-limit headers say for a limit agentd does not set (an unlimited key's
-/// requests; tokens, which agentd does not limit per key): the largest value, so clients that
-/// read the headers never hold back.
-const NO_LIMIT: u32 = u32::MAX;
+/// requests; tokens, which agentd does not limit per key).
+const NO_LIMIT: u32 = auth::NO_LIMIT;
 
 /// The Assisters names of the per-minute limit, from agentd's own headers already written;
 /// `retry_after` (a 429) dates the reset when the minute window is the one exhausted. A

@@ -10,6 +10,7 @@ mod control;
 mod conversations;
 mod assisfy;
 mod assisters;
+mod autessa;
 mod cua;
 mod live_page;
 mod crash;
