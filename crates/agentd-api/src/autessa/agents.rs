@@ -24,7 +24,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_domain::{AgentId, AgentVersion, Mode, Session, SessionId, SessionStatus, VersionChoice};
+use agentd_domain::{AgentId, AgentVersion, Mode, Session, SessionId, SessionStatus};
 use agentd_engine::{Engine, EngineError, NewSession, Resource};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -90,27 +90,11 @@ async fn agent_of(state: &AppState, caller: Caller, number: u64) -> AutessaResul
 async fn resolve(state: &AppState, caller: Caller, agent: AgentId, number: u64, ask: VersionAsk) -> AutessaResult<AgentVersion> {
     let version = match state.engine.resolve_agent_version(caller.project_id, agent, ask.choice).await {
         Ok(version) => version,
-        Err(EngineError::Invalid(_)) => {
-            return Err(AutessaError::bad_request(match ask.choice {
-                VersionChoice::Published => {
-                    format!("Agent {number} has no published version: publish it, or ask for version {{\"versionState\": \"DRAFT\"}}")
-                }
-                VersionChoice::Draft => format!("Agent {number} has no draft version"),
-                VersionChoice::LatestArchived => format!("Agent {number} has no archived version"),
-                VersionChoice::Number(n) => format!("Agent {number} has no version {n}"),
-            }));
-        }
+        Err(EngineError::Invalid(_)) => return Err(super::no_such_version("Agent", number, ask.choice)),
         Err(other) => return Err(other.into()),
     };
-    match ask.number_in_state {
-        Some(state) if state != version.state => Err(AutessaError::bad_request(format!(
-            "Version {} of agent {number} is {}, not {}",
-            version.number,
-            version.state.as_str(),
-            state.as_str()
-        ))),
-        _ => Ok(version),
-    }
+    super::in_asked_state("agent", number, ask, version.number, version.state)?;
+    Ok(version)
 }
 
 /// A session of `version` for `goal`, checked as the native API checks one.

@@ -1,9 +1,10 @@
-//! The Autessa agents API (seed 003; SPECS §3) as a thin adapter over the engine: agents
-//! are named by their resource number (`resourceId`, the native `resource_id`), a
-//! conversation is an engine conversation, an execution is a session of the agent version
-//! resolved for it. `agents.rs` serves `POST /clients/agents/execute-create`, `execute`,
-//! `execute-close` (alias `close-conversation`) and the WebSocket
-//! `/ws/clients/agents/execute`; `socket.rs` is the WebSocket plumbing every Autessa socket
+//! The Autessa agents and tools API (seed 003; SPECS §3) as a thin adapter over the engine:
+//! agents and tools are named by their resource number (`resourceId`, the native
+//! `resource_id`), a conversation is an engine conversation, an execution is a session of
+//! the agent version resolved for it. `agents.rs` serves `POST /clients/agents/execute-create`,
+//! `execute`, `execute-close` (alias `close-conversation`) and the WebSocket
+//! `/ws/clients/agents/execute`; `tools.rs` `POST /clients/tool/execute` and the WebSocket
+//! `/ws/clients/tools/execute`; `socket.rs` is the WebSocket plumbing every Autessa socket
 //! shares; `media.rs` the input and output parts (audio through a speech provider);
 //! `error.rs` the `{errors}` envelope. Every rule (versions, pinning, conversation closing)
 //! is the engine's.
@@ -55,6 +56,7 @@ mod agents;
 mod error;
 mod media;
 mod socket;
+mod tools;
 
 use agentd_domain::{VersionChoice, VersionState};
 use agentd_engine::Resource;
@@ -82,8 +84,13 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/clients/agents/execute-close", post(agents::close).fallback(refuse_method))
         .route("/clients/agents/close-conversation", post(agents::close).fallback(refuse_method))
         .route("/clients/agents/{*rest}", any(|| async { AutessaError::new(StatusCode::NOT_FOUND, "No such endpoint").into_response() }))
+        .route("/clients/tool/execute", post(tools::execute).fallback(refuse_method))
+        .route("/clients/tool/{*rest}", any(|| async { AutessaError::new(StatusCode::NOT_FOUND, "No such endpoint").into_response() }))
         .route_layer(from_fn_with_state(state, admit));
-    Router::new().merge(rest).route("/ws/clients/agents/execute", get(agents::socket))
+    Router::new()
+        .merge(rest)
+        .route("/ws/clients/agents/execute", get(agents::socket))
+        .route("/ws/clients/tools/execute", get(tools::socket))
 }
 
 /// Admits the caller of a REST route (`Authorization: <key>`, `Bearer <key>` tolerated)
@@ -219,6 +226,29 @@ pub(crate) struct VersionAsk {
 impl VersionAsk {
     /// The default: the published version.
     pub const PUBLISHED: VersionAsk = VersionAsk { choice: VersionChoice::Published, number_in_state: None };
+}
+
+/// Why the `what` ("Agent", "Tool") numbered `number` has no version `choice`, in the
+/// vendor's words.
+pub(crate) fn no_such_version(what: &str, number: u64, choice: VersionChoice) -> AutessaError {
+    AutessaError::bad_request(match choice {
+        VersionChoice::Published => {
+            format!("{what} {number} has no published version: publish it, or ask for version {{\"versionState\": \"DRAFT\"}}")
+        }
+        VersionChoice::Draft => format!("{what} {number} has no draft version"),
+        VersionChoice::LatestArchived => format!("{what} {number} has no archived version"),
+        VersionChoice::Number(n) => format!("{what} {number} has no version {n}"),
+    })
+}
+
+/// A `versionNumber` asked for with a `versionState` must be in that state.
+pub(crate) fn in_asked_state(what: &str, number: u64, ask: VersionAsk, version: u32, state: VersionState) -> AutessaResult<()> {
+    match ask.number_in_state {
+        Some(asked) if asked != state => {
+            Err(AutessaError::bad_request(format!("Version {version} of {what} {number} is {}, not {}", state.as_str(), asked.as_str())))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn version_choice(state: Option<&str>, number: Option<u32>) -> AutessaResult<VersionAsk> {

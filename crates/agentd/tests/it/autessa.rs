@@ -280,7 +280,11 @@ async fn autessa_conversation_is_pinned_and_keeps_context() {
 // WebSocket
 
 async fn connect(app: &TestApp, query: &str) -> Socket {
-    let url = format!("{}/ws/clients/agents/execute?{query}", app.base.replace("http://", "ws://"));
+    connect_at(app, "/ws/clients/agents/execute", query).await
+}
+
+async fn connect_at(app: &TestApp, path: &str, query: &str) -> Socket {
+    let url = format!("{}{path}?{query}", app.base.replace("http://", "ws://"));
     tokio_tungstenite::connect_async(url).await.expect("ws connects").0
 }
 
@@ -415,5 +419,95 @@ async fn autessa_socket_closes_when_idle() {
         other => panic!("expected the idle close, got {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(5));
+    app.shutdown().await;
+}
+
+// Tools
+
+#[tokio::test]
+async fn autessa_tool_execute_masks_secrets_and_reports_failures() {
+    use crate::tools::{ENV_SECRET, SECRET, assert_no_secret, created, echo_service, http_tool};
+    let app = spawn_app().await;
+    let base = echo_service().await;
+    let tool = created(&app, http_tool("lookup", &base)).await;
+    let (tool_id, n) = (tool["id"].as_str().unwrap().to_owned(), tool["resource_id"].as_u64().unwrap());
+    let path = format!("/clients/tool/execute?resourceId={n}");
+
+    let (status, headers, body) = call(&app, &app.key, &path, json!({
+        "toolId": n, "variables": {"q": "autessa"},
+        "privateVariables": {"token": ENV_SECRET}, "environmentVariables": {"extra": "x"}})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_limit_headers(&headers, "tool execute");
+    assert_eq!((body["responseType"].as_str(), body["toolName"].as_str(), body["errors"].clone()), (Some("EXECUTE_TOOL"), Some("lookup"), json!([])));
+    let result: Value = serde_json::from_str(body["result"].as_str().unwrap()).unwrap();
+    assert_eq!(result["query"]["q"], "autessa");
+    assert_eq!(result["authorization"], "Bearer [redacted:token]", "the call's private variable is used and masked");
+    assert!(body["debugOutput"][0].as_str().unwrap().starts_with("GET "), "{body}");
+    assert!(body["executionTimeMs"].is_u64());
+    assert_no_secret(&body.to_string());
+    let stored: String = ["agentd.db", "agentd.db-wal"].iter()
+        .filter_map(|f| std::fs::read(app.dir.as_ref().unwrap().path().join(f)).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned()).collect();
+    assert!(!stored.contains(SECRET) && !stored.contains(ENV_SECRET), "nothing stored in the clear");
+
+    // A failing tool is an execution with its reason in errors; bad input is the envelope.
+    let r = app.http.put(app.url(&format!("/v1/tools/{tool_id}/draft"))).bearer_auth(&app.key)
+        .json(&json!({"variables": {"base": format!("{base}/missing")}})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, _, body) = call(&app, &app.key, &path, json!({"variables": {"q": "a"}, "version": {"versionState": "DRAFT"}})).await;
+    assert_eq!((status, body["result"].clone(), body["version"].as_u64()), (200, Value::Null, Some(2)), "{body}");
+    assert!(body["errors"][0].as_str().unwrap().contains("answered 404"), "{body}");
+    let (status, _, body) = call(&app, &app.key, &path, json!({"variables": {"q": "a"}, "version": {"versionNumber": 1}})).await;
+    assert_eq!((status, body["version"].as_u64()), (200, Some(1)));
+    let (status, _, body) = call(&app, &app.key, &path, json!({"variables": {"q": 5}})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body.as_object().unwrap().len(), 1, "an error body holds only errors: {body}");
+    let (status, _, body) = call(&app, &app.key, &path, json!({"toolId": n + 1000})).await;
+    assert_eq!((status, body["errors"][0].as_str().unwrap().contains("does not match")), (400, true));
+    let (_, agent_n) = agent(&app, "chat", "", true).await;
+    let (status, _, body) = call(&app, &app.key, &format!("/clients/tool/execute?resourceId={agent_n}"), json!({})).await;
+    assert_eq!((status, body), (404, json!({"errors": [format!("Resource with ID {agent_n} not found")]})));
+    let (status, _, body) = call(&app, &app.key, "/clients/tool/execute", json!({})).await;
+    assert!(status == 400 && body["errors"][0].as_str().unwrap().starts_with("resourceId is required"));
+    let (status, _, body) = call(&app, "nope", &path, json!({})).await;
+    assert_eq!((status, body), (401, json!({"errors": ["Invalid API key"]})));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn autessa_tool_socket_streams_debug_lines_then_the_result() {
+    use crate::tools::{SECRET, assert_no_secret, created, mcp_fixture};
+    let app = spawn_app().await;
+    let tool = created(&app, json!({
+        "name": "fixture", "description": "MCP fixture",
+        "definition": {"type": "mcp", "server": {"transport": "stdio", "command": mcp_fixture().to_str().unwrap(), "env": {"FIXTURE_SECRET": "{{secret}}"}}},
+        "private_variables": {"secret": SECRET}, "publish": true})).await;
+    let n = tool["resource_id"].as_u64().unwrap();
+    let mut ws = connect_at(&app, "/ws/clients/tools/execute", &format!("authorization={}&resourceId={n}", app.key)).await;
+    assert_eq!(frame(&mut ws).await, json!({"responseType": "CONNECTION_STATUS", "status": "CONNECTED", "errors": []}));
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(frame(&mut ws).await, json!({"type": "pong"}));
+    send(&mut ws, json!({"requestType": "EXECUTE_TOOL", "toolId": n, "mcpTool": "env", "variables": {"name": "FIXTURE_SECRET"}})).await;
+    let mut debug = Vec::new();
+    let last = loop {
+        let f = frame(&mut ws).await;
+        assert_no_secret(&f.to_string());
+        match f["responseType"].as_str() {
+            Some("DEBUG_OUTPUT") => debug.push(f["content"].as_str().unwrap().to_owned()),
+            _ => break f,
+        }
+    };
+    assert!(!debug.is_empty(), "debug lines come first");
+    assert_eq!((last["responseType"].as_str(), last["done"].as_bool(), last["result"].as_str()), (Some("EXECUTE_TOOL"), Some(true), Some("[redacted:secret]")), "{last}");
+    assert_eq!(last["debugOutput"].as_array().unwrap().len(), debug.len());
+    send(&mut ws, json!({"requestType": "EXECUTE_TOOL", "variables": {"a": 1}})).await;
+    let refused = frame(&mut ws).await;
+    assert_eq!(refused["responseType"], "ERROR", "no mcpTool for an MCP server: {refused}");
+    send(&mut ws, json!({"requestType": "EXECUTE_TOOL", "mcpTool": "add", "variables": {"a": 1, "b": 2}})).await;
+    let done = loop {
+        let f = frame(&mut ws).await;
+        if f["responseType"] != "DEBUG_OUTPUT" { break f; }
+    };
+    assert_eq!(done["result"], "3", "the socket stays open after an error: {done}");
     app.shutdown().await;
 }

@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const SECRET: &str = "tok-7f3a9c-very-secret";
-const ENV_SECRET: &str = "env-51d2-not-stored";
+pub const SECRET: &str = "tok-7f3a9c-very-secret";
+pub const ENV_SECRET: &str = "env-51d2-not-stored";
 
 /// A web service that echoes what it got: the query and the Authorization header.
-async fn echo_service() -> String {
+pub async fn echo_service() -> String {
     let app = axum::Router::new().route(
         "/echo",
         get(|Query(q): Query<std::collections::BTreeMap<String, String>>, headers: HeaderMap| async move {
@@ -32,7 +32,7 @@ async fn echo_service() -> String {
     format!("http://{addr}")
 }
 
-fn http_tool(name: &str, base: &str) -> Value {
+pub fn http_tool(name: &str, base: &str) -> Value {
     json!({
         "name": name,
         "description": "Looks a word up.",
@@ -46,7 +46,7 @@ fn http_tool(name: &str, base: &str) -> Value {
 }
 
 /// The stdio MCP fixture, built by the workspace (next to the test binary's directory).
-fn mcp_fixture() -> PathBuf {
+pub fn mcp_fixture() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf();
     let fixture = dir.join("agentd-mcp-fixture");
@@ -61,7 +61,7 @@ fn mcp_fixture() -> PathBuf {
     fixture
 }
 
-async fn created(app: &TestApp, body: Value) -> Value {
+pub async fn created(app: &TestApp, body: Value) -> Value {
     let r = app.post("/v1/tools", body).await;
     let status = r.status();
     let body: Value = r.json().await.unwrap();
@@ -74,7 +74,7 @@ async fn execute(app: &TestApp, id: &str, body: Value) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-fn assert_no_secret(text: &str) {
+pub fn assert_no_secret(text: &str) {
     assert!(!text.contains(SECRET) && !text.contains(ENV_SECRET), "a secret leaked: {text}");
 }
 
