@@ -40,6 +40,8 @@ pub enum ErrorCode {
     RateLimited,
     /// Something failed inside the server; details are in its log (500).
     Internal,
+    /// A service the server relies on (the speech provider) failed or did not answer (502).
+    UpstreamFailed,
     /// The server is shutting down or its store is unreachable (503).
     Unavailable,
 }
@@ -58,6 +60,7 @@ impl ErrorCode {
             IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            UpstreamFailed => StatusCode::BAD_GATEWAY,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -72,7 +75,7 @@ impl ErrorCode {
             NotFound => "not_found_error",
             InvalidState | Conflict | IdempotencyInProgress | IdempotencyKeyReused => "conflict_error",
             RateLimited => "rate_limit_error",
-            Internal | Unavailable => "api_error",
+            Internal | UpstreamFailed | Unavailable => "api_error",
         }
     }
 }

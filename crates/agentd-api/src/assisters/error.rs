@@ -140,6 +140,7 @@ impl From<ApiError> for AssistersError {
             InvalidState | Conflict | IdempotencyInProgress | IdempotencyKeyReused => ("invalid_request_error", "conflict"),
             RateLimited => ("rate_limit_error", "rate_limit_exceeded"),
             Internal => ("server_error", "internal_error"),
+            UpstreamFailed => ("server_error", "upstream_error"),
             Unavailable => ("server_error", "service_unavailable"),
         };
         let message = match (e.code, e.retry_after) {
