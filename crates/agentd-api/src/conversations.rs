@@ -1,10 +1,12 @@
 //! Conversations over the native API: `POST /v1/sessions/{id}/messages` sends a message to
 //! the conversation a session belongs to (a follow-up session answers it),
 //! `POST /v1/sessions/{id}/close` closes it, `GET /v1/sessions/{id}/conversation` shows it.
+//! A message may be spoken (`audio`, transcribed first) and its answer asked for spoken
+//! (`audio_output`), through [`crate::speech`].
 
 use std::time::Duration;
 
-use agentd_domain::SessionId;
+use agentd_domain::{Session, SessionId, SessionStatus};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
+use crate::speech::{self, AudioInput, AudioOutputRequest, AudioView};
 use crate::extract::{JsonBody, parse_id};
 use crate::state::AppState;
 use crate::wire::SessionView;
@@ -27,10 +30,34 @@ const MAX_MESSAGE_CHARS: usize = 20_000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageRequest {
-    /// The message (required).
+    /// The message (this or `audio`).
     pub text: Option<String>,
+    /// The message spoken (this or `text`): transcribed by the server's speech provider, and
+    /// the transcript sent as the message. Refused when no speech provider is configured.
+    pub audio: Option<AudioInput>,
+    /// Ask for the answer spoken too (`true`, or `{voice, format}`); needs `wait`.
+    pub audio_output: Option<AudioOutputRequest>,
     /// Wait for the answer (default true; at most 5 minutes, then the session as it is).
     pub wait: Option<bool>,
+}
+
+/// The follow-up session that answers a message, and the audio around it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    /// The session.
+    #[serde(flatten)]
+    pub session: SessionView,
+    /// What the audio said, when the message was audio.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcription: Option<String>,
+    /// The answer spoken, when `audio_output` asked for it and the session completed with an
+    /// answer in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioView>,
+    /// Why the answer could not be spoken (the message was sent and answered all the same, so
+    /// it is not an error of the call: sending it again would ask again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_error: Option<ErrorDetail>,
 }
 
 /// A conversation.
@@ -64,27 +91,83 @@ fn session_id(raw: &str) -> ApiResult<SessionId> {
 
 /// Send a message to the session's conversation: a follow-up session answers it (the same
 /// agent version, the earlier turns in context). Refused once the conversation is closed.
+///
+/// The message is `text`, or `audio` transcribed by the server's speech provider (the
+/// response's `transcription`); `audio_output` asks for the answer spoken too (the response's
+/// `audio`). Without a speech provider (`AGENTD_SPEECH_URL`) both are refused with a 400
+/// naming the field; a speech provider that fails is a 502 (`upstream_failed`) before the
+/// message is sent, or the response's `audio_error` after it was answered.
 #[utoipa::path(post, path = "/v1/sessions/{id}/messages", tag = "conversations", request_body = MessageRequest,
     params(("id" = String, Path, description = "A session of the conversation")),
-    responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    responses((status = 201, body = MessageView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 502, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn send_message(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<MessageRequest>,
-) -> ApiResult<(StatusCode, Json<SessionView>)> {
+) -> ApiResult<(StatusCode, Json<MessageView>)> {
     let id = session_id(&id)?;
-    let text = req.text.map(|t| t.trim().to_owned()).unwrap_or_default();
-    if text.is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(ApiError::invalid("text", format!("text is required, at most {MAX_MESSAGE_CHARS} characters")));
+    // Everything is checked before the speech provider is paid or anything is stored.
+    let audio = match (&req.text, &req.audio) {
+        (Some(_), Some(_)) => return Err(ApiError::invalid("audio", "give the message as text or as audio, not both")),
+        (None, Some(audio)) => Some(speech::parse_audio(&state, "audio", audio)?),
+        _ => None,
+    };
+    let output = speech::parse_audio_output(&state, "audio_output", req.audio_output.as_ref())?;
+    let wait = req.wait.unwrap_or(true);
+    if output.is_some() && !wait {
+        return Err(ApiError::invalid("audio_output", "audio_output needs the answer: leave wait out or set it to true"));
     }
+    let (text, transcription) = match &audio {
+        Some(clip) => {
+            // An unknown session is a 404 before the audio is paid for.
+            state.engine.get_session(caller.project_id, id).await?;
+            let heard = speech::transcribe(&state, "audio", clip).await?;
+            if heard.is_empty() || heard.chars().count() > MAX_MESSAGE_CHARS {
+                return Err(ApiError::invalid("audio", format!("the audio must say something, at most {MAX_MESSAGE_CHARS} characters once transcribed")));
+            }
+            (heard.clone(), Some(heard))
+        }
+        None => {
+            let text = req.text.as_deref().map(str::trim).unwrap_or_default();
+            if text.is_empty() || text.chars().count() > MAX_MESSAGE_CHARS {
+                return Err(ApiError::invalid("text", format!("text (or audio) is required, at most {MAX_MESSAGE_CHARS} characters")));
+            }
+            (text.to_owned(), None)
+        }
+    };
     let session = state.engine.send_message(caller.project_id, id, text).await?;
-    if req.wait.unwrap_or(true) {
+    if wait {
         state.engine.wait_ended(caller.project_id, session.id, MAX_WAIT).await?;
     }
     let session = state.engine.get_session(caller.project_id, session.id).await?;
-    Ok((StatusCode::CREATED, Json((&session).into())))
+    let (audio, audio_error) = match output {
+        Some(output) => speak_answer(&state, &session, &output).await,
+        None => (None, None),
+    };
+    let view = MessageView { session: (&session).into(), transcription, audio, audio_error };
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The session's answer spoken, or why it could not be.
+async fn speak_answer(state: &AppState, session: &Session, output: &speech::AudioOutput) -> (Option<AudioView>, Option<ErrorDetail>) {
+    let text = match (session.status, session.response.as_ref().and_then(speech::spoken_text)) {
+        (SessionStatus::Completed, Some(text)) => text,
+        (status, _) => {
+            let why = if status == SessionStatus::Completed {
+                "the answer has no words to speak".to_owned()
+            } else {
+                format!("the session has no answer to speak: it is {}", status.as_str())
+            };
+            return (None, Some(ApiError::invalid("audio_output", why).body().error));
+        }
+    };
+    match speech::speak(state, "audio_output", &text, output).await {
+        Ok(speech) => (Some(speech.into()), None),
+        Err(error) => (None, Some(error.body().error)),
+    }
 }
 
 /// Close the session's conversation (its sessions stay; further messages are refused).

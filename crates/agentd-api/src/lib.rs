@@ -23,6 +23,7 @@ mod metrics;
 mod ops;
 mod sessions;
 mod schedules;
+pub mod speech;
 mod state;
 mod tools;
 mod webhooks;
@@ -92,7 +93,11 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(sessions::resolve_safety_check))
         .routes(routes!(events::session_events))
         .routes(routes!(events::session_ws))
-        .routes(routes!(conversations::send_message))
+        .routes({
+            // A spoken message is larger than other bodies: its route takes the audio limit.
+            let (schemas, paths, route) = routes!(conversations::send_message);
+            (schemas, paths, route.layer(DefaultBodyLimit::max(speech::body_limit(&state))))
+        })
         .routes(routes!(conversations::close))
         .routes(routes!(conversations::get_conversation))
         .routes(routes!(agents::create_agent, agents::list_agents))

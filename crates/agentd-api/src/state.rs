@@ -1,10 +1,12 @@
-//! What every handler shares: the engine, the API settings, the rate limiter and metrics.
+//! What every handler shares: the engine, the API settings, the rate limiter, metrics and the
+//! speech client.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agentd_engine::Engine;
+use agentd_llm::SpeechClient;
 use agentd_store::SharedStore;
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +72,9 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The speech server for audio in and out; None when none is configured (requests for
+    /// audio are refused: [`crate::speech`]).
+    pub speech: Option<SpeechClient>,
 }
 
 impl AppState {
@@ -85,7 +90,14 @@ impl AppState {
             config: Arc::new(config),
             limiter: Arc::default(),
             metrics: Arc::new(metrics),
+            speech: None,
         }
+    }
+
+    /// The same state with `speech` as its speech server.
+    pub fn with_speech(mut self, speech: Option<SpeechClient>) -> Self {
+        self.speech = speech;
+        self
     }
 
     /// The store.

@@ -75,7 +75,7 @@ impl From<LlmError> for Failure {
 }
 
 /// A streamed body's read error.
-enum ReadError {
+pub(crate) enum ReadError {
     Transport(reqwest::Error),
     TooLarge,
 }
@@ -83,10 +83,7 @@ enum ReadError {
 impl Llm {
     /// Checks the settings and prepares the HTTP client (no request is made).
     pub fn new(settings: LlmSettings) -> Result<Llm, LlmError> {
-        CRYPTO_PROVIDER.call_once(|| {
-            // Another part of the process may have installed one already; either is fine.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
+        install_crypto_provider();
         if settings.model.trim().is_empty() {
             return Err(LlmError::Config("no model is configured".into()));
         }
@@ -419,10 +416,7 @@ impl Llm {
 
     /// `text` without the API key (some providers quote part of a wrong key back).
     fn redact(&self, text: String) -> String {
-        match self.inner.settings.api_key.as_deref().map(str::trim) {
-            Some(key) if key.len() >= 4 && text.contains(key) => text.replace(key, "<redacted>"),
-            _ => text,
-        }
+        redact(self.inner.settings.api_key.as_deref(), text)
     }
 }
 
@@ -490,6 +484,22 @@ fn request_headers(settings: &LlmSettings) -> Result<HeaderMap, LlmError> {
     Ok(headers)
 }
 
+/// Installs rustls' ring provider for the process, once (reqwest is built without one).
+pub(crate) fn install_crypto_provider() {
+    CRYPTO_PROVIDER.call_once(|| {
+        // Another part of the process may have installed one already; either is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// `text` without `key` (some providers quote part of a wrong key back).
+pub(crate) fn redact(key: Option<&str>, text: String) -> String {
+    match key.map(str::trim) {
+        Some(key) if key.len() >= 4 && text.contains(key) => text.replace(key, "<redacted>"),
+        _ => text,
+    }
+}
+
 fn bytes_of(body: &Value) -> Result<Bytes, LlmError> {
     serde_json::to_vec(body).map(Bytes::from).map_err(|e| LlmError::Config(format!("the request cannot be serialized: {e}")))
 }
@@ -498,7 +508,7 @@ fn too_large() -> LlmError {
     LlmError::BadResponse(format!("the answer is larger than {MAX_RESPONSE_BYTES} bytes"))
 }
 
-async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+pub(crate) async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
         if body.len() + chunk.len() > limit {
@@ -511,7 +521,7 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<V
 
 /// An error and its causes on one line (reqwest's own message says little: "error sending
 /// request").
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -527,7 +537,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// The message in an error body: OpenAI's and Anthropic's `error.message`, or the shapes of
 /// compatible servers (`error` as a string, `message`, `detail`), else the start of the body.
-fn error_message(body: &[u8]) -> Option<String> {
+pub(crate) fn error_message(body: &[u8]) -> Option<String> {
     let message = match serde_json::from_slice::<Value>(body) {
         Ok(json) => [&json["error"]["message"], &json["error"], &json["message"], &json["detail"]]
             .into_iter()

@@ -35,7 +35,7 @@ pub enum LlmError {
 
 /// Statuses that mean "try again later": timeout, conflict, rate limit, server errors and
 /// Anthropic's "overloaded".
-const RETRYABLE_STATUSES: [u16; 8] = [408, 409, 429, 500, 502, 503, 504, 529];
+pub(crate) const RETRYABLE_STATUSES: [u16; 8] = [408, 409, 429, 500, 502, 503, 504, 529];
 
 impl LlmError {
     /// Whether the same request may succeed if sent again.

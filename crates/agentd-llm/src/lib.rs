@@ -8,6 +8,9 @@
 //! failures are retried with backoff or as the server's `Retry-After` says; every failure is an
 //! [`LlmError`].
 //!
+//! [`SpeechClient`] (made from [`SpeechSettings`]) transcribes audio and speaks text on an
+//! OpenAI-compatible speech server; its failures are [`SpeechError`]s.
+//!
 //! Invariants: only this crate knows the providers' wire formats; the API key is never in an
 //! error, a log line or a `Debug` output; an answer is never larger than [`MAX_RESPONSE_BYTES`].
 #![deny(missing_docs)]
@@ -20,6 +23,7 @@ mod error;
 mod openai;
 mod retry;
 mod settings;
+mod speech;
 
 pub use chat::{ChatRequest, ChatResponse, Content, Message, OutputSchema, TokenUsage, ToolCall, ToolChoice, ToolSpec};
 pub use client::{Llm, MAX_RESPONSE_BYTES};
@@ -29,3 +33,7 @@ pub use computer::{
 };
 pub use error::LlmError;
 pub use settings::{LlmSettings, Price, ProviderKind};
+pub use speech::{
+    AudioFormat, MAX_AUDIO_BYTES, MAX_SPEECH_BYTES, MAX_SPEECH_INPUT_CHARS, MAX_SPEECH_REQUESTS, Speech, SpeechClient,
+    SpeechError, SpeechSettings,
+};

@@ -11,7 +11,12 @@
 //! Usage in its answers is deterministic: input tokens = request body length / 4, output tokens =
 //! reply length / 4. It adds no latency of its own (benchmarks use it) beyond what a
 //! [`Reply::Delayed`] asks for.
+//!
+//! [`speech::FakeSpeech`] is a fake OpenAI-compatible speech server (transcription and speech)
+//! for the audio paths.
 #![deny(missing_docs)]
+
+pub mod speech;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use agentd_api::SessionLimits;
 use agentd_api::auth::RateLimits;
 use agentd_browser::BrowserSettings;
-use agentd_llm::{LlmSettings, ProviderKind};
+use agentd_llm::{LlmSettings, ProviderKind, SpeechSettings};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -103,6 +103,24 @@ pub struct Config {
     pub llm_max_retries: u32,
     /// USD per million input and output tokens, per model name or name prefix.
     pub llm_prices: HashMap<String, agentd_llm::Price>,
+    /// An OpenAI-compatible speech server, up to and including `/v1` (its
+    /// `/audio/transcriptions` and `/audio/speech` serve audio in and out). Unset: no audio,
+    /// and requests for it are refused (the LLM provider is not assumed to speak audio).
+    pub speech_url: Option<String>,
+    /// The speech server's API key (sent as a Bearer token).
+    pub speech_api_key: Option<Secret>,
+    /// The model that transcribes audio.
+    pub speech_transcription_model: String,
+    /// The model that speaks answers.
+    pub speech_model: String,
+    /// The voice answers are spoken in unless a request names one.
+    pub speech_voice: String,
+    /// Bound on one speech call, in seconds.
+    pub speech_timeout_seconds: u64,
+    /// Retries of a failed speech call (429, 5xx, timeouts).
+    pub speech_max_retries: u32,
+    /// The largest audio accepted for transcription, in bytes (at most 25 MiB, OpenAI's limit).
+    pub speech_max_audio_bytes: usize,
     /// The Chromium to launch (default: found on PATH).
     pub chrome: Option<PathBuf>,
     /// A running browser's DevTools endpoint to use instead of launching one.
@@ -166,6 +184,14 @@ impl Default for Config {
             llm_timeout_seconds: 120,
             llm_max_retries: 3,
             llm_prices: HashMap::new(),
+            speech_url: None,
+            speech_api_key: None,
+            speech_transcription_model: "whisper-1".into(),
+            speech_model: "tts-1".into(),
+            speech_voice: "alloy".into(),
+            speech_timeout_seconds: 120,
+            speech_max_retries: 2,
+            speech_max_audio_bytes: agentd_llm::MAX_AUDIO_BYTES,
             chrome: None,
             cdp_url: None,
             browser_max_contexts: 20,
@@ -341,6 +367,29 @@ impl Config {
         if self.llm_max_retries > 10 {
             return bad("llm_max_retries", "AGENTD_LLM_MAX_RETRIES", "must be at most 10".into());
         }
+        if let Some(url) = &self.speech_url
+            && agentd_domain::parse_http_url("speech_url", url).is_err()
+        {
+            return bad("speech_url", "AGENTD_SPEECH_URL", format!("`{url}` is not an http(s) URL such as http://localhost:8000/v1"));
+        }
+        for (name, env, value) in [
+            ("speech_transcription_model", "AGENTD_SPEECH_TRANSCRIPTION_MODEL", &self.speech_transcription_model),
+            ("speech_model", "AGENTD_SPEECH_MODEL", &self.speech_model),
+            ("speech_voice", "AGENTD_SPEECH_VOICE", &self.speech_voice),
+        ] {
+            if value.trim().is_empty() {
+                return bad(name, env, "must not be empty".into());
+            }
+        }
+        if self.speech_timeout_seconds == 0 || self.speech_timeout_seconds > 3600 {
+            return bad("speech_timeout_seconds", "AGENTD_SPEECH_TIMEOUT_SECONDS", "must be between 1 and 3600".into());
+        }
+        if self.speech_max_retries > 10 {
+            return bad("speech_max_retries", "AGENTD_SPEECH_MAX_RETRIES", "must be at most 10".into());
+        }
+        if self.speech_max_audio_bytes == 0 || self.speech_max_audio_bytes > agentd_llm::MAX_AUDIO_BYTES {
+            return bad("speech_max_audio_bytes", "AGENTD_SPEECH_MAX_AUDIO_BYTES", format!("must be between 1 and {}", agentd_llm::MAX_AUDIO_BYTES));
+        }
         if let Some(url) = &self.cdp_url
             && !["ws://", "wss://", "http://", "https://"].iter().any(|s| url.starts_with(s))
         {
@@ -396,6 +445,22 @@ impl Config {
             max_retries: self.llm_max_retries,
             prices: self.llm_prices.clone(),
             ..LlmSettings::default()
+        })
+    }
+
+    /// The speech server's settings; None when `speech_url` is not set (no fallback on the LLM
+    /// provider, which may not serve audio).
+    pub fn speech_settings(&self) -> Option<SpeechSettings> {
+        Some(SpeechSettings {
+            base_url: self.speech_url.clone()?,
+            api_key: self.speech_api_key.as_ref().map(|k| k.expose().to_owned()),
+            transcription_model: self.speech_transcription_model.clone(),
+            speech_model: self.speech_model.clone(),
+            voice: self.speech_voice.clone(),
+            timeout: std::time::Duration::from_secs(self.speech_timeout_seconds),
+            max_retries: self.speech_max_retries,
+            max_audio_bytes: self.speech_max_audio_bytes,
+            ..SpeechSettings::default()
         })
     }
 
@@ -477,6 +542,30 @@ mod tests {
     }
 
     #[test]
+    fn speech_is_configured_only_by_its_own_url() {
+        let llm = Config { llm_base_url: Some("http://localhost:11434/v1".into()), ..Config::default() };
+        assert!(llm.speech_settings().is_none(), "the LLM provider is not assumed to serve audio");
+        let config = Config {
+            speech_url: Some("http://localhost:8000/v1".into()),
+            speech_api_key: Some(Secret::new("sk-speech")),
+            speech_voice: "nova".into(),
+            speech_max_audio_bytes: 1000,
+            ..Config::default()
+        };
+        config.validate().unwrap();
+        let speech = config.speech_settings().unwrap();
+        assert_eq!((speech.base_url.as_str(), speech.api_key.as_deref(), speech.voice.as_str()), ("http://localhost:8000/v1", Some("sk-speech"), "nova"));
+        assert_eq!((speech.transcription_model.as_str(), speech.speech_model.as_str(), speech.max_audio_bytes), ("whisper-1", "tts-1", 1000));
+        let at_limit = Config { speech_max_audio_bytes: agentd_llm::MAX_AUDIO_BYTES, ..Config::default() };
+        at_limit.validate().unwrap();
+        let over = Config { speech_max_audio_bytes: agentd_llm::MAX_AUDIO_BYTES + 1, ..Config::default() };
+        assert!(error_of(&over).contains("AGENTD_SPEECH_MAX_AUDIO_BYTES"));
+        assert!(error_of(&Config { speech_url: Some("ftp://x".into()), ..Config::default() }).contains("AGENTD_SPEECH_URL"));
+        assert!(error_of(&Config { speech_voice: " ".into(), ..Config::default() }).contains("AGENTD_SPEECH_VOICE"));
+        assert!(error_of(&Config { speech_timeout_seconds: 0, ..Config::default() }).contains("AGENTD_SPEECH_TIMEOUT_SECONDS"));
+    }
+
+    #[test]
     fn defaults_are_valid() {
         Config::default().validate().unwrap();
     }
@@ -543,7 +632,12 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let config = Config { admin_key: Some(Secret::new("super-secret-value")), ..Config::default() };
+        let config = Config {
+            admin_key: Some(Secret::new("super-secret-value")),
+            speech_api_key: Some(Secret::new("speech-secret-value")),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("speech-secret-value"));
         assert!(!format!("{config:?}").contains("super-secret-value"));
     }
 }

@@ -115,6 +115,10 @@ async fn launch(
 ) -> anyhow::Result<RunningServer> {
     crate::install_tls();
     let addr = config.socket_addr()?;
+    let speech = match config.speech_settings() {
+        Some(settings) => Some(agentd_llm::SpeechClient::new(settings).context("cannot set up the speech provider")?),
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let store = SqliteStore::open(&config.data_dir)
@@ -151,7 +155,7 @@ async fn launch(
     if let Some(browsers) = &browsers {
         browsers.settings().metrics.register(metrics.registry_mut());
     }
-    let app = agentd_api::router(AppState::with_metrics(engine.clone(), api, metrics));
+    let app = agentd_api::router(AppState::with_metrics(engine.clone(), api, metrics).with_speech(speech));
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -140,8 +140,8 @@ impl From<ApiError> for AssistersError {
             InvalidState | Conflict | IdempotencyInProgress | IdempotencyKeyReused => ("invalid_request_error", "conflict"),
             RateLimited => ("rate_limit_error", "rate_limit_exceeded"),
             Internal => ("server_error", "internal_error"),
+            UpstreamFailed => ("server_error", "upstream_error"),
             Unavailable => ("server_error", "service_unavailable"),
-            UpstreamFailed => ("server_error", "upstream_failed"),
         };
         let message = match (e.code, e.retry_after) {
             // The documented wording.

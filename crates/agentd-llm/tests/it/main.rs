@@ -1,10 +1,12 @@
 //! The providers against a scripted LLM server on loopback: the exact requests each one sends,
-//! the answers it reads (whole and streamed), retries, time limits, errors, cost and the key.
+//! the answers it reads (whole and streamed), retries, time limits, errors, cost and the key;
+//! the speech client against the fake speech server.
 
 mod anthropic;
 mod computer;
 mod openai;
 mod resilience;
+mod speech;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -3,6 +3,7 @@
 mod support;
 
 mod agents;
+mod audio;
 mod browser_agent;
 mod cli_run;
 mod computer_use;
