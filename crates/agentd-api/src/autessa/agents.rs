@@ -333,7 +333,7 @@ async fn open_socket(state: &AppState, query: &Query, headers: &HeaderMap) -> Au
     let agent = agent_of(state, caller, number).await?;
     let version = version_from_query(query)?;
     let held = Arc::default();
-    Ok((AgentSocket { state: state.clone(), caller, agent, number, version, held }, usage))
+    Ok((AgentSocket { state: state.clone(), caller, agent, number, version, held, voice: Arc::default() }, usage))
 }
 
 /// One agent socket: its caller, agent, default version and the conversation it holds.
@@ -345,16 +345,33 @@ struct AgentSocket {
     number: u64,
     version: Option<VersionAsk>,
     held: Arc<tokio::sync::Mutex<Option<SessionId>>>,
+    /// The utterance being spoken in `AUDIO_CHUNK`s.
+    voice: Arc<std::sync::Mutex<media::Utterance>>,
 }
 
 impl SocketHandler for AgentSocket {
+    /// `AUDIO_CHUNK`s are buffered in order; the `final` one becomes an `EXECUTE_AGENT` with
+    /// the whole utterance as its AUDIO input (and the chunk's other fields).
+    fn prepare(&self, request_type: String, message: Map<String, Value>) -> AutessaResult<Option<(String, Map<String, Value>)>> {
+        if request_type != "AUDIO_CHUNK" {
+            return Ok(Some((request_type, message)));
+        }
+        let whole = self.voice.lock().unwrap_or_else(|e| e.into_inner()).take(&self.state, &message)?;
+        let Some((content, mime_type)) = whole else { return Ok(None) };
+        let mut request = message;
+        for key in ["content", "final", "mimeType", "format", "requestType"] {
+            request.remove(key);
+        }
+        request.insert("input".into(), json!([{"inputType": "AUDIO", "content": content, "mimeType": mime_type}]));
+        Ok(Some(("EXECUTE_AGENT".to_owned(), request)))
+    }
+
     async fn handle(&self, request_type: String, message: Map<String, Value>, out: Outbox) -> AutessaResult<()> {
         match request_type.as_str() {
             "EXECUTE_AGENT" => self.execute(message, out).await,
             "CLOSE_CONVERSATION" => self.close(message, out).await,
-            "AUDIO_CHUNK" => Err(media::voice_mode(&self.state)),
             other => Err(AutessaError::bad_request(format!(
-                "Unknown requestType `{other}`: this socket takes EXECUTE_AGENT and CLOSE_CONVERSATION"
+                "Unknown requestType `{other}`: this socket takes EXECUTE_AGENT, AUDIO_CHUNK and CLOSE_CONVERSATION"
             ))),
         }
     }
@@ -389,15 +406,21 @@ impl AgentSocket {
         };
         let execution = start(state, caller, self.agent, self.number, target, req.prompt.text.clone()).await?;
         let conversation = execution.conversation.map(conversation_name);
+        if let Some(heard) = &req.prompt.transcription {
+            out.send(json!({"responseType": "TRANSCRIPTION", "content": heard, "conversationId": conversation}));
+        }
         let text = answer(state, caller, &execution.session).await?;
         let output = media::output(state, &text, &req.prompt, req.wanted).await?;
-        out.send(json!({
-            "responseType": "EXECUTE_AGENT",
-            "conversationId": conversation,
-            "output": [{"outputType": "TEXT", "content": text}],
-            "done": false,
-            "errors": [],
-        }));
+        // The answer as it arrives: its text, then its speech (when asked for); then the end.
+        for part in output.iter().filter(|p| p["outputType"] == "TEXT" || p["outputType"] == "AUDIO") {
+            out.send(json!({
+                "responseType": "EXECUTE_AGENT",
+                "conversationId": conversation,
+                "output": [part],
+                "done": false,
+                "errors": [],
+            }));
+        }
         out.send(json!({"responseType": "EXECUTE_AGENT", "done": true, "conversationId": conversation, "output": output, "errors": []}));
         Ok(())
     }

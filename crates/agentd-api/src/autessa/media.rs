@@ -6,8 +6,11 @@
 //! starts nothing.
 
 use axum::http::StatusCode;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 
+use crate::speech::{self, AudioInput};
 use crate::state::AppState;
 
 use super::error::{AutessaError, AutessaResult};
@@ -133,31 +136,112 @@ pub(crate) async fn output(state: &AppState, answer: &str, prompt: &Prompt, want
     Ok(parts)
 }
 
-fn no_speech(what: &str) -> AutessaError {
-    AutessaError::new(
-        StatusCode::BAD_REQUEST,
-        format!("{what} needs a speech provider: this server has none configured; send TEXT input and ask for TEXT output"),
+/// The speech format of a client's `mimeType`/`format` (`audio/wav`, `audio/mpeg`, `webm`,
+/// `audio/ogg; codecs=opus`, …), or, when it names none, the one its first bytes show.
+fn audio_format(mime_type: Option<&str>, bytes: &[u8]) -> Option<String> {
+    if let Some(raw) = mime_type.map(str::trim).filter(|m| !m.is_empty()) {
+        let name = raw.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let name = name.strip_prefix("audio/").or_else(|| name.strip_prefix("video/")).unwrap_or(&name).to_owned();
+        return Some(match name.as_str() {
+            "mpeg" | "mpeg3" | "x-mpeg-3" | "mp3" => "mp3".into(),
+            "wave" | "x-wav" | "vnd.wave" | "wav" => "wav".into(),
+            "x-m4a" | "m4a" | "aac" => "m4a".into(),
+            "x-flac" => "flac".into(),
+            other => other.to_owned(),
+        });
+    }
+    let starts = |magic: &[u8]| bytes.starts_with(magic);
+    Some(
+        if starts(b"RIFF") {
+            "wav"
+        } else if starts(b"OggS") {
+            "ogg"
+        } else if starts(b"fLaC") {
+            "flac"
+        } else if starts(&[0x1A, 0x45, 0xDF, 0xA3]) {
+            "webm"
+        } else if bytes.get(4..8) == Some(b"ftyp") {
+            "m4a"
+        } else if starts(b"ID3") || (bytes.len() > 1 && bytes[0] == 0xFF && bytes[1] & 0xE0 == 0xE0) {
+            "mp3"
+        } else {
+            return None;
+        }
+        .to_owned(),
     )
 }
 
-/// Speech to text: base64 audio → what was said.
-pub(crate) async fn transcribe(_state: &AppState, _base64: &str, _mime_type: Option<&str>) -> AutessaResult<String> {
-    Err(no_speech("Audio input"))
+/// Speech to text: base64 audio → what was said (400 without a speech provider, or for audio
+/// it cannot take; 502 when the provider fails).
+pub(crate) async fn transcribe(state: &AppState, base64: &str, mime_type: Option<&str>) -> AutessaResult<String> {
+    speech::client(state, "input").map_err(|_| no_speech("Audio input"))?;
+    let head = BASE64.decode(base64.trim().get(..64.min(base64.trim().len()) / 4 * 4).unwrap_or_default()).unwrap_or_default();
+    let input = AudioInput { data: Some(base64.to_owned()), format: audio_format(mime_type, &head), language: None };
+    let clip = speech::parse_audio(state, "input", &input).map_err(|e| {
+        if e.field.as_deref() == Some("input.format") {
+            AutessaError::bad_request(format!("Audio input: give its mimeType (audio/wav, audio/mpeg, audio/webm, …); {}", e.message))
+        } else {
+            AutessaError::from(e)
+        }
+    })?;
+    Ok(speech::transcribe(state, "input", &clip).await?)
 }
 
 /// Whether [`synthesize`] can work, checked before the agent runs.
-pub(crate) fn synthesize_ready(_state: &AppState) -> AutessaResult<()> {
-    Err(no_speech("Audio output"))
+pub(crate) fn synthesize_ready(state: &AppState) -> AutessaResult<()> {
+    speech::client(state, "outputTypes").map(|_| ()).map_err(|_| no_speech("Audio output"))
 }
 
-/// Voice mode (`AUDIO_CHUNK` on the socket): speech in, transcribed as it comes.
-pub(crate) fn voice_mode(_state: &AppState) -> AutessaError {
-    no_speech("Voice mode (AUDIO_CHUNK)")
+/// Text to speech: base64 mp3 of `text` (its `[n]` source markers left out).
+pub(crate) async fn synthesize(state: &AppState, text: &str) -> AutessaResult<String> {
+    synthesize_ready(state)?;
+    let words = speech::spoken_text(&Value::String(text.to_owned())).unwrap_or_else(|| text.to_owned());
+    let output = speech::AudioOutput { voice: None, format: speech::DEFAULT_OUTPUT_FORMAT };
+    let spoken = speech::speak(state, "outputTypes", &words, &output).await?;
+    Ok(BASE64.encode(spoken.audio))
 }
 
-/// Text to speech: base64 audio of `text`.
-pub(crate) async fn synthesize(_state: &AppState, _text: &str) -> AutessaResult<String> {
-    Err(no_speech("Audio output"))
+fn no_speech(what: &str) -> AutessaError {
+    AutessaError::new(
+        StatusCode::BAD_REQUEST,
+        format!("{what} needs a speech provider: this server has none configured (AGENTD_SPEECH_URL); send TEXT input and ask for TEXT output"),
+    )
+}
+
+/// Voice mode: an utterance arriving as `AUDIO_CHUNK` messages (`content` base64, `final`
+/// true on the last), buffered until it is whole, at most the speech provider's size.
+#[derive(Debug, Default)]
+pub(crate) struct Utterance {
+    bytes: Vec<u8>,
+    mime_type: Option<String>,
+}
+
+impl Utterance {
+    /// Takes one chunk; the whole utterance (base64, mime type) once `final` is true.
+    pub fn take(&mut self, state: &AppState, message: &Map<String, Value>) -> AutessaResult<Option<(String, Option<String>)>> {
+        let speech = speech::client(state, "content").map_err(|_| no_speech("Voice mode (AUDIO_CHUNK)"))?;
+        let content = message.get("content").and_then(Value::as_str).unwrap_or_default();
+        let chunk = BASE64.decode(content.trim()).map_err(|e| AutessaError::bad_request(format!("AUDIO_CHUNK content must be base64: {e}")))?;
+        if self.bytes.len() + chunk.len() > speech.max_audio_bytes() {
+            *self = Utterance::default();
+            return Err(AutessaError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The utterance is longer than the {} bytes of audio this server takes; it was dropped", speech.max_audio_bytes()),
+            ));
+        }
+        self.bytes.extend_from_slice(&chunk);
+        if let Some(mime) = ["mimeType", "format"].iter().find_map(|k| message.get(*k).and_then(Value::as_str)) {
+            self.mime_type = Some(mime.to_owned());
+        }
+        if message.get("final").and_then(Value::as_bool) != Some(true) {
+            return Ok(None);
+        }
+        let whole = std::mem::take(self);
+        if whole.bytes.is_empty() {
+            return Err(AutessaError::bad_request("The utterance holds no audio"));
+        }
+        Ok(Some((BASE64.encode(whole.bytes), whole.mime_type)))
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +263,17 @@ mod tests {
             let e = parse_input(Some(&bad)).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
         }
+    }
+
+    #[test]
+    fn audio_formats_come_from_the_mime_type_or_the_first_bytes() {
+        assert_eq!(audio_format(Some("audio/mpeg"), b""), Some("mp3".into()));
+        assert_eq!(audio_format(Some("audio/webm;codecs=opus"), b""), Some("webm".into()));
+        assert_eq!(audio_format(Some("wav"), b""), Some("wav".into()));
+        assert_eq!(audio_format(None, b"RIFF\0\0\0\0WAVE"), Some("wav".into()));
+        assert_eq!(audio_format(None, b"ID3\x04"), Some("mp3".into()));
+        assert_eq!(audio_format(None, b"\0\0\0\x20ftypM4A "), Some("m4a".into()));
+        assert_eq!(audio_format(None, b"hello"), None);
     }
 
     #[test]

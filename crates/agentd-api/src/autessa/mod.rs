@@ -46,9 +46,14 @@
 //!   `{"errors": []}`.
 //! - Output: `[{"outputType":"TEXT","content":<answer>}]` — the chat, research and coding
 //!   agents' `answer`, a browser agent's result (JSON results as JSON text).
-//! - Audio (`inputType: AUDIO`, `outputTypes: ["AUDIO"]`, `audioOutput: true`) needs a speech
-//!   provider; without one: 400 `Audio input needs a speech provider: …` before anything
-//!   runs (see `media.rs`).
+//! - Audio (`inputType: AUDIO`, `outputTypes: ["AUDIO"]`, `audioOutput: true`) goes
+//!   through the speech provider (`speech.rs`); without one: 400 `Audio input needs a speech
+//!   provider: …` before anything runs. An AUDIO part's type is its `mimeType`/`format`, or
+//!   what its first bytes show (WAV, Ogg, FLAC, WebM, MP4/M4A, MP3); what was heard comes
+//!   back as a `TRANSCRIPTION` output; spoken answers are mp3 in the server's voice. Voice
+//!   mode on the socket: `AUDIO_CHUNK`s are buffered in the order they arrive (up to the
+//!   provider's audio limit) and the `final` one runs as an `EXECUTE_AGENT` with the whole
+//!   utterance (a `TRANSCRIPTION` frame first).
 //! - WebSocket: see `socket.rs` (framing, keep-alive, idle, auth) and `agents.rs` (the
 //!   messages, and the conversation a socket holds).
 

@@ -48,6 +48,13 @@ pub(crate) trait SocketHandler: Clone + Send + Sync + 'static {
     /// Serves one request (its `requestType` and the whole message); its frames go out
     /// through `out`. An error becomes an `ERROR` frame.
     fn handle(&self, request_type: String, message: Map<String, Value>, out: Outbox) -> impl Future<Output = AutessaResult<()>> + Send;
+
+    /// Runs first, in the order messages arrive (not in a task of its own: keep it quick):
+    /// the request to serve, or None when the message was taken in whole (a voice chunk
+    /// buffered). By default every message is served as it is.
+    fn prepare(&self, request_type: String, message: Map<String, Value>) -> AutessaResult<Option<(String, Map<String, Value>)>> {
+        Ok(Some((request_type, message)))
+    }
 }
 
 /// Where a request's frames go (to the socket, in order).
@@ -135,6 +142,14 @@ async fn serve<H: SocketHandler>(socket: WebSocket, handler: H, heartbeat: Durat
                 match read_request(&text) {
                     Ok(Request::Ping) => outbox.send(json!({"type": "pong"})),
                     Ok(Request::Serve(request_type, message)) => {
+                        let (request_type, message) = match handler.prepare(request_type, message) {
+                            Ok(Some(request)) => request,
+                            Ok(None) => continue,
+                            Err(refused) => {
+                                outbox.send(refused.frame());
+                                continue;
+                            }
+                        };
                         let (handler, out) = (handler.clone(), outbox.clone());
                         requests.spawn(async move {
                             if let Err(refused) = handler.handle(request_type, message, out.clone()).await {

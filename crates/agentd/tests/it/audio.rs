@@ -14,7 +14,7 @@ use crate::support::*;
 /// The audio limit of the test servers.
 const MAX_AUDIO: usize = 1000;
 
-async fn spawn_speaking() -> (TestApp, FakeSpeech) {
+pub async fn spawn_speaking() -> (TestApp, FakeSpeech) {
     let speech = FakeSpeech::start().await;
     let url = speech.base_url();
     let app = spawn_with(|c| {

@@ -511,3 +511,46 @@ async fn autessa_tool_socket_streams_debug_lines_then_the_result() {
     assert_eq!(done["result"], "3", "the socket stays open after an error: {done}");
     app.shutdown().await;
 }
+
+// Audio
+
+#[tokio::test]
+async fn autessa_audio_in_and_out_through_a_speech_provider() {
+    use agentd_testllm::speech::FakeSpeech;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    let (app, _speech) = crate::audio::spawn_speaking().await;
+    let (_, id) = agent(&app, "chat", "", true).await;
+    let execute = format!("/clients/agents/execute?resourceId={id}");
+    let (status, body) = post(&app, &execute, json!({
+        "agentId": id,
+        "input": [{"inputType": "AUDIO", "content": BASE64.encode("done:it is sunny"), "mimeType": "audio/wav"}],
+        "outputTypes": ["TEXT", "AUDIO"]})).await;
+    assert_eq!(status, 200, "{body}");
+    let output = body["output"].as_array().unwrap();
+    let part = |kind: &str| output.iter().find(|p| p["outputType"] == kind).map(|p| p["content"].as_str().unwrap().to_owned());
+    assert_eq!(part("TEXT").as_deref(), Some("it is sunny"));
+    assert_eq!(part("TRANSCRIPTION").as_deref(), Some("done:it is sunny"));
+    assert_eq!(BASE64.decode(part("AUDIO").unwrap()).unwrap(), FakeSpeech::spoken("alloy", "it is sunny"));
+    // Audio without a type is recognised by its first bytes; unknown bytes ask for the type.
+    let (status, body) = post(&app, &execute, json!({"input": [{"inputType": "AUDIO", "content": BASE64.encode("done:no type")}]})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["errors"][0].as_str().unwrap().contains("mimeType"), "{body}");
+
+    // Voice mode on the socket: chunks, then the final one.
+    let mut ws = connect(&app, &format!("authorization={}&resourceId={id}", app.key)).await;
+    assert_eq!(frame(&mut ws).await["responseType"], "CONNECTION_STATUS");
+    send(&mut ws, json!({"requestType": "AUDIO_CHUNK", "content": BASE64.encode("done:"), "mimeType": "audio/webm", "final": false})).await;
+    send(&mut ws, json!({"requestType": "AUDIO_CHUNK", "content": BASE64.encode("spoken back"), "final": true, "audioOutput": true})).await;
+    let heard = frame(&mut ws).await;
+    assert_eq!((heard["responseType"].as_str(), heard["content"].as_str()), (Some("TRANSCRIPTION"), Some("done:spoken back")), "{heard}");
+    let text = frame(&mut ws).await;
+    assert_eq!((text["done"].as_bool(), text["output"][0]["outputType"].as_str(), text["output"][0]["content"].as_str()), (Some(false), Some("TEXT"), Some("spoken back")));
+    let audio = frame(&mut ws).await;
+    assert_eq!((audio["done"].as_bool(), audio["output"][0]["outputType"].as_str()), (Some(false), Some("AUDIO")), "{audio}");
+    let done = frame(&mut ws).await;
+    assert_eq!((done["done"].as_bool(), done["conversationId"].clone()), (Some(true), text["conversationId"].clone()));
+    send(&mut ws, json!({"requestType": "AUDIO_CHUNK", "content": "not base64!", "final": true})).await;
+    assert_eq!(frame(&mut ws).await["responseType"], "ERROR");
+    app.shutdown().await;
+}
