@@ -263,6 +263,13 @@ mod tests {
     }
 
     #[test]
+    fn every_browser_tool_is_a_reserved_name() {
+        for spec in specs() {
+            assert!(agentd_domain::BUILT_IN_TOOLS.contains(&spec.name.as_str()), "{} is missing from BUILT_IN_TOOLS", spec.name);
+        }
+    }
+
+    #[test]
     fn the_schemas_stay_small_and_complete() {
         let specs = specs();
         assert_eq!(specs.len(), 17);

@@ -60,6 +60,22 @@ pub struct MessageView {
     pub audio_error: Option<ErrorDetail>,
 }
 
+/// The goal a conversation is opened with before its first message (never run: each message
+/// is a turn).
+pub(crate) const OPENING_GOAL: &str = "(conversation opened; each message is a turn)";
+
+/// `POST /v1/conversations`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConversationRequest {
+    /// The agent (required; a chat, research or coding agent).
+    pub agent_id: Option<String>,
+    /// A version number (default: the published version).
+    pub agent_version: Option<i64>,
+    /// DRAFT or PUBLISHED.
+    pub version_state: Option<String>,
+}
+
 /// A conversation.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationView {
@@ -168,6 +184,33 @@ async fn speak_answer(state: &AppState, session: &Session, output: &speech::Audi
         Ok(speech) => (Some(speech.into()), None),
         Err(error) => (None, Some(error.body().error)),
     }
+}
+
+/// Open a conversation with an agent before its first message, pinned to the agent version
+/// resolved now; its id takes messages (`POST /v1/sessions/{id}/messages`), the first of which
+/// becomes the session of that id.
+#[utoipa::path(post, path = "/v1/conversations", tag = "conversations", request_body = CreateConversationRequest,
+    responses((status = 201, body = ConversationView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
+pub async fn create_conversation(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<CreateConversationRequest>,
+) -> ApiResult<(StatusCode, Json<ConversationView>)> {
+    if req.agent_id.is_none() {
+        return Err(ApiError::invalid("agent_id", "agent_id is required: a conversation is held with an agent"));
+    }
+    let mut opening = crate::wire::CreateSessionRequest {
+        goal: Some(OPENING_GOAL.to_owned()),
+        agent_id: req.agent_id,
+        agent_version: req.agent_version,
+        version_state: req.version_state,
+        ..Default::default()
+    };
+    let version = crate::agents::pin_session(&state, caller, &mut opening).await?.expect("agent_id was given");
+    let mut new = crate::sessions::parse_create(opening, &state.config.sessions)?;
+    crate::agents::pin(&mut new, version);
+    let record = state.engine.create_conversation(caller.project_id, new.spec).await?;
+    Ok((StatusCode::CREATED, Json(conversation_view(&record))))
 }
 
 /// Close the session's conversation (its sessions stay; further messages are refused).

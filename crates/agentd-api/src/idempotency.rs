@@ -1,6 +1,9 @@
 //! `Idempotency-Key` on POST: the same key with the same request replays the first response
 //! (and makes one resource); the same key with another request is refused with 422.
 //! Claims are stored, so a retry after a restart is recognised too.
+//!
+//! Not for tool executions (`/v1/tools/{id}/execute`): their bodies carry secret values (a
+//! stored hash of one could be guessed back) and their answers may be streams.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -49,7 +52,9 @@ impl Drop for Claim {
 
 /// Middleware (after authentication).
 pub async fn idempotent(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
+    let path = req.uri().path();
+    let tool_execution = path.starts_with("/v1/tools/") && path.ends_with("/execute");
+    if req.method() != Method::POST || tool_execution {
         return next.run(req).await;
     }
     let Some(key) = req.headers().get("idempotency-key").cloned() else {

@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
             let (schemas, paths, route) = routes!(conversations::send_message);
             (schemas, paths, route.layer(DefaultBodyLimit::max(speech::body_limit(&state))))
         })
+        .routes(routes!(conversations::create_conversation))
         .routes(routes!(conversations::close))
         .routes(routes!(conversations::get_conversation))
         .routes(routes!(agents::create_agent, agents::list_agents))

@@ -46,11 +46,9 @@ pub const MAX_VARIABLES: usize = 50;
 pub const MAX_VARIABLE_CHARS: usize = 10_000;
 /// Debug lines an execution keeps for its answer (a stream sends them all as they come).
 const MAX_DEBUG_LINES: usize = 500;
-/// The built-in tools' names, which a user tool may not take.
-const BUILT_IN: [&str; 3] = ["web_search", "fetch_url", "answer"];
 
 /// `POST /v1/tools`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToolRequest {
     /// Its name, unique in the project: what agents call it by (required; letters, digits, `_`, `-`).
@@ -73,7 +71,7 @@ pub struct CreateToolRequest {
 }
 
 /// `PUT /v1/tools/{id}/draft`: fields left out keep the latest version's.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolDraftRequest {
     /// What it does, as a model reads it.
@@ -98,7 +96,7 @@ pub struct PatchToolRequest {
 }
 
 /// `POST /v1/tools/{id}/execute`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecuteToolRequest {
     /// The arguments (a JSON object, checked against the tool's `parameters`).
@@ -106,13 +104,12 @@ pub struct ExecuteToolRequest {
     pub arguments: Option<Value>,
     /// The MCP server's tool to call (MCP tools only).
     pub mcp_tool: Option<String>,
-    /// Variables for this execution (over the version's).
-    #[schema(value_type = Object)]
-    pub variables: Option<Value>,
-    /// Secret variables for this execution (masked, never stored).
+    /// Secret values for this execution, for names the version does not set (masked, never
+    /// stored).
     #[schema(value_type = Object)]
     pub private_variables: Option<Value>,
-    /// Environment variables for this execution (masked, never stored).
+    /// Environment values for this execution, for names the version does not set (masked,
+    /// never stored; over `private_variables`).
     #[schema(value_type = Object)]
     pub environment_variables: Option<Value>,
     /// A version number.
@@ -122,6 +119,18 @@ pub struct ExecuteToolRequest {
     /// Stream debug lines as Server-Sent Events.
     pub stream: Option<bool>,
 }
+
+/// Requests that may carry secret values show field names only.
+macro_rules! debug_without_values {
+    ($($ty:ty),*) => {$(
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($ty), " { .. }"))
+            }
+        }
+    )*};
+}
+debug_without_values!(CreateToolRequest, ToolDraftRequest, ExecuteToolRequest);
 
 /// `GET /v1/tools/{id}/mcp-tools` query.
 #[derive(Debug, Default, Deserialize)]
@@ -287,7 +296,7 @@ fn name(raw: Option<String>) -> ApiResult<String> {
             format!("name is required: 1 to {MAX_NAME_CHARS} letters, digits, `_` or `-` (agents call the tool by it)"),
         ));
     }
-    if BUILT_IN.contains(&name.as_str()) {
+    if agentd_domain::BUILT_IN_TOOLS.contains(&name.as_str()) {
         return Err(ApiError::invalid("name", format!("`{name}` is a built-in tool's name: choose another")));
     }
     Ok(name)
@@ -301,8 +310,9 @@ fn description(raw: Option<String>) -> ApiResult<String> {
     Ok(text)
 }
 
-/// A definition from a request, checked.
-fn definition(raw: Value) -> ApiResult<ToolKind> {
+/// A definition from a request, checked (a stdio MCP server's command must be one the
+/// operator allows).
+fn definition(state: &AppState, raw: Value) -> ApiResult<ToolKind> {
     let kind: ToolKind = serde_json::from_value(raw).map_err(|e| {
         ApiError::invalid(
             "definition",
@@ -310,6 +320,17 @@ fn definition(raw: Value) -> ApiResult<ToolKind> {
         )
     })?;
     kind.check().map_err(|(field, why)| ApiError::invalid(format!("definition.{field}"), why))?;
+    if let ToolKind::Mcp { server: agentd_tools::McpServer::Stdio { command, .. } } = &kind {
+        if !state.engine.stdio_command_allowed(command) {
+            return Err(ApiError::invalid(
+                "definition.server.command",
+                format!(
+                    "`{command}` is not a command this server runs: a stdio MCP server is a program on the server's machine, \
+                     so its operator lists the allowed ones (AGENTD_MCP_STDIO_COMMANDS); or use an MCP server over HTTP"
+                ),
+            ));
+        }
+    }
     Ok(kind)
 }
 
@@ -357,7 +378,7 @@ async fn full_view(state: &AppState, caller: Caller, id: ToolId) -> ApiResult<To
     responses((status = 201, body = ToolView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create_tool(State(state): State<AppState>, caller: Caller, JsonBody(req): JsonBody<CreateToolRequest>) -> ApiResult<(StatusCode, Json<ToolView>)> {
     let name = name(req.name)?;
-    let kind = definition(req.definition.ok_or_else(|| ApiError::invalid("definition", "definition is required"))?)?;
+    let kind = definition(&state, req.definition.ok_or_else(|| ApiError::invalid("definition", "definition is required"))?)?;
     let draft = ToolDraft {
         description: description(req.description)?,
         kind,
@@ -422,7 +443,7 @@ pub async fn put_draft(State(state): State<AppState>, caller: Caller, Path(id): 
     let versions = state.engine.tool_versions(caller.project_id, id).await.map_err(not_found)?;
     let latest = versions.last().ok_or_else(|| ApiError::not_found("tool"))?;
     let kind = match req.definition {
-        Some(raw) => definition(raw)?,
+        Some(raw) => definition(&state, raw)?,
         None => state.engine.tool_kind(latest)?,
     };
     let draft = ToolDraft {
@@ -488,7 +509,6 @@ pub async fn execute(
     let call = ToolCall {
         arguments: req.arguments.unwrap_or(Value::Null),
         mcp_tool: req.mcp_tool,
-        variables: variables("variables", req.variables)?,
         private_variables: variables("private_variables", req.private_variables)?,
         environment_variables: variables("environment_variables", req.environment_variables)?,
     };
@@ -501,15 +521,20 @@ pub async fn execute(
         refuse_bad_arguments(&execution)?;
         return Ok(Json(execution_view(execution, kept.take())).into_response());
     }
+    // Arguments are checked before the stream opens, so bad ones are a 400 here too.
+    if let Err(error) = state.engine.tool_kind(&version)?.check_arguments(&call.arguments) {
+        return Err(ApiError::invalid("arguments", error.to_string()));
+    }
     let (sender, receiver) = tokio::sync::mpsc::channel(1024);
     let sink = kept.sink(Some(sender));
     let engine = state.engine.clone();
-    // The sink (and its sender) drops when the execution ends, which ends the debug lines.
-    let run = tokio::spawn(async move { engine.run_tool(tool, &version, &call, &sink).await });
+    // The sink (and its sender) drops when the execution ends, which ends the debug lines; a
+    // client that goes away drops the stream, which stops the execution.
+    let mut run = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move { engine.run_tool(tool, &version, &call, &sink).await }));
     let lines = tokio_stream::wrappers::ReceiverStream::new(receiver)
         .map(|line: String| Ok::<_, Infallible>(SseEvent::default().event("debug").data(serde_json::json!({"line": line}).to_string())));
     let end = futures::stream::once(async move {
-        let event = match run.await {
+        let event = match (&mut run).await {
             Ok(Ok(execution)) => SseEvent::default().event("result").data(json_text(&execution_view(execution, kept.take()))),
             Ok(Err(error)) => SseEvent::default().event("error").data(json_text(&ApiError::from(error).body())),
             Err(_) => SseEvent::default().event("error").data(json_text(&ApiError::internal("the execution stopped unexpectedly").body())),

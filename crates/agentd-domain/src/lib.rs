@@ -14,7 +14,7 @@ mod status;
 mod tool_def;
 
 pub use event::{Event, EventKind, NewEvent, describe};
-pub use agent_def::{AgentDef, AgentLimits, AgentSpec, AgentVersion, PinnedVersion, VersionChoice, VersionState, Versioned};
+pub use agent_def::{BUILT_IN_TOOLS, AgentDef, AgentLimits, AgentSpec, AgentVersion, PinnedVersion, VersionChoice, VersionState, Versioned};
 pub use ids::{AgentId, ApiKeyId, IdError, ProjectId, ScheduleId, SessionId, ToolId};
 pub use schedule::{MAX_EVERY_MINUTES, RunOutcome, Schedule, ScheduleRun, ScheduleStatus, Timetable};
 pub use session::{

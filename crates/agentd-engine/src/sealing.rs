@@ -39,22 +39,23 @@ impl SealingKey {
         XChaCha20Poly1305::new_from_slice(&self.0).expect("a 32-byte key")
     }
 
-    /// `values` sealed: base64 of the nonce and the ciphertext. None for an empty set.
-    pub fn seal(&self, values: &BTreeMap<String, String>) -> Option<String> {
+    /// `values` sealed for `owner` (what they belong to: they open for it only): base64 of the
+    /// nonce and the ciphertext. None for an empty set.
+    pub fn seal(&self, owner: &[u8], values: &BTreeMap<String, String>) -> Option<String> {
         if values.is_empty() {
             return None;
         }
         let nonce_bytes: [u8; 24] = rand::random();
         let nonce = XNonce::from(nonce_bytes);
         let plain = serde_json::to_vec(values).expect("strings serialise");
-        let sealed = self.cipher().encrypt(&nonce, Payload { msg: &plain, aad: CONTEXT }).expect("encryption of a bounded value");
+        let sealed = self.cipher().encrypt(&nonce, Payload { msg: &plain, aad: &aad(owner) }).expect("encryption of a bounded value");
         let mut out = nonce_bytes.to_vec();
         out.extend_from_slice(&sealed);
         Some(STANDARD.encode(out))
     }
 
-    /// The values `sealed` holds.
-    pub fn open(&self, sealed: Option<&str>) -> Result<BTreeMap<String, String>, UnsealError> {
+    /// The values `sealed` (for `owner`) holds.
+    pub fn open(&self, owner: &[u8], sealed: Option<&str>) -> Result<BTreeMap<String, String>, UnsealError> {
         let Some(sealed) = sealed else { return Ok(BTreeMap::new()) };
         let raw = STANDARD.decode(sealed).map_err(|_| UnsealError)?;
         if raw.len() < 24 {
@@ -62,9 +63,14 @@ impl SealingKey {
         }
         let (nonce, ciphertext) = raw.split_at(24);
         let nonce = XNonce::try_from(nonce).map_err(|_| UnsealError)?;
-        let plain = self.cipher().decrypt(&nonce, Payload { msg: ciphertext, aad: CONTEXT }).map_err(|_| UnsealError)?;
+        let plain = self.cipher().decrypt(&nonce, Payload { msg: ciphertext, aad: &aad(owner) }).map_err(|_| UnsealError)?;
         serde_json::from_slice(&plain).map_err(|_| UnsealError)
     }
+}
+
+/// The associated data: the scheme and the owner, so a sealed value moved elsewhere does not open.
+fn aad(owner: &[u8]) -> Vec<u8> {
+    [CONTEXT, b":", owner].concat()
 }
 
 impl fmt::Debug for SealingKey {
@@ -81,14 +87,15 @@ mod tests {
     fn sealed_values_open_with_their_key_only_and_hide_the_plaintext() {
         let key = SealingKey::new([3; 32]);
         let values: BTreeMap<String, String> = [("token".to_owned(), "sk-very-secret".to_owned())].into();
-        let sealed = key.seal(&values).unwrap();
+        let sealed = key.seal(b"p/t", &values).unwrap();
         assert!(!sealed.contains("sk-very-secret"));
-        assert_ne!(Some(sealed.clone()), key.seal(&values), "a fresh nonce each time");
-        assert_eq!(key.open(Some(&sealed)).unwrap(), values);
-        assert_eq!(SealingKey::new([4; 32]).open(Some(&sealed)), Err(UnsealError));
+        assert_ne!(Some(sealed.clone()), key.seal(b"p/t", &values), "a fresh nonce each time");
+        assert_eq!(key.open(b"p/t", Some(&sealed)).unwrap(), values);
+        assert_eq!(key.open(b"p/other", Some(&sealed)), Err(UnsealError), "bound to its owner");
+        assert_eq!(SealingKey::new([4; 32]).open(b"p/t", Some(&sealed)), Err(UnsealError));
         let mut tampered = STANDARD.decode(&sealed).unwrap();
         *tampered.last_mut().unwrap() ^= 1;
-        assert_eq!(key.open(Some(&STANDARD.encode(tampered))), Err(UnsealError));
-        assert_eq!((key.seal(&BTreeMap::new()), key.open(None).unwrap()), (None, BTreeMap::new()));
+        assert_eq!(key.open(b"p/t", Some(&STANDARD.encode(tampered))), Err(UnsealError));
+        assert_eq!((key.seal(b"p/t", &BTreeMap::new()), key.open(b"p/t", None).unwrap()), (None, BTreeMap::new()));
     }
 }

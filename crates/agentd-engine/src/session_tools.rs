@@ -6,15 +6,13 @@
 
 use std::sync::Arc;
 
-use agentd_domain::{ToolDef, ToolVersion, VersionChoice};
+use agentd_domain::{BUILT_IN_TOOLS, ToolDef, ToolVersion, VersionChoice};
 use agentd_tools::{DebugSink, ToolKind};
 use serde_json::{Value, json};
 
 use crate::agent::SessionContext;
 use crate::tools::{ToolBox, ToolCall};
 
-/// The names agents have built in (never looked up as user tools).
-const BUILT_IN: [&str; 3] = ["web_search", "fetch_url", "answer"];
 /// The longest function name models accept.
 const MAX_FUNCTION_NAME: usize = 64;
 
@@ -44,7 +42,7 @@ pub(crate) async fn resolve(ctx: &SessionContext) -> Resolved {
     let project = ctx.project_id();
     let toolbox = &ctx.tools;
     let mut entries = Vec::new();
-    for name in names.iter().filter(|n| !BUILT_IN.contains(&n.as_str())) {
+    for name in names.iter().filter(|n| !BUILT_IN_TOOLS.contains(&n.as_str())) {
         let found = match toolbox.store.tool_by_name(project, name).await {
             Ok(Some(tool)) => toolbox.resolve(project, tool.id, VersionChoice::Published, "tools").await.ok(),
             _ => None,
@@ -60,10 +58,19 @@ pub(crate) async fn resolve(ctx: &SessionContext) -> Resolved {
                 version,
                 mcp_tool: None,
             }),
-            Ok(ToolKind::Mcp { .. }) => match toolbox.mcp_tools(&version.spec, &ToolCall::default()).await {
+            Ok(ToolKind::Mcp { .. }) => match toolbox.mcp_tools(&tool, &version.spec, &ToolCall::default()).await {
                 Ok(Ok(offered)) => {
                     for mcp in offered {
-                        let function: String = format!("{}__{}", tool.name, mcp.name).chars().take(MAX_FUNCTION_NAME).collect();
+                        // Function names models accept: letters, digits, `_`, `-`; unique.
+                        let function: String = format!("{}__{}", tool.name, mcp.name)
+                            .chars()
+                            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+                            .take(MAX_FUNCTION_NAME)
+                            .collect();
+                        if entries.iter().any(|e: &Entry| e.function.name == function) {
+                            skipped(ctx, format!("tool `{name}`: its MCP tool `{}` has the same name as another once shortened; left out", mcp.name)).await;
+                            continue;
+                        }
                         let description = mcp.description.clone().unwrap_or_else(|| version.spec.description.clone());
                         entries.push(Entry {
                             function: UserTool { name: function, description, parameters: mcp.input_schema.clone() },

@@ -4,10 +4,11 @@
 //! tools through one [`ToolRunner`] (the egress policy and limits). Environment variables
 //! exist only for the call that brings them.
 //!
-//! Variables of one execution, later ones winning: the version's (plain and private), then
-//! the caller's `variables` and `private_variables`, then `environment_variables` (see
-//! `agentd_tools::Variables` for how templates look names up). Every output, error and debug
-//! line is masked with every private value in play.
+//! Variables of one execution: the version's own (plain and private), which nothing a caller
+//! sends can replace, then the caller's `private_variables` and `environment_variables` (both
+//! masked, neither stored; environment ones win between the two) for the names the version
+//! does not set (see `agentd_tools::Variables` for how templates look names up and why).
+//! Every output, error and debug line is masked with every private value in play.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -41,7 +42,7 @@ impl Default for ToolSettings {
 }
 
 /// A tool version as a caller gives it: private values in the clear (sealed here).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ToolDraft {
     /// What the tool does, for a model.
     pub description: String,
@@ -53,19 +54,40 @@ pub struct ToolDraft {
     pub private_variables: Option<BTreeMap<String, String>>,
 }
 
+impl std::fmt::Debug for ToolDraft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolDraft")
+            .field("description", &self.description)
+            .field("kind", &self.kind)
+            .field("variables", &self.variables)
+            .field("private_variables", &self.private_variables.as_ref().map(|p| p.keys().collect::<Vec<_>>()))
+            .finish()
+    }
+}
+
 /// One execution's inputs beside the tool.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ToolCall {
     /// The arguments (a JSON object, checked against the tool's parameters).
     pub arguments: Value,
     /// The MCP server's tool to call (MCP tools only).
     pub mcp_tool: Option<String>,
-    /// Variables for this call (over the version's).
-    pub variables: BTreeMap<String, String>,
-    /// Private variables for this call (masked; never stored).
+    /// Secret values for this call (masked; never stored; for names the version does not set).
     pub private_variables: BTreeMap<String, String>,
-    /// Environment variables for this call (never stored).
+    /// Environment values for this call (masked; never stored; for names the version does not
+    /// set; over `private_variables`).
     pub environment_variables: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ToolCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolCall")
+            .field("arguments", &self.arguments)
+            .field("mcp_tool", &self.mcp_tool)
+            .field("private_variables", &self.private_variables.keys().collect::<Vec<_>>())
+            .field("environment_variables", &self.environment_variables.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// What one execution did.
@@ -89,13 +111,13 @@ pub(crate) struct ToolBox {
 }
 
 impl ToolBox {
-    fn seal(&self, values: &BTreeMap<String, String>) -> SealedVariables {
-        SealedVariables { names: values.keys().cloned().collect(), sealed: self.settings.sealing.seal(values) }
+    fn seal(&self, owner: &ToolDef, values: &BTreeMap<String, String>) -> SealedVariables {
+        SealedVariables { names: values.keys().cloned().collect(), sealed: self.settings.sealing.seal(&sealed_for(owner), values) }
     }
 
-    fn spec(&self, draft: ToolDraft, base: Option<&ToolSpec>) -> ToolSpec {
+    fn spec(&self, owner: &ToolDef, draft: ToolDraft, base: Option<&ToolSpec>) -> ToolSpec {
         let private_variables = match (&draft.private_variables, base) {
-            (Some(values), _) => self.seal(values),
+            (Some(values), _) => self.seal(owner, values),
             (None, Some(base)) => base.private_variables.clone(),
             (None, None) => SealedVariables::default(),
         };
@@ -113,35 +135,34 @@ impl ToolBox {
             .map_err(|e| EngineError::Store(StoreError::Corrupt(format!("tool definition: {e}"))))
     }
 
-    /// The variables of one execution of `version` (private ones opened).
-    pub fn variables(&self, spec: &ToolSpec, call: &ToolCall) -> Result<Variables, EngineError> {
-        let mut private = self
+    /// The variables of one execution of `tool`'s version `spec` (private ones opened).
+    pub fn variables(&self, tool: &ToolDef, spec: &ToolSpec, call: &ToolCall) -> Result<Variables, EngineError> {
+        let private = self
             .settings
             .sealing
-            .open(spec.private_variables.sealed.as_deref())
+            .open(&sealed_for(tool), spec.private_variables.sealed.as_deref())
             .map_err(|e| EngineError::Conflict(e.to_string()))?;
-        private.extend(call.private_variables.clone());
-        let mut plain = spec.variables.clone();
-        plain.extend(call.variables.clone());
-        Ok(Variables { variables: plain, private_variables: private, environment_variables: call.environment_variables.clone() })
+        let mut environment = call.private_variables.clone();
+        environment.extend(call.environment_variables.clone());
+        Ok(Variables { variables: spec.variables.clone(), private_variables: private, environment_variables: environment })
     }
 
     /// Runs `version` of `tool` with `call`, reporting debug lines to `debug`.
     pub async fn execute(&self, tool: ToolDef, version: &ToolVersion, call: &ToolCall, debug: &DebugSink) -> Result<ToolExecution, EngineError> {
         let kind = Self::kind(&version.spec)?;
         let definition = kind.definition(call.mcp_tool.as_deref()).map_err(|why| FieldError::new("mcp_tool", why))?;
-        let variables = self.variables(&version.spec, call)?;
+        let variables = self.variables(&tool, &version.spec, call)?;
         let started = Instant::now();
         let outcome = self.settings.runner.execute(&definition, &call.arguments, &variables, debug).await;
         Ok(ToolExecution { tool, version: version.number, outcome, elapsed_ms: started.elapsed().as_millis() as u64 })
     }
 
     /// The tools an MCP server version offers.
-    pub async fn mcp_tools(&self, spec: &ToolSpec, call: &ToolCall) -> Result<Result<Vec<McpToolInfo>, ToolError>, EngineError> {
+    pub async fn mcp_tools(&self, tool: &ToolDef, spec: &ToolSpec, call: &ToolCall) -> Result<Result<Vec<McpToolInfo>, ToolError>, EngineError> {
         let ToolKind::Mcp { server } = Self::kind(spec)? else {
             return Err(EngineError::Conflict("an HTTP tool has no MCP tools to list".into()));
         };
-        let variables = self.variables(spec, call)?;
+        let variables = self.variables(tool, spec, call)?;
         let session = match self.settings.runner.connect_mcp(&server, &variables, &DebugSink::none()).await {
             Ok(session) => session,
             Err(error) => return Ok(Err(error)),
@@ -162,6 +183,11 @@ impl ToolBox {
     }
 }
 
+/// What a tool's sealed values are bound to: they open for this tool of this project only.
+fn sealed_for(tool: &ToolDef) -> Vec<u8> {
+    format!("{}/{}", tool.project_id, tool.id).into_bytes()
+}
+
 fn conflict(error: StoreError) -> EngineError {
     match error {
         StoreError::Conflict(why) => EngineError::Conflict(why),
@@ -175,7 +201,7 @@ impl Engine {
         let now = self.inner.clock.wall();
         let mut tool = ToolDef { id: ToolId::new(), resource_number: 0, project_id: project, name, created_at: now, updated_at: now };
         let (state, published_at) = if publish { (VersionState::Published, Some(now)) } else { (VersionState::Draft, None) };
-        let spec = self.inner.tools.spec(draft, None);
+        let spec = self.inner.tools.spec(&tool, draft, None);
         let first = ToolVersion { tool_id: tool.id, number: 1, state, spec, created_at: now, published_at };
         tool.resource_number = self.inner.store.insert_tool(&tool, &first).await.map_err(conflict)?;
         Ok((tool, first))
@@ -213,8 +239,9 @@ impl Engine {
     /// Sets the tool's draft (edits it, or makes one as the next version); private variables
     /// left out keep the latest version's.
     pub async fn put_tool_draft(&self, project: ProjectId, id: ToolId, draft: ToolDraft) -> Result<ToolVersion, EngineError> {
-        let versions = self.tool_versions(project, id).await?;
-        let spec = self.inner.tools.spec(draft, versions.last().map(|v| &v.spec));
+        let tool = self.get_tool(project, id).await?;
+        let versions = self.inner.store.tool_versions(id).await?;
+        let spec = self.inner.tools.spec(&tool, draft, versions.last().map(|v| &v.spec));
         Ok(self.inner.store.put_tool_draft(id, &spec, self.inner.clock.wall()).await?)
     }
 
@@ -226,6 +253,11 @@ impl Engine {
             .publish_tool_draft(id, self.inner.clock.wall())
             .await?
             .ok_or_else(|| EngineError::Conflict("the tool has no draft to publish: make one first (PUT /v1/tools/{id}/draft)".into()))
+    }
+
+    /// Whether a stdio MCP server may run `command` on this server.
+    pub fn stdio_command_allowed(&self, command: &str) -> bool {
+        self.inner.tools.settings.runner.limits().stdio_commands.allows(command)
     }
 
     /// The stored definition of a version.
@@ -266,7 +298,7 @@ impl Engine {
         choice: VersionChoice,
         call: &ToolCall,
     ) -> Result<Result<Vec<McpToolInfo>, ToolError>, EngineError> {
-        let (_, version) = self.resolve_tool(project, id, choice).await?;
-        self.inner.tools.mcp_tools(&version.spec, call).await
+        let (tool, version) = self.resolve_tool(project, id, choice).await?;
+        self.inner.tools.mcp_tools(&tool, &version.spec, call).await
     }
 }

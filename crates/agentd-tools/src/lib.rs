@@ -37,7 +37,7 @@ mod variables;
 pub use debug::{DebugSink, MAX_DEBUG_LINE};
 pub use error::ToolError;
 pub use http_tool::{HttpMethod, HttpTool, HttpToolOutput, ResponseBody};
-pub use limits::ToolLimits;
+pub use limits::{StdioCommands, ToolLimits};
 pub use mask::Masker;
 pub use mcp::{McpCallOutput, McpServer, McpSession, McpToolInfo};
 pub use runner::{ToolDefinition, ToolKind, ToolOutput, ToolRunner};

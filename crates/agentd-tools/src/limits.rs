@@ -17,6 +17,30 @@ pub struct ToolLimits {
     /// Stopping an MCP server: closing its stdin and waiting for it to exit, then SIGTERM to
     /// its process group, then SIGKILL (default 10 s; rmcp gives each step 3 s).
     pub mcp_shutdown_timeout: Duration,
+    /// The commands stdio MCP servers may run (default: any — a server that lets users define
+    /// tools must pass its operator's list).
+    pub stdio_commands: StdioCommands,
+}
+
+/// Which commands stdio MCP servers may run: a stdio server is a program on this machine, so
+/// a multi-user server lets its operator choose them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StdioCommands {
+    /// Any command (a library default; not for a server whose users define tools).
+    #[default]
+    Any,
+    /// These commands, exactly as written in the tool (a path or a name looked up on `PATH`).
+    Only(Vec<String>),
+}
+
+impl StdioCommands {
+    /// Whether `command` may run.
+    pub fn allows(&self, command: &str) -> bool {
+        match self {
+            StdioCommands::Any => true,
+            StdioCommands::Only(allowed) => allowed.iter().any(|a| a == command.trim()),
+        }
+    }
 }
 
 impl Default for ToolLimits {
@@ -27,6 +51,7 @@ impl Default for ToolLimits {
             mcp_start_timeout: Duration::from_secs(30),
             mcp_call_timeout: Duration::from_secs(60),
             mcp_shutdown_timeout: Duration::from_secs(10),
+            stdio_commands: StdioCommands::Any,
         }
     }
 }

@@ -25,8 +25,13 @@ pub struct Masker {
 impl Masker {
     /// A masker for these private variables (name → value).
     pub fn new(private_variables: &BTreeMap<String, String>) -> Masker {
+        Masker::from_pairs(private_variables)
+    }
+
+    /// A masker for these (name, value) pairs; a name may come more than once.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> Masker {
         let mut needles: Vec<(String, String)> = Vec::new();
-        for (name, value) in private_variables {
+        for (name, value) in pairs {
             if value.is_empty() {
                 continue;
             }

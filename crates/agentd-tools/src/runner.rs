@@ -72,6 +72,15 @@ impl ToolKind {
         }
     }
 
+    /// Checks `arguments` against an HTTP tool's parameters before anything runs (an MCP
+    /// tool's schema is its server's: checked when it is called).
+    pub fn check_arguments(&self, arguments: &Value) -> Result<(), ToolError> {
+        match self {
+            ToolKind::Http(http) => crate::arguments::validate(&http.parameters, arguments).map(|_| ()),
+            ToolKind::Mcp { .. } => Ok(()),
+        }
+    }
+
     /// What one call executes: the HTTP tool, or the MCP server's tool `mcp_tool` (required
     /// for an MCP server, refused for an HTTP tool).
     pub fn definition(&self, mcp_tool: Option<&str>) -> Result<ToolDefinition, String> {

@@ -16,11 +16,14 @@ pub(crate) const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remov
 /// The longest name a placeholder may have.
 const MAX_NAME: usize = 128;
 
-/// Where template names are looked up: the call's arguments (when the template may use them),
-/// then the variables.
+/// Where template names are looked up: the tool's own variables, then the call's arguments
+/// (when the template may use them), then the caller's environment — or, in an [`Scope::own`]
+/// scope, the tool's own variables only.
 pub(crate) struct Scope<'a> {
     arguments: Option<&'a Map<String, Value>>,
     variables: &'a Variables,
+    /// Only the tool's own values (places that decide where a request goes or what runs).
+    own_only: bool,
 }
 
 /// What a name stands for.
@@ -44,14 +47,31 @@ impl Found<'_> {
 impl<'a> Scope<'a> {
     /// A scope with arguments (HTTP tools) or without (an MCP server's definition).
     pub(crate) fn new(arguments: Option<&'a Map<String, Value>>, variables: &'a Variables) -> Scope<'a> {
-        Scope { arguments, variables }
+        Scope { arguments, variables, own_only: false }
+    }
+
+    /// A scope of the tool's own variables only: what decides where a request goes (a URL's
+    /// origin, an MCP server's URL) or what runs (a stdio server's command and arguments) is
+    /// never the caller's to choose.
+    pub(crate) fn own(variables: &'a Variables) -> Scope<'a> {
+        Scope { arguments: None, variables, own_only: true }
     }
 
     fn lookup(&self, name: &str, place: &str) -> Result<Found<'a>, ToolError> {
-        if let Some(value) = self.arguments.and_then(|arguments| arguments.get(name)) {
+        if let Some(value) = self.variables.own(name) {
+            return Ok(Found::Variable(value));
+        }
+        let callers = self.variables.environment(name).is_some() || self.arguments.is_some_and(|a| a.contains_key(name));
+        if self.own_only && callers {
+            return Err(ToolError::InvalidTemplate {
+                place: place.to_owned(),
+                reason: format!("{{{{{name}}}}} must be one of the tool's own variables: a caller's arguments or environment cannot set it"),
+            });
+        }
+        if let Some(value) = self.arguments.filter(|_| !self.own_only).and_then(|arguments| arguments.get(name)) {
             return Ok(Found::Argument(value));
         }
-        if let Some(value) = self.variables.get(name) {
+        if let Some(value) = self.variables.environment(name).filter(|_| !self.own_only) {
             return Ok(Found::Variable(value));
         }
         let mut known: Vec<String> = self.arguments.map(|a| a.keys().cloned().collect()).unwrap_or_default();
@@ -74,15 +94,19 @@ impl<'a> Scope<'a> {
     }
 
     /// A URL template rendered: values are percent-encoded as one URL component, except a
-    /// placeholder that begins the template, which is the base URL (`{{base_url}}/items`) and is
-    /// inserted as is (the egress policy checks the result either way).
+    /// placeholder that begins the template, which is the base URL (`{{base_url}}/items`): it
+    /// is inserted as is, and must be one of the tool's own variables (the egress policy checks
+    /// the result either way).
     pub(crate) fn render_url(&self, template: &str) -> Result<String, ToolError> {
         let place = "the URL template";
         let mut out = String::with_capacity(template.len());
         for (index, piece) in parse(template.trim()).into_iter().enumerate() {
             match piece {
                 Piece::Text(text) => out.push_str(text),
-                Piece::Placeholder(name) if index == 0 => out.push_str(&self.lookup(name, place)?.text()),
+                Piece::Placeholder(name) if index == 0 => {
+                    let origin = Scope { own_only: true, ..*self };
+                    out.push_str(&origin.lookup(name, place)?.text());
+                }
                 Piece::Placeholder(name) => {
                     out.extend(utf8_percent_encode(&self.lookup(name, place)?.text(), URL_COMPONENT));
                 }

@@ -7,46 +7,49 @@ use crate::mask::Masker;
 
 /// The values a tool's templates (`{{name}}`) may use besides the call's arguments.
 ///
-/// A name is looked up in this order, the first that has it wins:
-/// 1. the call's **arguments** (only where the template allows arguments: HTTP tools);
-/// 2. **environment variables** — given with this execution and kept only in memory (never
-///    stored by agentd); the most specific to this run, so they override the tool's own;
-/// 3. **private variables** — the tool's secrets: masked in every output as `[redacted:name]`;
-/// 4. **variables** — the tool's plain settings.
+/// Two kinds of values, by who sets them:
+/// - the tool's own — its **variables** (plain settings) and **private variables** (its
+///   secrets: sealed at rest by the store, masked here as `[redacted:name]`), set by its owner;
+/// - the caller's — **environment variables**, given with one execution, kept only in memory,
+///   masked like private ones.
 ///
-/// Private and environment values are masked (environment variables are how a caller passes a
-/// secret it does not want stored: `[redacted:name]` too).
+/// A name is looked up in this order, the first that has it wins: the tool's private
+/// variables, the tool's variables, then the call's **arguments** (only where the template
+/// allows arguments: HTTP tools), then the environment. So nothing a caller (or a model)
+/// sends can replace a value the tool's owner set: a caller cannot point a request that carries
+/// the tool's secrets somewhere else. For the same reason the places that decide where a
+/// request goes or what runs — the leading placeholder of a URL (its origin), an MCP server's
+/// command, arguments and URL — take the tool's own values only (see [`crate::template`]).
 ///
-/// An argument may shadow a private variable: that only ever *replaces* the secret in the request,
-/// it can never reveal it. Substitution is one pass: a value that itself contains `{{…}}` is
-/// inserted as text, never expanded (so an argument cannot name a secret into the request).
+/// Substitution is one pass: a value that itself contains `{{…}}` is inserted as text, never
+/// expanded (so an argument cannot name a secret into the request).
 ///
 /// `Debug` shows the plain variables and only the *names* of the private and environment ones.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Variables {
-    /// Plain values (shown, stored).
+    /// The tool's plain values (shown, stored).
     pub variables: BTreeMap<String, String>,
-    /// Secret values (encrypted at rest by the store, masked in every output here).
+    /// The tool's secret values (encrypted at rest by the store, masked in every output here).
     pub private_variables: BTreeMap<String, String>,
-    /// Values for this execution only (never stored).
+    /// The caller's values for this execution only (never stored; masked).
     pub environment_variables: BTreeMap<String, String>,
 }
 
 impl Variables {
-    /// The masker for these variables' private and environment values.
+    /// The masker for every private and environment value (each value, even where two share
+    /// a name).
     pub fn masker(&self) -> Masker {
-        let mut secret = self.private_variables.clone();
-        secret.extend(self.environment_variables.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Masker::new(&secret)
+        Masker::from_pairs(self.private_variables.iter().chain(&self.environment_variables))
     }
 
-    /// The value of `name` among the variables (not arguments), by the precedence above.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.environment_variables
-            .get(name)
-            .or_else(|| self.private_variables.get(name))
-            .or_else(|| self.variables.get(name))
-            .map(String::as_str)
+    /// The tool's own value of `name` (private first), if it has one.
+    pub fn own(&self, name: &str) -> Option<&str> {
+        self.private_variables.get(name).or_else(|| self.variables.get(name)).map(String::as_str)
+    }
+
+    /// The caller's value of `name`.
+    pub fn environment(&self, name: &str) -> Option<&str> {
+        self.environment_variables.get(name).map(String::as_str)
     }
 
     /// Every variable name, sorted, without duplicates.
@@ -83,17 +86,19 @@ mod tests {
     }
 
     #[test]
-    fn environment_beats_private_beats_plain_and_debug_hides_values() {
+    fn the_tools_own_values_win_and_debug_hides_values() {
         let vars = Variables {
             variables: map(&[("a", "plain"), ("b", "plain"), ("c", "plain")]),
             private_variables: map(&[("b", "private-value"), ("c", "private-value")]),
-            environment_variables: map(&[("c", "env-value")]),
+            environment_variables: map(&[("c", "env-value"), ("d", "env-only")]),
         };
         assert_eq!(
-            (vars.get("a"), vars.get("b"), vars.get("c"), vars.get("d")),
-            (Some("plain"), Some("private-value"), Some("env-value"), None)
+            (vars.own("a"), vars.own("b"), vars.own("c"), vars.own("d"), vars.environment("d")),
+            (Some("plain"), Some("private-value"), Some("private-value"), None, Some("env-only"))
         );
-        assert_eq!(vars.names(), ["a", "b", "c"]);
+        let masked = vars.masker().mask("private-value env-value");
+        assert_eq!(masked, "[redacted:b] [redacted:c]", "both values named c are masked");
+        assert_eq!(vars.names(), ["a", "b", "c", "d"]);
         let shown = format!("{vars:?}");
         assert!(!shown.contains("private-value") && !shown.contains("env-value"), "{shown}");
     }

@@ -134,6 +134,9 @@ pub struct Config {
     /// Let outbound connections (webhooks) reach loopback, private, link-local and CGNAT
     /// addresses; cloud metadata addresses stay refused.
     pub allow_private_networks: bool,
+    /// The commands stdio MCP servers (user-defined tools) may run, exactly as a tool names
+    /// them; none by default (a stdio server is a program on this machine).
+    pub mcp_stdio_commands: Vec<String>,
     /// Seconds between webhook attempts after the first (one entry per retry).
     pub webhook_retry_schedule_seconds: Vec<u64>,
     /// Bound on one webhook attempt, in seconds.
@@ -198,6 +201,7 @@ impl Default for Config {
             browser_warm_contexts: 2,
             browser_idle_timeout_seconds: 600,
             allow_private_networks: false,
+            mcp_stdio_commands: Vec::new(),
             webhook_retry_schedule_seconds: agentd_engine::webhooks::DEFAULT_RETRY_SCHEDULE.iter().map(|d| d.as_secs()).collect(),
             webhook_timeout_seconds: 15,
             search_url: None,
@@ -239,6 +243,14 @@ impl Config {
     /// Where outgoing connections (webhooks, pages, tools) may go.
     pub fn egress_policy(&self) -> agentd_egress::EgressPolicy {
         agentd_egress::EgressPolicy { allow_private_networks: self.allow_private_networks }
+    }
+
+    /// The bounds and the stdio commands of user-defined tools.
+    pub fn tool_limits(&self) -> agentd_tools::ToolLimits {
+        agentd_tools::ToolLimits {
+            stdio_commands: agentd_tools::StdioCommands::Only(self.mcp_stdio_commands.iter().map(|c| c.trim().to_owned()).collect()),
+            ..agentd_tools::ToolLimits::default()
+        }
     }
 
     /// How webhooks are delivered (formats are added by the API layer).

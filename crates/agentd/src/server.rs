@@ -10,7 +10,7 @@ use agentd_api::{ApiConfig, AppState, Metrics};
 use agentd_domain::Mode;
 use agentd_llm::Llm;
 use agentd_engine::{AgentRegistry, Clock, Engine, EngineConfig, SealingKey, SystemClock, ToolSettings};
-use agentd_tools::{ToolLimits, ToolRunner};
+use agentd_tools::ToolRunner;
 use agentd_store::SqliteStore;
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -136,7 +136,7 @@ async fn launch(
             webhooks: agentd_api::with_webhook_formats(config.webhook_settings()),
             conversation_idle: Duration::from_secs(config.conversation_idle_hours * 3600),
             tools: ToolSettings {
-                runner: ToolRunner::new(config.egress_policy(), ToolLimits::default()).context("cannot set up the tool runner")?,
+                runner: ToolRunner::new(config.egress_policy(), config.tool_limits()).context("cannot set up the tool runner")?,
                 sealing: SealingKey::new(key_file(&config.data_dir, "secrets.key", "stored private variables of tools can no longer be read")?),
             },
         },

@@ -35,7 +35,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::auth::{Caller, LimitUsage};
+use crate::auth::Caller;
 use crate::sessions::parse_create;
 use crate::state::AppState;
 use crate::wire::CreateSessionRequest;
@@ -49,8 +49,6 @@ use super::{Query, VersionAsk, body_object, same_resource, version_from_body, ve
 const MAX_WAIT: Duration = Duration::from_secs(30 * 60);
 /// Beyond the session's own timeout, before the wait gives up.
 const WAIT_MARGIN: Duration = Duration::from_secs(30);
-/// What a conversation's opening spec holds as its goal (each message replaces it).
-const OPENING_GOAL: &str = "(conversation opened; each message is a turn)";
 
 /// A conversation's id as clients see it: `conv_<32 hex>`.
 pub(super) fn conversation_name(id: SessionId) -> String {
@@ -111,7 +109,7 @@ async fn create_conversation(state: &AppState, caller: Caller, version: AgentVer
     if version.spec.kind == Mode::Browser {
         return Err(browser_holds_no_conversation(number));
     }
-    let new = session_for(state, version, OPENING_GOAL.to_owned())?;
+    let new = session_for(state, version, crate::conversations::OPENING_GOAL.to_owned())?;
     Ok(state.engine.create_conversation(caller.project_id, new.spec).await?.id)
 }
 
@@ -225,12 +223,29 @@ struct ExecuteRequest {
     wanted: OutputWanted,
 }
 
-async fn parse_execute(state: &AppState, body: &Map<String, Value>, number: u64) -> AutessaResult<ExecuteRequest> {
+/// Parses an execute request and checks what it names — the conversation (open, this
+/// agent's) or the version (`default_version` when the body names none) — before its audio is
+/// transcribed: a refused request costs no speech.
+async fn parse_execute(
+    state: &AppState,
+    caller: Caller,
+    agent: AgentId,
+    body: &Map<String, Value>,
+    number: u64,
+    default_version: Option<VersionAsk>,
+) -> AutessaResult<ExecuteRequest> {
     same_resource(body, "agentId", number)?;
     let conversation = conversation_field(body)?;
     let version = version_from_body(body.get("version"))?;
     let input = media::parse_input(body.get("input"))?;
     let wanted = OutputWanted::parse(body)?;
+    match conversation {
+        Some(id) if conversation_of(state, caller, agent, number, id).await? => return Err(closed(id)),
+        Some(_) => {}
+        None => {
+            resolve(state, caller, agent, number, version.or(default_version).unwrap_or(VersionAsk::PUBLISHED)).await?;
+        }
+    }
     let prompt = media::prompt(state, input, wanted).await?;
     Ok(ExecuteRequest { conversation, version, prompt, wanted })
 }
@@ -266,7 +281,7 @@ pub(super) async fn execute(
 ) -> AutessaResult {
     let number = Query::parse(query.as_deref()).resource_number()?;
     let agent = agent_of(&state, caller, number).await?;
-    let req = parse_execute(&state, &body_object(bytes)?, number).await?;
+    let req = parse_execute(&state, caller, agent, &body_object(bytes)?, number, None).await?;
     let target = match req.conversation {
         Some(id) => Target::Turn(id),
         None => Target::Single(resolve(&state, caller, agent, number, req.version.unwrap_or(VersionAsk::PUBLISHED)).await?),
@@ -327,13 +342,14 @@ pub(super) async fn socket(
     socket::accept(upgrade, &state, opened)
 }
 
-async fn open_socket(state: &AppState, query: &Query, headers: &HeaderMap) -> AutessaResult<(AgentSocket, LimitUsage)> {
-    let (caller, usage) = socket::admit(state, query, headers).await?;
+async fn open_socket(state: &AppState, query: &Query, headers: &HeaderMap) -> AutessaResult<(AgentSocket, socket::Admission)> {
+    let admission = socket::admit(state, query, headers).await?;
+    let caller = admission.caller;
     let number = query.resource_number()?;
     let agent = agent_of(state, caller, number).await?;
     let version = version_from_query(query)?;
     let held = Arc::default();
-    Ok((AgentSocket { state: state.clone(), caller, agent, number, version, held, voice: Arc::default() }, usage))
+    Ok((AgentSocket { state: state.clone(), caller, agent, number, version, held, voice: Arc::default() }, admission))
 }
 
 /// One agent socket: its caller, agent, default version and the conversation it holds.
@@ -345,9 +361,13 @@ struct AgentSocket {
     number: u64,
     version: Option<VersionAsk>,
     held: Arc<tokio::sync::Mutex<Option<SessionId>>>,
-    /// The utterance being spoken in `AUDIO_CHUNK`s.
-    voice: Arc<std::sync::Mutex<media::Utterance>>,
+    /// The utterances being spoken in `AUDIO_CHUNK`s, by the conversation they are for (""
+    /// for the one the socket holds).
+    voice: Arc<std::sync::Mutex<std::collections::HashMap<String, media::Utterance>>>,
 }
+
+/// Utterances one socket may have half-spoken at once (one per conversation).
+const MAX_UTTERANCES: usize = 4;
 
 impl SocketHandler for AgentSocket {
     /// `AUDIO_CHUNK`s are buffered in order; the `final` one becomes an `EXECUTE_AGENT` with
@@ -356,7 +376,18 @@ impl SocketHandler for AgentSocket {
         if request_type != "AUDIO_CHUNK" {
             return Ok(Some((request_type, message)));
         }
-        let whole = self.voice.lock().unwrap_or_else(|e| e.into_inner()).take(&self.state, &message)?;
+        let conversation = message.get("conversationId").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let whole = {
+            let mut voice = self.voice.lock().unwrap_or_else(|e| e.into_inner());
+            if !voice.contains_key(&conversation) && voice.len() >= MAX_UTTERANCES {
+                return Err(AutessaError::bad_request(format!("At most {MAX_UTTERANCES} utterances may be spoken at once on one socket")));
+            }
+            let taken = voice.entry(conversation.clone()).or_default().take(&self.state, &message);
+            if !matches!(taken, Ok(None)) {
+                voice.remove(&conversation);
+            }
+            taken?
+        };
         let Some((content, mime_type)) = whole else { return Ok(None) };
         let mut request = message;
         for key in ["content", "final", "mimeType", "format", "requestType"] {
@@ -380,12 +411,10 @@ impl SocketHandler for AgentSocket {
 impl AgentSocket {
     async fn execute(&self, message: Map<String, Value>, out: Outbox) -> AutessaResult<()> {
         let (state, caller) = (&self.state, self.caller);
-        let req = parse_execute(state, &message, self.number).await?;
+        let req = parse_execute(state, caller, self.agent, &message, self.number, self.version).await?;
         let target = match req.conversation {
-            Some(id) => {
-                *self.held.lock().await = Some(id);
-                Target::Turn(id)
-            }
+            // Held once its turn has started (a wrong id is not kept).
+            Some(id) => Target::Turn(id),
             None => {
                 let mut held = self.held.lock().await;
                 match *held {
@@ -405,6 +434,9 @@ impl AgentSocket {
             }
         };
         let execution = start(state, caller, self.agent, self.number, target, req.prompt.text.clone()).await?;
+        if let (Some(id), Some(_)) = (req.conversation, execution.conversation) {
+            *self.held.lock().await = Some(id);
+        }
         let conversation = execution.conversation.map(conversation_name);
         if let Some(heard) = &req.prompt.transcription {
             out.send(json!({"responseType": "TRANSCRIPTION", "content": heard, "conversationId": conversation}));

@@ -177,12 +177,14 @@ pub(crate) async fn transcribe(state: &AppState, base64: &str, mime_type: Option
     speech::client(state, "input").map_err(|_| no_speech("Audio input"))?;
     let head = BASE64.decode(base64.trim().get(..64.min(base64.trim().len()) / 4 * 4).unwrap_or_default()).unwrap_or_default();
     let input = AudioInput { data: Some(base64.to_owned()), format: audio_format(mime_type, &head), language: None };
-    let clip = speech::parse_audio(state, "input", &input).map_err(|e| {
+    // The native checks name `input.data` / `input.format`; this API calls them `content` and
+    // `mimeType`.
+    let clip = speech::parse_audio(state, "input", &input).map_err(|mut e| {
         if e.field.as_deref() == Some("input.format") {
-            AutessaError::bad_request(format!("Audio input: give its mimeType (audio/wav, audio/mpeg, audio/webm, …); {}", e.message))
-        } else {
-            AutessaError::from(e)
+            return AutessaError::bad_request(format!("Audio input: give its mimeType (audio/wav, audio/mpeg, audio/webm, …); {}", e.message));
         }
+        e.message = e.message.replace("input.data", "the AUDIO input's content");
+        AutessaError::from(e)
     })?;
     Ok(speech::transcribe(state, "input", &clip).await?)
 }

@@ -68,7 +68,7 @@ use agentd_engine::Resource;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
@@ -85,7 +85,11 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
     let refuse_method = || async { AutessaError::new(StatusCode::METHOD_NOT_ALLOWED, "Use POST for this endpoint").into_response() };
     let rest = Router::new()
         .route("/clients/agents/execute-create", post(agents::execute_create).fallback(refuse_method))
-        .route("/clients/agents/execute", post(agents::execute).fallback(refuse_method))
+        // Spoken input is larger than other bodies: this route takes the audio limit.
+        .route(
+            "/clients/agents/execute",
+            post(agents::execute).fallback(refuse_method).layer(DefaultBodyLimit::max(crate::speech::body_limit(&state))),
+        )
         .route("/clients/agents/execute-close", post(agents::close).fallback(refuse_method))
         .route("/clients/agents/close-conversation", post(agents::close).fallback(refuse_method))
         .route("/clients/agents/{*rest}", any(|| async { AutessaError::new(StatusCode::NOT_FOUND, "No such endpoint").into_response() }))
@@ -123,8 +127,15 @@ pub(crate) async fn admit_key(state: &AppState, secret: Option<String>) -> Resul
 }
 
 /// A query string's parameters (the first of repeated names counts).
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub(crate) struct Query(Vec<(String, String)>);
+
+/// Names only: a socket's query carries its key.
+impl std::fmt::Debug for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
+    }
+}
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> Self {
@@ -204,7 +215,7 @@ pub(crate) fn version_from_body(value: Option<&Value>) -> AutessaResult<Option<V
         Some(Value::Number(n)) => Some(n.as_u64().filter(|n| (1..=u64::from(u32::MAX)).contains(n)).ok_or_else(bad_number)? as u32),
         Some(_) => return Err(bad_number()),
     };
-    version_choice(state, number).map(Some)
+    ask_for(state, number).map(Some)
 }
 
 /// The override of a WebSocket's query (`versionState`, `versionNumber`).
@@ -217,7 +228,7 @@ pub(crate) fn version_from_query(query: &Query) -> AutessaResult<Option<VersionA
     if state.is_none() && number.is_none() {
         return Ok(None);
     }
-    version_choice(state, number).map(Some)
+    ask_for(state, number).map(Some)
 }
 
 /// The version a request asks for.
@@ -256,7 +267,7 @@ pub(crate) fn in_asked_state(what: &str, number: u64, ask: VersionAsk, version: 
     }
 }
 
-fn version_choice(state: Option<&str>, number: Option<u32>) -> AutessaResult<VersionAsk> {
+fn ask_for(state: Option<&str>, number: Option<u32>) -> AutessaResult<VersionAsk> {
     let state = state
         .map(|s| VersionState::parse(&s.trim().to_ascii_uppercase()).ok_or_else(|| bad_state(&format!("`{s}`"))))
         .transpose()?;

@@ -3,7 +3,9 @@
 //! [`SocketHandler`], heartbeats, the idle timeout and closing.
 //!
 //! - Admission: `?authorization=<key>` (or the `Authorization` header) through `auth::admit`,
-//!   then the route's own checks (`resourceId`, …). A refusal is sent as an `ERROR` frame
+//!   then the route's own checks (`resourceId`, …). Every request on the socket is admitted
+//!   again (it counts against the key's limits; a revoked key stops working), and at most
+//!   four run at once (more: an `ERROR` frame). A refusal is sent as an `ERROR` frame
 //!   after the upgrade, then the socket closes: 1008 (policy) for a bad key or request, 1013
 //!   (try again later) when rate limited, 1011 on a server fault.
 //! - On open: `{"responseType":"CONNECTION_STATUS","status":"CONNECTED","errors":[]}`.
@@ -20,6 +22,7 @@
 //!   request is being served → close 1000 with the reason `idle timeout`.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -68,19 +71,42 @@ impl Outbox {
     }
 }
 
-/// The key a socket presents: `?authorization=` (the vendor's way), else the headers.
-pub(crate) async fn admit(state: &AppState, query: &Query, headers: &HeaderMap) -> AutessaResult<(Caller, LimitUsage)> {
-    let secret = query.get("authorization").map(str::to_owned).or_else(|| auth::presented_key(headers).map(str::to_owned));
-    super::admit_key(state, secret).await.map_err(|(error, _)| error)
+/// A socket's admission: its caller, where its key's limits stood, and the key (kept in
+/// memory for the socket's life) by which every request on it is admitted again — counted
+/// against the key's limits like a REST call, and refused once the key is revoked.
+pub(crate) struct Admission {
+    pub caller: Caller,
+    pub usage: LimitUsage,
+    secret: String,
 }
 
+impl Admission {
+    async fn again(&self, state: &AppState) -> AutessaResult<()> {
+        super::admit_key(state, Some(self.secret.clone())).await.map(|_| ()).map_err(|(error, _)| error)
+    }
+}
+
+/// The key a socket presents: `?authorization=` (the vendor's way), else the headers.
+pub(crate) async fn admit(state: &AppState, query: &Query, headers: &HeaderMap) -> AutessaResult<Admission> {
+    let secret = query.get("authorization").map(str::to_owned).or_else(|| auth::presented_key(headers).map(str::to_owned));
+    let (caller, usage) = super::admit_key(state, secret.clone()).await.map_err(|(error, _)| error)?;
+    Ok(Admission { caller, usage, secret: secret.unwrap_or_default() })
+}
+
+/// Requests one socket may have running at once.
+const MAX_IN_FLIGHT: usize = 4;
+
 /// Upgrades: serves `opened`'s handler, or sends its refusal and closes.
-pub(crate) fn accept<H: SocketHandler>(upgrade: WebSocketUpgrade, state: &AppState, opened: AutessaResult<(H, LimitUsage)>) -> Response {
+pub(crate) fn accept<H: SocketHandler>(upgrade: WebSocketUpgrade, state: &AppState, opened: AutessaResult<(H, Admission)>) -> Response {
     let (heartbeat, idle) = (state.config.heartbeat, state.config.autessa_ws_idle);
-    let usage = opened.as_ref().ok().map(|(_, usage)| *usage);
+    let usage = opened.as_ref().ok().map(|(_, admission)| admission.usage);
+    let state = state.clone();
+    // A message holds at most what a REST body may (spoken input included).
+    let limit = crate::speech::body_limit(&state);
+    let upgrade = upgrade.max_message_size(limit).max_frame_size(limit);
     let mut response = upgrade.on_upgrade(move |socket| async move {
         match opened {
-            Ok((handler, _)) => serve(socket, handler, heartbeat, idle).await,
+            Ok((handler, admission)) => serve(socket, handler, Arc::new((state, admission)), heartbeat, idle).await,
             Err(refused) => refuse(socket, refused).await,
         }
     });
@@ -108,7 +134,7 @@ async fn refuse(socket: WebSocket, refused: AutessaError) {
     }
 }
 
-async fn serve<H: SocketHandler>(socket: WebSocket, handler: H, heartbeat: Duration, idle: Duration) {
+async fn serve<H: SocketHandler>(socket: WebSocket, handler: H, admitted: Arc<(AppState, Admission)>, heartbeat: Duration, idle: Duration) {
     let (mut tx, mut rx) = socket.split();
     if send(&mut tx, &json!({"responseType": "CONNECTION_STATUS", "status": "CONNECTED", "errors": []})).await.is_err() {
         return;
@@ -150,9 +176,19 @@ async fn serve<H: SocketHandler>(socket: WebSocket, handler: H, heartbeat: Durat
                                 continue;
                             }
                         };
-                        let (handler, out) = (handler.clone(), outbox.clone());
+                        if requests.len() >= MAX_IN_FLIGHT {
+                            let busy = format!("This socket already runs {MAX_IN_FLIGHT} requests: wait for an answer first");
+                            outbox.send(AutessaError::new(StatusCode::TOO_MANY_REQUESTS, busy).frame());
+                            continue;
+                        }
+                        let (handler, out, admitted) = (handler.clone(), outbox.clone(), admitted.clone());
                         requests.spawn(async move {
-                            if let Err(refused) = handler.handle(request_type, message, out.clone()).await {
+                            let (state, admission) = &*admitted;
+                            let served = match admission.again(state).await {
+                                Ok(()) => handler.handle(request_type, message, out.clone()).await,
+                                Err(refused) => Err(refused),
+                            };
+                            if let Err(refused) = served {
                                 out.send(refused.frame());
                             }
                         });

@@ -7,9 +7,10 @@
 //! Choices where the documents are silent ([INF] in SPECS §3.3):
 //! - `variables` are the tool's inputs: the call's arguments (checked against its
 //!   `parameters`; a mismatch is 400), also what its templates name. `privateVariables` and
-//!   `environmentVariables` are this call's secrets: used, masked as `[redacted:name]` in
-//!   `result`, `debugOutput` and `errors`, never stored. Values that are not strings are
-//!   passed as their JSON text.
+//!   `environmentVariables` are this call's secrets: used for names the tool's own variables
+//!   do not set (a caller cannot replace the tool's own values, so it cannot send the tool's
+//!   secrets elsewhere), masked as `[redacted:name]` in `result`, `debugOutput` and
+//!   `errors`, never stored. Values that are not strings are passed as their JSON text.
 //! - A tool that fails (an HTTP tool's service answers 500, an MCP tool reports an error, a
 //!   time limit) is still an execution: HTTP 200 with the `EXECUTE_TOOL` body, `result: null`
 //!   and the reason in `errors` — its debug output is what explains it. A request that
@@ -35,7 +36,7 @@ use serde_json::{Map, Value, json};
 use super::error::{AutessaError, AutessaResult};
 use super::socket::{self, Outbox, SocketHandler};
 use super::{Query, VersionAsk, body_object, same_resource, version_from_body, version_from_query};
-use crate::auth::{Caller, LimitUsage};
+use crate::auth::Caller;
 use crate::state::AppState;
 use crate::tools::KeptLines;
 
@@ -79,7 +80,6 @@ fn call_of(body: &Map<String, Value>, number: u64, default: Option<VersionAsk>) 
     let call = ToolCall {
         arguments,
         mcp_tool,
-        variables: BTreeMap::new(),
         private_variables: secrets(body, "privateVariables")?,
         environment_variables: secrets(body, "environmentVariables")?,
     };
@@ -144,12 +144,13 @@ pub(super) async fn socket(
     socket::accept(upgrade, &state, opened)
 }
 
-async fn open_socket(state: &AppState, query: &Query, headers: &HeaderMap) -> AutessaResult<(ToolSocket, LimitUsage)> {
-    let (caller, usage) = socket::admit(state, query, headers).await?;
+async fn open_socket(state: &AppState, query: &Query, headers: &HeaderMap) -> AutessaResult<(ToolSocket, socket::Admission)> {
+    let admission = socket::admit(state, query, headers).await?;
+    let caller = admission.caller;
     let number = query.resource_number()?;
     let tool = tool_of(state, caller, number).await?;
     let version = version_from_query(query)?;
-    Ok((ToolSocket { state: state.clone(), caller, tool, number, version }, usage))
+    Ok((ToolSocket { state: state.clone(), caller, tool, number, version }, admission))
 }
 
 /// One tool socket: its caller, tool and default version.

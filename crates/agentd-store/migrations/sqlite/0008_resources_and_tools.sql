@@ -13,7 +13,7 @@ INSERT INTO resource_numbers (project_id, kind, resource_id)
     SELECT project_id, 'agent', id FROM agents ORDER BY created_at, id;
 
 -- Tools: user-defined HTTP tools and MCP servers, versioned as agents are. A version's
--- private variables are sealed (encrypted with the server's secrets key) in `sealed`.
+-- private variables are sealed (encrypted with the server's secrets key) inside `spec`.
 CREATE TABLE tools (
     id           TEXT PRIMARY KEY,
     project_id   TEXT NOT NULL REFERENCES projects(id),

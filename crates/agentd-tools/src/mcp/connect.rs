@@ -42,15 +42,23 @@ pub(crate) async fn connect(
     reporter: Reporter,
 ) -> Result<McpSession, ToolError> {
     let scope = Scope::new(None, variables);
+    // What runs and where it connects are the tool's own to say (see `Variables`).
+    let own = Scope::own(variables);
     let started = Instant::now();
     let client_info =
         ClientConfig::new(ClientCapabilities::default(), Implementation::new("agentd", env!("CARGO_PKG_VERSION")));
     let (service, label, url, pid, stderr_task) = match server {
         McpServer::Stdio { command, args, env } => {
-            let command = scope.render_text(command, "the MCP server's command")?;
+            let command = own.render_text(command, "the MCP server's command")?;
+            if !limits.stdio_commands.allows(&command) {
+                return Err(ToolError::InvalidTemplate {
+                    place: "the MCP server's command".into(),
+                    reason: format!("`{command}` is not a command this server may run (the operator lists them in AGENTD_MCP_STDIO_COMMANDS)"),
+                });
+            }
             let args = args
                 .iter()
-                .map(|arg| scope.render_text(arg, "the MCP server's arguments"))
+                .map(|arg| own.render_text(arg, "the MCP server's arguments"))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut child_env = Vec::with_capacity(env.len());
             for (name, template) in env {
@@ -84,7 +92,7 @@ pub(crate) async fn connect(
             (service, label, None, pid, stderr_task)
         }
         McpServer::Http { url, headers } => {
-            let url = scope.render_text(url, "the MCP server's URL")?;
+            let url = own.render_text(url, "the MCP server's URL")?;
             let parsed = policy.check_url(&url).map_err(ToolError::Egress)?;
             let host = parsed.host_str().unwrap_or_default().to_owned();
             let custom_headers: HashMap<_, _> = headers::render(headers, &scope, &masker)?.into_iter().collect();

@@ -171,7 +171,7 @@ async fn post_with_a_json_body_template_keeps_argument_types_and_masks_the_echo(
         "note": "for {{name}} in {{region}}",
         "token": "{{api_key}}",
     }));
-    // The environment variable wins over the plain one of the same name.
+    // The tool's own variable wins over the caller's environment variable of the same name.
     let vars = variables(&[("base", &web.base), ("region", "plain-region")], &[("region", "eu-west")]);
     let (sink, mut lines) = Lines::new();
     let tool = ToolDefinition::Http(create);
@@ -185,7 +185,7 @@ async fn post_with_a_json_body_template_keeps_argument_types_and_masks_the_echo(
     let sent: Value = serde_json::from_str(&received[0].body).unwrap();
     assert_eq!(
         sent,
-        json!({"name": "Ada", "count": 3, "tags": ["a", "b"], "note": "for Ada in eu-west", "token": SECRET})
+        json!({"name": "Ada", "count": 3, "tags": ["a", "b"], "note": "for Ada in plain-region", "token": SECRET})
     );
     let ToolOutput::Http(output) = output else { panic!("an HTTP output") };
     assert_eq!(output.status, 201);

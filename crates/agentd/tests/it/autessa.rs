@@ -477,7 +477,8 @@ async fn autessa_tool_execute_masks_secrets_and_reports_failures() {
 #[tokio::test]
 async fn autessa_tool_socket_streams_debug_lines_then_the_result() {
     use crate::tools::{SECRET, assert_no_secret, created, mcp_fixture};
-    let app = spawn_app().await;
+    let allowed = mcp_fixture().to_str().unwrap().to_owned();
+    let app = spawn_with(|c| c.mcp_stdio_commands = vec![allowed]).await;
     let tool = created(&app, json!({
         "name": "fixture", "description": "MCP fixture",
         "definition": {"type": "mcp", "server": {"transport": "stdio", "command": mcp_fixture().to_str().unwrap(), "env": {"FIXTURE_SECRET": "{{secret}}"}}},
@@ -552,5 +553,25 @@ async fn autessa_audio_in_and_out_through_a_speech_provider() {
     assert_eq!((done["done"].as_bool(), done["conversationId"].clone()), (Some(true), text["conversationId"].clone()));
     send(&mut ws, json!({"requestType": "AUDIO_CHUNK", "content": "not base64!", "final": true})).await;
     assert_eq!(frame(&mut ws).await["responseType"], "ERROR");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn autessa_socket_requests_count_against_the_key_and_are_bounded() {
+    let app = spawn_app().await;
+    let (_, id) = agent(&app, "chat", "", true).await;
+    let limited = app.key_in("default", Some(2)).await;
+    let mut ws = connect(&app, &format!("authorization={limited}&resourceId={id}")).await;
+    assert_eq!(frame(&mut ws).await["responseType"], "CONNECTION_STATUS", "the connection is request 1");
+    send(&mut ws, json!({"requestType": "EXECUTE_AGENT", "input": text("done:one")})).await;
+    let first = loop {
+        let f = frame(&mut ws).await;
+        if f["done"] == true || f["responseType"] == "ERROR" { break f; }
+    };
+    assert_eq!(first["done"], true, "request 2 runs: {first}");
+    send(&mut ws, json!({"requestType": "EXECUTE_AGENT", "input": text("done:two")})).await;
+    let refused = frame(&mut ws).await;
+    assert_eq!(refused["responseType"], "ERROR", "request 3 is over the key's limit: {refused}");
+    assert!(refused["errors"][0].as_str().unwrap().contains("Rate limit exceeded"), "{refused}");
     app.shutdown().await;
 }

@@ -84,3 +84,26 @@ async fn bad_messages_are_refused() {
     app.post(format!("/v1/sessions/{chat}/stop"), json!({})).await;
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_conversation_opened_before_its_first_message_is_pinned_then() {
+    let app = spawn_app().await;
+    let agent: Value = app.post("/v1/agents", json!({"name": "Talker", "kind": "chat", "publish": true})).await.json().await.unwrap();
+    let agent_id = agent["id"].as_str().unwrap().to_owned();
+    let r = app.post("/v1/conversations", json!({"agent_id": agent_id})).await;
+    assert_eq!(r.status(), 201);
+    let opened: Value = r.json().await.unwrap();
+    let id = opened["id"].as_str().unwrap().to_owned();
+    assert_eq!(opened["status"], "open");
+    app.http.put(app.url(&format!("/v1/agents/{agent_id}/draft"))).bearer_auth(&app.key).json(&json!({"instructions": "v2"})).send().await.unwrap();
+    app.post(format!("/v1/agents/{agent_id}/publish"), json!({})).await;
+    let (status, first) = message(&app, &id, "done:first turn").await;
+    assert_eq!((status, first["response"].as_str()), (201, Some("first turn")), "{first}");
+    assert_eq!((first["id"].as_str(), first["agent"]["version"].as_u64()), (Some(id.as_str()), Some(1)), "pinned when opened: {first}");
+    let (status, e) = error_of(app.post("/v1/conversations", json!({})).await).await;
+    assert_eq!((status, e["field"].as_str()), (400, Some("agent_id")));
+    let browser: Value = app.post("/v1/agents", json!({"name": "Clicker", "kind": "browser", "publish": true})).await.json().await.unwrap();
+    let (status, _) = error_of(app.post("/v1/conversations", json!({"agent_id": browser["id"]})).await).await;
+    assert_eq!(status, 409, "browser agents hold no conversations");
+    app.shutdown().await;
+}

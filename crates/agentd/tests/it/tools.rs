@@ -154,8 +154,9 @@ async fn execution_streams_debug_lines_then_the_result() {
 
 #[tokio::test]
 async fn mcp_servers_are_listed_and_their_tools_called_with_secrets_masked() {
-    let app = spawn_app().await;
     let fixture = mcp_fixture();
+    let allowed = fixture.to_str().unwrap().to_owned();
+    let app = spawn_with(|c| c.mcp_stdio_commands = vec![allowed]).await;
     let tool = created(&app, json!({
         "name": "fixture",
         "description": "The test MCP server.",
@@ -177,6 +178,32 @@ async fn mcp_servers_are_listed_and_their_tools_called_with_secrets_masked() {
     assert_no_secret(&run.to_string());
     let (status, e) = error_of(app.post(format!("/v1/tools/{id}/execute"), json!({"arguments": {}})).await).await;
     assert_eq!((status, e["field"].as_str()), (400, Some("mcp_tool")), "{e}");
+    // Only the commands the operator lists run.
+    let (status, e) = error_of(app.post("/v1/tools", json!({"name": "shell",
+        "definition": {"type": "mcp", "server": {"transport": "stdio", "command": "/bin/sh", "args": ["-c", "id"]}}})).await).await;
+    assert_eq!((status, e["field"].as_str()), (400, Some("definition.server.command")), "{e}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_caller_cannot_send_a_tools_secrets_elsewhere() {
+    let app = spawn_app().await;
+    let base = echo_service().await;
+    let other = echo_service().await;
+    // The tool's own base URL: arguments and environment values of that name do not replace it.
+    let id = created(&app, http_tool("pinned", &base)).await["id"].as_str().unwrap().to_owned();
+    let (_, run) = execute(&app, &id, json!({"arguments": {"q": "x", "base": other}, "environment_variables": {"base": other}})).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(run["debug_output"][0].as_str().unwrap().contains(&base), "{run}");
+    // A base URL the tool leaves to the caller is refused: it would decide where the secret goes.
+    let mut open = http_tool("open", &base);
+    open["variables"] = json!({});
+    let id = created(&app, open).await["id"].as_str().unwrap().to_owned();
+    let (_, run) = execute(&app, &id, json!({"arguments": {"q": "x", "base": other}})).await;
+    assert_eq!((run["status"].as_str(), run["error"]["code"].as_str()), (Some("failed"), Some("invalid_template")), "{run}");
+    let (_, run) = execute(&app, &id, json!({"arguments": {"q": "x"}, "environment_variables": {"base": other}})).await;
+    assert_eq!(run["error"]["code"], "invalid_template", "{run}");
+    assert!(run["error"]["message"].as_str().unwrap().contains("must be one of the tool's own variables"), "{run}");
     app.shutdown().await;
 }
 
