@@ -47,7 +47,7 @@ pub const MAX_VARIABLE_CHARS: usize = 10_000;
 /// Debug lines an execution keeps for its answer (a stream sends them all as they come).
 const MAX_DEBUG_LINES: usize = 500;
 /// The built-in tools' names, which a user tool may not take.
-const BUILT_IN: [&str; 3] = ["web_search", "fetch_url", "answer"];
+const BUILT_IN: [&str; 6] = ["web_search", "fetch_url", "answer", "table_query", "table_insert", "table_search"];
 
 /// `POST /v1/tools`.
 #[derive(Debug, Default, Deserialize, ToSchema)]

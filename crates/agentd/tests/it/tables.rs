@@ -608,3 +608,40 @@ async fn tables_survive_a_restart() {
     let (status, row) = post(&app, &format!("/v1/tables/{p}/rows"), json!({"values": {"name": "Ice"}})).await;
     assert_eq!((status, row["id"].clone()), (201, json!(9)));
 }
+
+#[tokio::test]
+async fn tables_agents_use_the_table_tools_their_version_names() {
+    let llm = agentd_testllm::ScriptedLlm::start().await;
+    let app = spawn_agents(&llm.openai_base_url(), |_| {}).await;
+    let (p, _) = shop(&app).await;
+    // A version that names the table tools gets them; another does not.
+    let plain: Value = app.post("/v1/agents", json!({"name": "Plain", "kind": "chat", "publish": true})).await.json().await.unwrap();
+    let agent: Value = app.post("/v1/agents", json!({"name": "Clerk", "kind": "chat", "tools": ["table_query", "table_insert", "table_search"], "publish": true})).await.json().await.unwrap();
+    llm.push(agentd_testllm::Reply::tool_call("table_query", json!({"table": "products", "filter": {"column": "price", "op": "gt", "value": 3.5}, "select": [{"column": "name"}]})));
+    llm.push(agentd_testllm::Reply::tool_call("table_insert", json!({"table": "products", "rows": [{"name": "Jam", "price": 3.2}]})));
+    llm.push(agentd_testllm::Reply::tool_call("table_insert", json!({"table": "products", "rows": [{"price": 1}]})));
+    llm.push(agentd_testllm::Reply::tool_call("table_search", json!({"table": "products", "query": "garlic"})));
+    llm.push(agentd_testllm::Reply::tool_call("answer", json!({"answer": "Fig and Honey."})));
+    let session = app.create_with(json!({"goal": "Which products cost more than 3.5?", "agent_id": agent["id"], "max_cycles": 6})).await;
+    let id = session["id"].as_str().unwrap().to_owned();
+    let done = app.wait_status(&id, "completed").await;
+    assert_eq!(done["response"]["answer"], "Fig and Honey.", "{done}");
+
+    let requests = llm.requests();
+    let offered: Vec<&str> = requests[0].body["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert!(offered.contains(&"table_query") && offered.contains(&"table_search"), "{offered:?}");
+    let second = requests[1].text();
+    assert!(second.contains(r#"{\"name\":\"Fig\"}"#) || second.contains(r#""name":"Fig""#), "the model read the rows: {second}");
+    assert!(second.contains("Honey"), "{second}");
+    assert!(requests[3].text().contains("rows[0].name"), "a refused insert names the field");
+    assert!(requests[4].text().contains("strong smell"), "the search found Garlic");
+    assert_eq!(get(&app, &format!("/v1/tables/{p}")).await.1["row_count"], 9);
+
+    llm.push(agentd_testllm::Reply::tool_call("answer", json!({"answer": "No tables here."})));
+    let session = app.create_with(json!({"goal": "Anything?", "agent_id": plain["id"]})).await;
+    app.wait_status(session["id"].as_str().unwrap(), "completed").await;
+    let last = llm.requests().last().unwrap().body.clone();
+    let offered: Vec<String> = last["tools"].as_array().map(|tools| tools.iter().map(|t| t["function"]["name"].as_str().unwrap().to_owned()).collect()).unwrap_or_default();
+    assert!(!offered.iter().any(|t| t.starts_with("table_")), "{offered:?}");
+    app.shutdown().await;
+}
