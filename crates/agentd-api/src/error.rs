@@ -22,6 +22,8 @@ pub enum ErrorCode {
     ModeUnavailable,
     /// Missing, malformed or revoked API key (401).
     Unauthorized,
+    /// The key may not do this (a table grant without the permission) (403).
+    PermissionDenied,
     /// No such resource in the caller's project, or no such route (404).
     NotFound,
     /// The HTTP method is not served on this route (405).
@@ -53,6 +55,7 @@ impl ErrorCode {
         match self {
             InvalidRequest | InvalidJson | UnknownField | ModeUnavailable => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
+            PermissionDenied => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             InvalidState | Conflict | IdempotencyInProgress => StatusCode::CONFLICT,
@@ -72,6 +75,7 @@ impl ErrorCode {
             InvalidRequest | InvalidJson | UnknownField | ModeUnavailable | PayloadTooLarge
             | MethodNotAllowed => "invalid_request_error",
             Unauthorized => "authentication_error",
+            PermissionDenied => "permission_error",
             NotFound => "not_found_error",
             InvalidState | Conflict | IdempotencyInProgress | IdempotencyKeyReused => "conflict_error",
             RateLimited => "rate_limit_error",
@@ -91,6 +95,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds to wait before retrying (429 and 503).
     pub retry_after: Option<u64>,
+    /// Itemised problems (a CSV import's lines at fault), shown as `errors`.
+    pub errors: Option<serde_json::Value>,
 }
 
 /// The error body.
@@ -104,7 +110,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Error family: invalid_request_error, authentication_error, not_found_error,
-    /// conflict_error, rate_limit_error, api_error.
+    /// permission_error, conflict_error, rate_limit_error, api_error.
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// Stable machine-readable code.
@@ -113,6 +119,10 @@ pub struct ErrorDetail {
     pub message: String,
     /// The request field at fault, or null.
     pub field: Option<String>,
+    /// Itemised problems, when there are several (a CSV import: `[{line, column, message}]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub errors: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -123,6 +133,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            errors: None,
         }
     }
 
@@ -156,6 +167,7 @@ impl ApiError {
                 code: self.code,
                 message: self.message.clone(),
                 field: self.field.clone(),
+                errors: self.errors.clone(),
             },
         }
     }
@@ -186,6 +198,7 @@ impl From<EngineError> for ApiError {
                 e.retry_after = Some(5);
                 e
             }
+            EngineError::Forbidden(message) => ApiError::new(ErrorCode::PermissionDenied, message),
             EngineError::Store(error) => ApiError::internal(error),
             EngineError::Log(error) => ApiError::internal(error),
         }

@@ -25,6 +25,7 @@ mod sessions;
 mod schedules;
 pub mod speech;
 mod state;
+mod tables;
 mod tools;
 mod webhooks;
 pub mod wire;
@@ -66,6 +67,7 @@ pub use webhooks::with_formats as with_webhook_formats;
         (name = "agents", description = "Named, versioned agent definitions"),
         (name = "tools", description = "User-defined HTTP tools and MCP servers, versioned, executable"),
         (name = "conversations", description = "Multi-turn sessions: messages, closing"),
+        (name = "tables", description = "Typed tables: rows, queries, joins, search, CSV import, per-key permissions"),
         (name = "operations", description = "Health and metrics")
     )
 )]
@@ -113,6 +115,23 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(tools::publish))
         .routes(routes!(tools::mcp_tools))
         .routes(routes!(tools::execute))
+        .routes(routes!(tables::create_table, tables::list_tables))
+        .routes(routes!(tables::get_table, tables::patch_table, tables::delete_table))
+        .routes(routes!(tables::insert_rows, tables::list_rows))
+        .routes(routes!(tables::get_row, tables::update_row, tables::delete_row))
+        .routes(routes!(tables::batch_update))
+        .routes(routes!(tables::batch_delete))
+        .routes(routes!(tables::query))
+        .routes(routes!(tables::search))
+        .routes({
+            // A CSV may be larger than other bodies: its route takes the CSV limit.
+            let (schemas, paths, route) = routes!(tables::import);
+            (schemas, paths, route.layer(DefaultBodyLimit::max(agentd_engine::MAX_CSV_BYTES)))
+        })
+        .routes(routes!(tables::create_upload_link))
+        .routes(routes!(tables::reindex))
+        .routes(routes!(tables::list_permissions))
+        .routes(routes!(tables::put_permission, tables::delete_permission))
         .routes(routes!(schedules::create_schedule, schedules::list_schedules))
         .routes(routes!(schedules::get_schedule, schedules::delete_schedule))
         .routes(routes!(schedules::pause_schedule))
@@ -128,6 +147,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(ops::metrics))
         .split_for_parts();
     spec.merge(ops_spec);
+    // An upload link is its own key: its route is outside the API-key middleware.
+    let (uploads, uploads_spec) = OpenApiRouter::<AppState>::new().routes(routes!(tables::upload)).split_for_parts();
+    spec.merge(uploads_spec);
     spec.info.version = VERSION.to_owned();
     let spec_value = serde_json::to_value(&spec).unwrap_or_default();
     let description = ops::ApiDescription {
@@ -145,6 +167,7 @@ pub fn router(state: AppState) -> Router {
         .merge(assisters::routes(state.clone()))
         .merge(autessa::routes(state.clone()))
         .merge(live_page::routes())
+        .merge(uploads.layer(DefaultBodyLimit::max(agentd_engine::MAX_CSV_BYTES)))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(move || async move { json_doc.json_response() }))

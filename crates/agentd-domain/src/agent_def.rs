@@ -41,7 +41,7 @@ impl VersionState {
 /// The names of the agents' built-in tools (the research agent's and the browser agent's), which
 /// a user-defined tool may not take: a model must never see two tools of one name.
 pub const BUILT_IN_TOOLS: &[&str] = &[
-    "web_search", "fetch_url", "answer", "click", "click_at", "type", "select", "check", "hover", "scroll", "press_keys",
+    "web_search", "fetch_url", "answer", "table_query", "table_insert", "table_search", "click", "click_at", "type", "select", "check", "hover", "scroll", "press_keys",
     "navigate", "history", "tab", "wait", "upload", "extract", "done", "request_user_input", "request_permission",
 ];
 

@@ -86,6 +86,10 @@ typed_id!(
     /// Identifies a tool (a named, versioned HTTP tool or MCP server).
     ToolId
 );
+typed_id!(
+    /// Identifies a table (typed columns and rows).
+    TableId
+);
 
 #[cfg(test)]
 mod tests {

@@ -11,11 +11,12 @@ mod ids;
 mod schedule;
 mod session;
 mod status;
+pub mod table;
 mod tool_def;
 
 pub use event::{Event, EventKind, NewEvent, describe};
 pub use agent_def::{BUILT_IN_TOOLS, AgentDef, AgentLimits, AgentSpec, AgentVersion, PinnedVersion, VersionChoice, VersionState, Versioned};
-pub use ids::{AgentId, ApiKeyId, IdError, ProjectId, ScheduleId, SessionId, ToolId};
+pub use ids::{AgentId, ApiKeyId, IdError, ProjectId, ScheduleId, SessionId, TableId, ToolId};
 pub use schedule::{MAX_EVERY_MINUTES, RunOutcome, Schedule, ScheduleRun, ScheduleStatus, Timetable};
 pub use session::{
     Secrets,
@@ -23,6 +24,7 @@ pub use session::{
     parse_http_url,
 };
 pub use status::{IllegalTransition, SessionStatus, Transition};
+pub use table::{Cell, ColumnDef, ColumnType, QuerySpec, RowPage, RowValues, TableDef, TablePermission};
 pub use tool_def::{ResourceKind, SealedVariables, ToolDef, ToolSpec, ToolVersion};
 
 /// The current time at the precision agentd stores and shows (milliseconds), so a value

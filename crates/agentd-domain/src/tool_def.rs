@@ -93,6 +93,8 @@ pub enum ResourceKind {
     Agent,
     /// A tool.
     Tool,
+    /// A table.
+    Table,
 }
 
 impl ResourceKind {
@@ -101,11 +103,12 @@ impl ResourceKind {
         match self {
             ResourceKind::Agent => "agent",
             ResourceKind::Tool => "tool",
+            ResourceKind::Table => "table",
         }
     }
 
     /// The kind stored as `raw`.
     pub fn parse(raw: &str) -> Option<Self> {
-        [ResourceKind::Agent, ResourceKind::Tool].into_iter().find(|k| k.as_str() == raw)
+        [ResourceKind::Agent, ResourceKind::Tool, ResourceKind::Table].into_iter().find(|k| k.as_str() == raw)
     }
 }

@@ -71,6 +71,9 @@ pub enum EngineError {
     /// The server is shutting down and takes no new sessions.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The caller's key may not do this (a table grant without the permission).
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -190,7 +193,11 @@ impl Engine {
         let (log, _writer) = EventLog::start(store.clone());
         let engine = Engine {
             inner: Arc::new(Inner {
-                tools: crate::tools::ToolBox { store: store.clone(), settings: config.tools.clone() },
+                tools: crate::tools::ToolBox {
+                    store: store.clone(),
+                    settings: config.tools.clone(),
+                    tables: crate::tables::Tables { store: store.clone(), clock: config.clock.clone() },
+                },
                 store,
                 log,
                 registry,

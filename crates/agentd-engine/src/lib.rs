@@ -21,6 +21,7 @@ mod sealing;
 mod screen;
 pub mod webhooks;
 mod subscribe;
+mod tables;
 mod tools;
 
 pub use agent::{Agent, AgentError, AgentRegistry, Completion, SessionContext};
@@ -35,4 +36,5 @@ pub use screen::ScreenSource;
 pub use session_tools::UserTool;
 pub use sealing::{SealingKey, UnsealError};
 pub use subscribe::EventStream;
+pub use tables::{Access, BatchDelete, BatchUpdate, ImportRefused, LineError, MAX_BATCH_ROWS, MAX_CSV_BYTES, NewColumn, Search, SearchMode, TableChange, UPLOAD_LINK_TTL};
 pub use tools::{ToolCall, ToolDraft, ToolExecution, ToolSettings};

@@ -1,7 +1,7 @@
-//! Resource numbers: the small integer every agent and tool also has (unique on the server,
+//! Resource numbers: the small integer every agent, tool and table also has (unique on the server,
 //! never reused), by which the Autessa API names them (`resourceId`).
 
-use agentd_domain::{AgentId, ProjectId, ResourceKind, ToolId};
+use agentd_domain::{AgentId, ProjectId, ResourceKind, TableId, ToolId};
 
 use crate::engine::{Engine, EngineError};
 
@@ -12,6 +12,8 @@ pub enum Resource {
     Agent(AgentId),
     /// A tool.
     Tool(ToolId),
+    /// A table.
+    Table(TableId),
 }
 
 impl Engine {
@@ -20,6 +22,7 @@ impl Engine {
         match self.inner.store.resource_by_number(project, number).await? {
             Some((ResourceKind::Agent, id)) => Ok(Resource::Agent(AgentId::from_uuid(id))),
             Some((ResourceKind::Tool, id)) => Ok(Resource::Tool(ToolId::from_uuid(id))),
+            Some((ResourceKind::Table, id)) => Ok(Resource::Table(TableId::from_uuid(id))),
             None => Err(EngineError::NotFound),
         }
     }

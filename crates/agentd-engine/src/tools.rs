@@ -108,6 +108,8 @@ pub struct ToolExecution {
 pub(crate) struct ToolBox {
     pub store: SharedStore,
     pub settings: ToolSettings,
+    /// Tables, for the built-in table tools.
+    pub tables: crate::tables::Tables,
 }
 
 impl ToolBox {

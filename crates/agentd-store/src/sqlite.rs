@@ -27,6 +27,7 @@ mod resources;
 mod tools;
 mod versions;
 mod schedules;
+mod tables;
 mod webhooks;
 
 /// Rows per multi-row INSERT when appending events (well under SQLite's variable limit).

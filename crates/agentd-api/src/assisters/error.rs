@@ -136,6 +136,7 @@ impl From<ApiError> for AssistersError {
             PayloadTooLarge => ("invalid_request_error", "request_too_large"),
             MethodNotAllowed => ("invalid_request_error", "method_not_allowed"),
             Unauthorized => ("authentication_error", "invalid_api_key"),
+            PermissionDenied => ("permission_error", "permission_denied"),
             NotFound => ("not_found_error", "not_found"),
             InvalidState | Conflict | IdempotencyInProgress | IdempotencyKeyReused => ("invalid_request_error", "conflict"),
             RateLimited => ("rate_limit_error", "rate_limit_exceeded"),

@@ -80,7 +80,7 @@ fn conversation_field(body: &Map<String, Value>) -> AutessaResult<Option<Session
 async fn agent_of(state: &AppState, caller: Caller, number: u64) -> AutessaResult<AgentId> {
     match super::resource(state, caller, number).await? {
         Resource::Agent(id) => Ok(id),
-        Resource::Tool(_) => Err(AutessaError::resource_not_found(number)),
+        Resource::Tool(_) | Resource::Table(_) => Err(AutessaError::resource_not_found(number)),
     }
 }
 

@@ -44,7 +44,7 @@ use crate::tools::KeptLines;
 async fn tool_of(state: &AppState, caller: Caller, number: u64) -> AutessaResult<ToolId> {
     match super::resource(state, caller, number).await? {
         agentd_engine::Resource::Tool(id) => Ok(id),
-        agentd_engine::Resource::Agent(_) => Err(AutessaError::resource_not_found(number)),
+        agentd_engine::Resource::Agent(_) | agentd_engine::Resource::Table(_) => Err(AutessaError::resource_not_found(number)),
     }
 }
 

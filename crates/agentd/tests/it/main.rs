@@ -20,6 +20,7 @@ mod research;
 mod schedules;
 mod sessions;
 mod streams;
+mod tables;
 mod tenancy;
 mod timeouts;
 mod tools;
