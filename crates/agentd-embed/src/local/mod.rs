@@ -42,8 +42,10 @@ struct Inner {
     tokenizer: Tokenizer,
     dimensions: usize,
     batch_size: usize,
-    /// One forward pass at a time, waited for without blocking the runtime.
-    running: tokio::sync::Semaphore,
+    /// One forward pass at a time, waited for without blocking the runtime. The permit moves
+    /// into the blocking task, so a caller that stops waiting does not let a second pass start
+    /// beside the one still running.
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for LocalMiniLm {
@@ -100,7 +102,7 @@ impl LocalMiniLm {
                 tokenizer,
                 dimensions: config.hidden_size,
                 batch_size: batch_size.max(1),
-                running: tokio::sync::Semaphore::new(1),
+                running: Arc::new(tokio::sync::Semaphore::new(1)),
             }),
         })
     }
@@ -125,10 +127,16 @@ impl Embedder for LocalMiniLm {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let _turn = self.inner.running.acquire().await.map_err(|_| EmbedError::Inference("the model is closed".into()))?;
+        let turn = Arc::clone(&self.inner.running)
+            .acquire_owned()
+            .await
+            .map_err(|_| EmbedError::Inference("the model is closed".into()))?;
         let inner = Arc::clone(&self.inner);
         let texts = texts.to_vec();
-        tokio::task::spawn_blocking(move || inner.embed(&texts))
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            inner.embed(&texts)
+        })
             .await
             .map_err(|e| EmbedError::Inference(format!("the embedding thread ended: {e}")))?
     }
