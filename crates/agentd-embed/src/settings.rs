@@ -151,7 +151,7 @@ mod tests {
         assert!(EmbedSettings::from_config(None, None, None, None).unwrap().is_none());
         assert!(EmbedSettings::from_config(Some(PathBuf::new()), s(" "), None, s("")).unwrap().is_none());
         let local = EmbedSettings::from_config(Some("/m".into()), None, None, None).unwrap();
-        assert!(matches!(local, Some(EmbedSettings::Local { model_dir }) if model_dir == PathBuf::from("/m")));
+        assert!(matches!(local, Some(EmbedSettings::Local { model_dir }) if model_dir == std::path::Path::new("/m")));
         let Some(EmbedSettings::Remote(remote)) = EmbedSettings::from_config(None, s("http://h/v1"), s("sk-k"), None).unwrap() else {
             panic!("remote expected")
         };

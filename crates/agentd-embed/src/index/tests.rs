@@ -71,7 +71,7 @@ fn filter_restricts_candidates_and_k_beyond_len_returns_all() {
         index.insert(id, &random_unit(&mut rng, 16)).unwrap();
     }
     let query = random_unit(&mut rng, 16);
-    let even = |id: u64| id % 2 == 0;
+    let even = |id: u64| id.is_multiple_of(2);
     let got = index.search(&query, 10, Some(&even)).unwrap();
     assert!(got.iter().all(|(id, _)| id % 2 == 0));
     assert_same(&got, &naive(&index, &query, 10, &even));

@@ -109,14 +109,13 @@ async fn batches_in_order_normalised_with_learned_dimensions() {
     }
     assert_eq!(embedder.dimensions(), Some(3));
     assert_eq!(embedder.model_name(), "text-embedding-3-small");
-    let requests = fake.requests.lock().unwrap();
+    let requests = fake.requests.lock().unwrap().clone();
     let sizes: Vec<usize> = requests.iter().map(|(_, body)| body["input"].as_array().unwrap().len()).collect();
     assert_eq!(sizes, [4, 4, 2]);
     let (auth, body) = &requests[0];
     assert_eq!(auth.as_deref(), Some(format!("Bearer {KEY}").as_str()));
     assert_eq!(body["model"], "text-embedding-3-small");
     assert_eq!(body["encoding_format"], "float");
-    drop(requests);
     assert!(embedder.embed(&[]).await.unwrap().is_empty());
 }
 
