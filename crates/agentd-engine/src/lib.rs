@@ -16,6 +16,7 @@ mod live;
 mod resources;
 mod runner;
 mod scheduler;
+mod semantic;
 mod session_tools;
 mod sealing;
 mod screen;

@@ -148,6 +148,8 @@ pub struct ImportRefused {
 pub(crate) struct Tables {
     pub store: SharedStore,
     pub clock: Arc<dyn Clock>,
+    /// Embeddings: the vectorizer's wake-up and the semantic indexes.
+    pub semantic: Arc<crate::semantic::Semantic>,
 }
 
 fn conflict(error: StoreError) -> EngineError {
@@ -222,7 +224,9 @@ impl Tables {
             .enumerate()
             .map(|(i, row)| table.values(row, &if field == "values" { field.to_owned() } else { format!("{field}[{i}]") }, true))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(self.store.insert_rows(table, &values, self.clock.wall()).await?)
+        let ids = self.store.insert_rows(table, &values, self.clock.wall()).await?;
+        self.semantic.written(table);
+        Ok(ids)
     }
 
     pub async fn query(&self, project: ProjectId, access: Access, table: &TableDef, spec: &QuerySpec) -> Result<RowPage, EngineError> {
@@ -247,9 +251,6 @@ impl Tables {
 
     pub async fn search(&self, access: Access, table: &TableDef, search: &Search) -> Result<(RowPage, Vec<f64>), EngineError> {
         self.check(access, table, TablePermission::Read).await?;
-        if search.mode != SearchMode::FullText {
-            return Err(FieldError::new("mode", "semantic and hybrid search need an embedding model, which this server does not have yet; use mode \"fulltext\"").into());
-        }
         if search.limit == 0 || search.limit > MAX_SEARCH_LIMIT {
             return Err(FieldError::new("limit", format!("limit is 1 to {MAX_SEARCH_LIMIT}")).into());
         }
@@ -268,10 +269,19 @@ impl Tables {
         if !table.columns.iter().any(|c| c.column_type.is_text()) {
             return Err(EngineError::Conflict("the table has no text column to search".into()));
         }
-        let hits = self.store.search_rows(table, &terms, &positions, search.limit).await?;
+        let limit = search.limit as usize;
+        let hits = match search.mode {
+            SearchMode::FullText => self.store.search_rows(table, &terms, &positions, search.limit).await?,
+            SearchMode::Semantic => self.similar(table, &search.columns, &positions, &search.query, limit).await?,
+            SearchMode::Hybrid => {
+                let meaning = self.similar(table, &search.columns, &positions, &search.query, limit * 2).await?;
+                let words = self.store.search_rows(table, &terms, &positions, search.limit * 2).await?;
+                crate::semantic::fuse(&words, &meaning, limit)
+            }
+        };
         let ids: Vec<i64> = hits.iter().map(|(id, _)| *id).collect();
         let mut page = if ids.is_empty() { RowPage { names: Vec::new(), rows: Vec::new(), total: 0 } } else { self.rows_by_id(table, &ids).await? };
-        // In rank order, with their scores.
+        // In rank order, with their scores (rows deleted since they were embedded drop out).
         let id_at = page.names.iter().position(|n| n == "id").unwrap_or(0);
         let mut ranked = Vec::with_capacity(hits.len());
         let mut scores = Vec::with_capacity(hits.len());
@@ -286,6 +296,37 @@ impl Tables {
         Ok((page, scores))
     }
 
+    /// Semantic hits over the vectorized columns among `positions` (all of them when the search
+    /// names no columns); a named column that is not vectorized is refused.
+    async fn similar(&self, table: &TableDef, names: &[String], positions: &[u32], query: &str, limit: usize) -> Result<Vec<(i64, f64)>, EngineError> {
+        self.semantic.embedder("mode")?;
+        let vectorized: Vec<u32> = if positions.is_empty() {
+            table.columns.iter().filter(|c| c.vectorized).map(|c| c.position).collect()
+        } else {
+            for (i, position) in positions.iter().enumerate() {
+                if !table.at(*position).is_some_and(|c| c.vectorized) {
+                    return Err(FieldError::new(format!("columns[{i}]"), format!("`{}` is not a vectorized column", names[i])).into());
+                }
+            }
+            positions.to_vec()
+        };
+        if vectorized.is_empty() {
+            return Err(EngineError::Conflict("the table has no vectorized column: add one (\"vectorized\": true) for semantic search".into()));
+        }
+        self.semantic.similar(&self.store, table, &vectorized, query, limit).await
+    }
+
+    /// Up to `limit` rows of `table` waiting for embeddings.
+    pub async fn pending(&self, table: &TableDef, limit: u32) -> Result<RowPage, EngineError> {
+        let mut query = QuerySpec { per_page: Some(limit.clamp(1, MAX_PER_PAGE)), ..QuerySpec::default() }.resolve(table, &[])?;
+        query.filter = Some(Filter::Condition {
+            column: ColumnRef { source: 0, column: ColumnKind::System(SystemColumn::VectorStatus) },
+            op: FilterOp::Eq,
+            values: vec![Cell::Text(table::vector_status::PENDING.into())],
+        });
+        Ok(self.store.query_rows(&query).await?)
+    }
+
     /// Reads a CSV (header row: column names) and inserts every row, or none.
     pub async fn import(&self, table: &TableDef, csv: &[u8]) -> Result<Result<u64, ImportRefused>, EngineError> {
         if csv.len() > MAX_CSV_BYTES {
@@ -296,6 +337,7 @@ impl Tables {
             Err(errors) => return Ok(Err(ImportRefused { errors })),
         };
         let ids = self.store.insert_rows(table, &rows, self.clock.wall()).await?;
+        self.semantic.written(table);
         Ok(Ok(ids.len() as u64))
     }
 }
@@ -447,7 +489,11 @@ impl Engine {
 
     /// Deletes a table and its rows.
     pub async fn delete_table(&self, table: &TableDef) -> Result<(), EngineError> {
-        if self.inner.store.delete_table(table.project_id, table.id).await? { Ok(()) } else { Err(EngineError::NotFound) }
+        if !self.inner.store.delete_table(table.project_id, table.id).await? {
+            return Err(EngineError::NotFound);
+        }
+        self.tables().semantic.forget(table.id);
+        Ok(())
     }
 
     /// Checks `access` has `needed` on `table` (403 otherwise).
@@ -480,6 +526,7 @@ impl Engine {
         if self.inner.store.update_rows(table, &RowTarget::Ids(vec![id]), &values, self.inner.clock.wall()).await? == 0 {
             return Err(EngineError::NotFound);
         }
+        self.tables().semantic.written(table);
         self.tables().rows_by_id(table, &[id]).await
     }
 
@@ -500,7 +547,9 @@ impl Engine {
                     Some(raw) => RowTarget::Filter(table::resolve_filter(table, raw, "filter")?),
                     None => RowTarget::All,
                 };
-                Ok(self.inner.store.update_rows(table, &target, &values, at).await?)
+                let changed = self.inner.store.update_rows(table, &target, &values, at).await?;
+                self.tables().semantic.written(table);
+                Ok(changed)
             }
             BatchUpdate::Rows(rows) => {
                 if rows.len() > MAX_BATCH_ROWS {
@@ -511,7 +560,9 @@ impl Engine {
                     .enumerate()
                     .map(|(i, (id, values))| Ok((*id, table.values(values, &format!("rows[{i}].values"), false)?)))
                     .collect::<Result<Vec<_>, FieldError>>()?;
-                Ok(self.inner.store.update_rows_each(table, &rows, at).await?)
+                let changed = self.inner.store.update_rows_each(table, &rows, at).await?;
+                self.tables().semantic.written(table);
+                Ok(changed)
             }
         }
     }
@@ -607,18 +658,13 @@ impl Engine {
         if self.inner.store.set_vector_status(table, &[id], Some(status)).await? == 0 {
             return Err(EngineError::NotFound);
         }
+        self.tables().semantic.written(table);
         Ok(Some(status.to_owned()))
     }
 
     /// For the vectorizer: up to `limit` rows of `table` waiting for embeddings.
     pub async fn pending_vector_rows(&self, table: &TableDef, limit: u32) -> Result<RowPage, EngineError> {
-        let mut query = QuerySpec { per_page: Some(limit.clamp(1, MAX_PER_PAGE)), ..QuerySpec::default() }.resolve(table, &[])?;
-        query.filter = Some(Filter::Condition {
-            column: ColumnRef { source: 0, column: ColumnKind::System(SystemColumn::VectorStatus) },
-            op: FilterOp::Eq,
-            values: vec![Cell::Text(table::vector_status::PENDING.into())],
-        });
-        Ok(self.inner.store.query_rows(&query).await?)
+        self.tables().pending(table, limit).await
     }
 
     /// For the vectorizer: records where rows stand (DONE, FAILED, or PENDING again).

@@ -10,6 +10,7 @@
 mod records;
 mod sqlite;
 mod tables;
+mod vectors;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use chrono::{DateTime, Utc};
 pub use records::*;
 pub use sqlite::SqliteStore;
 pub use tables::{RowTarget, TableStore, UploadLink};
+pub use vectors::{RowVectors, VectorStore};
 
 /// A store failure. Callers log it and answer 5xx; its text never reaches a client.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +50,7 @@ pub type SharedStore = Arc<dyn Store>;
 /// Everything agentd keeps. Every project-scoped read takes the project id, so another
 /// project's ids simply are not found.
 #[async_trait]
-pub trait Store: TableStore + Send + Sync + 'static {
+pub trait Store: TableStore + VectorStore + Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 

@@ -25,6 +25,7 @@ use crate::{
 mod agents;
 mod resources;
 mod tools;
+mod vectors;
 mod versions;
 mod schedules;
 mod tables;

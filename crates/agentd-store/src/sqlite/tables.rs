@@ -16,13 +16,13 @@ use super::{SqliteStore, from_json, from_ms, json, ms, uuid};
 use crate::tables::{RowTarget, TableStore, UploadLink};
 use crate::{StoreError, StoreResult};
 
-const SELECT_TABLES: &str = "SELECT t.*, r.number AS resource_number FROM tables t JOIN resource_numbers r ON r.resource_id = t.id";
+pub(super) const SELECT_TABLES: &str = "SELECT t.*, r.number AS resource_number FROM tables t JOIN resource_numbers r ON r.resource_id = t.id";
 
-fn rows_table(table: &TableDef) -> String {
+pub(super) fn rows_table(table: &TableDef) -> String {
     format!("ut_{}", table.resource_number)
 }
 
-fn table_from_row(row: &SqliteRow) -> StoreResult<TableDef> {
+pub(super) fn table_from_row(row: &SqliteRow) -> StoreResult<TableDef> {
     Ok(TableDef {
         id: TableId::from_uuid(uuid("id", row.try_get("id")?)?),
         resource_number: row.try_get::<i64, _>("resource_number")? as u64,
@@ -273,6 +273,7 @@ impl TableStore for SqliteStore {
         )];
         statements.push(format!("CREATE INDEX {t}_vector_status ON {t} (vector_status) WHERE vector_status IS NOT NULL"));
         statements.extend(fts_statements(&numbered));
+        statements.push(super::vectors::vector_cleanup_trigger(&numbered, &t));
         execute_all(&mut tx, statements).await?;
         tx.commit().await?;
         Ok(number)
@@ -327,6 +328,7 @@ impl TableStore for SqliteStore {
         let mut tx = self.write_transaction().await?;
         let t = rows_table(&table);
         execute_all(&mut tx, vec![format!("DROP TABLE IF EXISTS {t}_fts"), format!("DROP TABLE IF EXISTS {t}")]).await?;
+        sqlx::query("DELETE FROM table_vectors WHERE table_id = $1").bind(id.to_string()).execute(&mut *tx).await?;
         let done = sqlx::query("DELETE FROM tables WHERE project_id = $1 AND id = $2")
             .bind(project.to_string())
             .bind(id.to_string())

@@ -18,6 +18,7 @@ mod crash;
 mod ops;
 mod research;
 mod schedules;
+mod semantic;
 mod sessions;
 mod streams;
 mod tables;
