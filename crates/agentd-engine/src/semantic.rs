@@ -19,7 +19,7 @@
 //!   refused with `agentd_embed::SEMANTIC_SEARCH_UNAVAILABLE`; full text always works.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentd_domain::table::vector_status;
@@ -43,13 +43,16 @@ const RRF_K: f64 = 60.0;
 /// Embeddings for tables: the embedder (if any), the indexes, the vectorizer's wake-up.
 pub(crate) struct Semantic {
     embedder: Option<Arc<dyn Embedder>>,
-    indexes: Mutex<HashMap<(TableId, u32), Arc<SharedVectorIndex>>>,
+    /// Held while an index loads and while the vectorizer brings loaded ones up to date, so a
+    /// vector stored during a load is never missed (it is either read by the load or added to
+    /// the loaded index).
+    indexes: tokio::sync::Mutex<HashMap<(TableId, u32), Arc<SharedVectorIndex>>>,
     wake: Notify,
 }
 
 impl Semantic {
     pub fn new(embedder: Option<Arc<dyn Embedder>>) -> Arc<Self> {
-        Arc::new(Semantic { embedder, indexes: Mutex::default(), wake: Notify::new() })
+        Arc::new(Semantic { embedder, indexes: Default::default(), wake: Notify::new() })
     }
 
     /// The embedder, or the refusal naming `field`.
@@ -65,18 +68,15 @@ impl Semantic {
     }
 
     /// Forgets a deleted table's indexes.
-    pub fn forget(&self, table: TableId) {
-        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).retain(|(id, _), _| *id != table);
-    }
-
-    fn cached(&self, table: TableId, position: u32) -> Option<Arc<SharedVectorIndex>> {
-        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).get(&(table, position)).cloned()
+    pub async fn forget(&self, table: TableId) {
+        self.indexes.lock().await.retain(|(id, _), _| *id != table);
     }
 
     /// The index of a vectorized column, loaded from the store on first use.
     async fn index(&self, store: &SharedStore, table: &TableDef, position: u32) -> Result<Arc<SharedVectorIndex>, EngineError> {
-        if let Some(index) = self.cached(table.id, position) {
-            return Ok(index);
+        let mut indexes = self.indexes.lock().await;
+        if let Some(index) = indexes.get(&(table.id, position)) {
+            return Ok(index.clone());
         }
         let embedder = self.embedder("mode")?;
         let stored = store.column_vectors(table, position, embedder.model_name()).await?;
@@ -87,8 +87,8 @@ impl Semantic {
             let _ = index.insert(id as u64, &vector);
         }
         let index = Arc::new(index);
-        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(indexes.entry((table.id, position)).or_insert(index).clone())
+        indexes.insert((table.id, position), index.clone());
+        Ok(index)
     }
 
     /// Rows most similar in meaning to `query` in the columns at `positions`: (row id, cosine),
@@ -192,7 +192,7 @@ impl Semantic {
                 let row = RowVectors { row_id: *row_id, model: model.clone(), vectors: row_vectors };
                 if store.put_row_vectors(&table, &row, *read_at).await? {
                     stored += 1;
-                    self.refresh(&table, &row);
+                    self.refresh(&table, &row).await;
                 }
             }
             return Ok(stored.max(1));
@@ -201,9 +201,10 @@ impl Semantic {
     }
 
     /// Brings the loaded indexes of `table` up to date with a row's new vectors.
-    fn refresh(&self, table: &TableDef, row: &RowVectors) {
+    async fn refresh(&self, table: &TableDef, row: &RowVectors) {
+        let indexes = self.indexes.lock().await;
         for column in table.columns.iter().filter(|c| c.vectorized) {
-            let Some(index) = self.cached(table.id, column.position) else { continue };
+            let Some(index) = indexes.get(&(table.id, column.position)) else { continue };
             match row.vectors.iter().find(|(p, _)| *p == column.position) {
                 Some((_, vector)) => {
                     let _ = index.insert(row.row_id as u64, vector);

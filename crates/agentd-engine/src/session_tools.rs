@@ -70,9 +70,9 @@ fn table_tool(name: &str) -> Option<(TableTool, UserTool)> {
         ),
         "table_search" => (
             TableTool::Search,
-            "Full-text search of a table's text columns; best matches first.",
+            "Search a table: by words (fulltext, the default), by meaning over its vectorized columns (semantic), or both (hybrid); best matches first.",
             json!({"type": "object", "properties": {"table": table, "query": {"type": "string"}, "columns": {"type": "array", "items": {"type": "string"}},
-                   "limit": {"type": "integer"}}, "required": ["table", "query"]}),
+                   "limit": {"type": "integer"}, "mode": {"enum": ["fulltext", "semantic", "hybrid"]}}, "required": ["table", "query"]}),
         ),
         _ => return None,
     };
@@ -189,7 +189,11 @@ impl SessionContext {
                     query: arguments.get("query").and_then(Value::as_str).unwrap_or_default().to_owned(),
                     columns: arguments.get("columns").and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default(),
                     limit: arguments.get("limit").and_then(Value::as_u64).map(|l| l.min(100) as u32).unwrap_or(10),
-                    mode: SearchMode::FullText,
+                    mode: match arguments.get("mode").and_then(Value::as_str) {
+                        Some("semantic") => SearchMode::Semantic,
+                        Some("hybrid") => SearchMode::Hybrid,
+                        _ => SearchMode::FullText,
+                    },
                 };
                 tables.search(Access::Project, &table, &search).await.map(|(page, scores)| {
                     let rows: Vec<Value> = page.objects().into_iter().zip(scores).map(|(mut row, score)| {

@@ -492,7 +492,7 @@ impl Engine {
         if !self.inner.store.delete_table(table.project_id, table.id).await? {
             return Err(EngineError::NotFound);
         }
-        self.tables().semantic.forget(table.id);
+        self.tables().semantic.forget(table.id).await;
         Ok(())
     }
 
