@@ -13,14 +13,14 @@
 //!   not found`. `tableId` in a body may be left out; given, it must equal `resourceId`.
 //! - Permissions per endpoint as SPECS lists them (READ: get-data, get-single-row, query,
 //!   join-query, search; WRITE: insert, batch-insert, update, batch-update,
-//!   generate-upload-link, index-record; DELETE: delete-row, batch-delete), checked before
-//!   the body is: a key whose grant lacks one → 403 `Permission denied: WRITE access
-//!   required` (the status the rest of the adapter uses for refusals; the vendor documents
+//!   generate-upload-link, index-record; DELETE: delete-row, batch-delete), checked once the
+//!   table is known and before any body field but `tableId` is read: a key whose grant lacks
+//!   one → 403 `Permission denied: WRITE access required` (the status the rest of the adapter uses for refusals; the vendor documents
 //!   only 200/401/429/500). A join needs READ on the joined table too.
 //! - Statuses: 400 bad input, naming the field as the client wrote it
 //!   (`filters.groups[0].statements[1].value: …`, `values.price: …`, `rowId is required …`);
-//!   404 unknown row (`Row 7 not found`) or upload; 409 an upload link that expired, was
-//!   filled already or not yet, or `index-record` … never: see below.
+//!   404 unknown row (`Row 7 not found`) or upload; 409 an upload link that expired, or
+//!   that already holds a file (PUT) or holds none yet (`batch-insert`).
 //! - Values in: a flat `{column: value}` map, `{column: {columnType, value}}` pairs
 //!   (`AutessaDbColumnValue`), or the legacy list `[{columnName, value: {columnType,
 //!   value}}]`. The column's own type decides; a pair's `columnType` must be one of
