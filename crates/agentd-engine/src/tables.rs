@@ -11,7 +11,10 @@
 //!   built-in table tools act for the project ([`Access::Project`]): no key, no restriction.
 //! - A join needs READ on every table it reads.
 //! - Upload links last [`UPLOAD_LINK_TTL`], are single use (taken by the first upload, whatever
-//!   its outcome) and are stored as the SHA-256 of a 256-bit random token.
+//!   its outcome) and are stored as the SHA-256 of a 256-bit random token. A link either
+//!   imports what is PUT at once (`upload_with_link`, the native route) or keeps the file
+//!   with the link (`stage_upload`) until `import_staged_upload` imports it with a chosen
+//!   delimiter (the Autessa `batch-insert`); either way the import is all or nothing.
 //! - Vectorization: a table with a vectorized column marks a row `PENDING` when it is inserted
 //!   or one of those columns changes; the vectorizer reads pending rows
 //!   ([`Engine::pending_vector_rows`]) and reports ([`Engine::set_vector_status`]). Search in
@@ -327,12 +330,13 @@ impl Tables {
         Ok(self.store.query_rows(&query).await?)
     }
 
-    /// Reads a CSV (header row: column names) and inserts every row, or none.
-    pub async fn import(&self, table: &TableDef, csv: &[u8]) -> Result<Result<u64, ImportRefused>, EngineError> {
+    /// Reads a CSV (header row: column names; fields split by `delimiter`) and inserts every
+    /// row, or none.
+    pub async fn import(&self, table: &TableDef, csv: &[u8], delimiter: u8) -> Result<Result<u64, ImportRefused>, EngineError> {
         if csv.len() > MAX_CSV_BYTES {
             return Err(FieldError::new("body", format!("a CSV is at most {MAX_CSV_BYTES} bytes")).into());
         }
-        let rows = match parse_csv(table, csv) {
+        let rows = match parse_csv(table, csv, delimiter) {
             Ok(rows) => rows,
             Err(errors) => return Ok(Err(ImportRefused { errors })),
         };
@@ -343,9 +347,9 @@ impl Tables {
 }
 
 /// Parses a CSV against a table: every row's values, or the lines at fault.
-fn parse_csv(table: &TableDef, csv: &[u8]) -> Result<Vec<RowValues>, Vec<LineError>> {
+fn parse_csv(table: &TableDef, csv: &[u8], delimiter: u8) -> Result<Vec<RowValues>, Vec<LineError>> {
     let csv = csv.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(csv);
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(csv);
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(csv);
     let mut records = reader.records();
     // The physical line where a record starts (the reader's own count skips blank lines).
     // The reader puts a record after blank lines at the first of them: skip those.
@@ -601,7 +605,7 @@ impl Engine {
     /// Imports a CSV (header row: column names; system columns ignored): every row or none.
     pub async fn import_csv(&self, access: Access, table: &TableDef, csv: &[u8]) -> Result<Result<u64, ImportRefused>, EngineError> {
         self.tables().check(access, table, TablePermission::Write).await?;
-        self.tables().import(table, csv).await
+        self.tables().import(table, csv, b',').await
     }
 
     /// Makes an upload link for `table`: the token (shown once) and when it expires.
@@ -610,7 +614,7 @@ impl Engine {
         let token = hex(&rand::random::<[u8; 32]>());
         let now = self.inner.clock.wall();
         let expires_at = now + chrono::Duration::from_std(UPLOAD_LINK_TTL).unwrap_or_default();
-        let link = UploadLink { token_hash: token_hash(&token), project_id: table.project_id, table_id: table.id, expires_at, created_at: now };
+        let link = UploadLink { token_hash: token_hash(&token), project_id: table.project_id, table_id: table.id, expires_at, created_at: now, staged: None };
         self.inner.store.insert_upload_link(&link).await?;
         Ok((token, expires_at))
     }
@@ -624,7 +628,49 @@ impl Engine {
             return Err(EngineError::Conflict("the upload link has expired: make a new one".into()));
         }
         let table = self.get_table(link.project_id, link.table_id).await?;
-        self.tables().import(&table, csv).await
+        self.tables().import(&table, csv, b',').await
+    }
+
+    /// Keeps a CSV uploaded through a link until [`Engine::import_staged_upload`] imports it
+    /// (the link stays valid until then). NotFound for an unknown or used link; Conflict for
+    /// an expired one or one that holds a file already.
+    pub async fn stage_upload(&self, token: &str, csv: &[u8]) -> Result<(), EngineError> {
+        if csv.len() > MAX_CSV_BYTES {
+            return Err(FieldError::new("body", format!("a CSV is at most {MAX_CSV_BYTES} bytes")).into());
+        }
+        let hash = token_hash(token);
+        let (link, has_file) = self.inner.store.peek_upload_link(&hash).await?.ok_or(EngineError::NotFound)?;
+        if link.expires_at < self.inner.clock.wall() {
+            return Err(EngineError::Conflict("the upload link has expired: make a new one".into()));
+        }
+        if has_file || !self.inner.store.stage_upload(&hash, csv).await? {
+            return Err(EngineError::Conflict("a file was uploaded through this link already".into()));
+        }
+        Ok(())
+    }
+
+    /// Imports the CSV staged through the upload link `token` of `table` (fields split by
+    /// `delimiter`): every row or none. The link is used up by this call — unless nothing
+    /// was uploaded yet (Conflict, the link stays). NotFound for an unknown or used link, or
+    /// one of another table; Conflict for an expired one.
+    pub async fn import_staged_upload(&self, access: Access, table: &TableDef, token: &str, delimiter: u8) -> Result<Result<u64, ImportRefused>, EngineError> {
+        self.tables().check(access, table, TablePermission::Write).await?;
+        let hash = token_hash(token);
+        let now = self.inner.clock.wall();
+        let (link, has_file) = self.inner.store.peek_upload_link(&hash).await?.ok_or(EngineError::NotFound)?;
+        if link.table_id != table.id || link.project_id != table.project_id {
+            return Err(EngineError::NotFound);
+        }
+        if link.expires_at < now {
+            return Err(EngineError::Conflict("the upload link has expired: make a new one".into()));
+        }
+        if !has_file {
+            return Err(EngineError::Conflict("nothing was uploaded through this link yet: PUT the CSV to its URL first".into()));
+        }
+        // Taken before the import: of two concurrent calls, one imports.
+        let link = self.inner.store.take_upload_link(&hash, now).await?.ok_or(EngineError::NotFound)?;
+        let csv = link.staged.unwrap_or_default();
+        self.tables().import(table, &csv, delimiter).await
     }
 
     /// Every key's grant on a table.

@@ -34,6 +34,8 @@ pub struct UploadLink {
     pub expires_at: DateTime<Utc>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// A file uploaded to be imported later (read only by `take_upload_link`).
+    pub staged: Option<Vec<u8>>,
 }
 
 /// Tables in the store.
@@ -87,4 +89,10 @@ pub trait TableStore: Send + Sync {
     /// Takes (deletes and returns) the link with this token hash, expired or not; links that
     /// expired before `now` are swept at the same time.
     async fn take_upload_link(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<UploadLink>>;
+    /// The link with this token hash, left in place (`staged` is not read: only whether
+    /// there is one, the flag beside the link).
+    async fn peek_upload_link(&self, token_hash: &str) -> StoreResult<Option<(UploadLink, bool)>>;
+    /// Keeps `file` with the link until it is taken; false when the link is gone or holds a
+    /// file already.
+    async fn stage_upload(&self, token_hash: &str, file: &[u8]) -> StoreResult<bool>;
 }

@@ -1,10 +1,11 @@
-//! The Autessa agents and tools API (seed 003; SPECS §3) as a thin adapter over the engine:
-//! agents and tools are named by their resource number (`resourceId`, the native
-//! `resource_id`), a conversation is an engine conversation, an execution is a session of
+//! The Autessa agents, tools and AutessaDB API (seed 003; SPECS §3) as a thin adapter over
+//! the engine: agents, tools and tables are named by their resource number (`resourceId`,
+//! the native `resource_id`), a conversation is an engine conversation, an execution is a session of
 //! the agent version resolved for it. `agents.rs` serves `POST /clients/agents/execute-create`,
 //! `execute`, `execute-close` (alias `close-conversation`) and the WebSocket
 //! `/ws/clients/agents/execute`; `tools.rs` `POST /clients/tool/execute` and the WebSocket
-//! `/ws/clients/tools/execute`; `socket.rs` is the WebSocket plumbing every Autessa socket
+//! `/ws/clients/tools/execute`; `db.rs` the AutessaDB `POST /clients/autessadb/*` over the
+//! native tables (its own choices in its doc); `socket.rs` is the WebSocket plumbing every Autessa socket
 //! shares; `media.rs` the input and output parts (audio through a speech provider);
 //! `error.rs` the `{errors}` envelope. Every rule (versions, pinning, conversation closing)
 //! is the engine's.
@@ -58,6 +59,7 @@
 //!   messages, and the conversation a socket holds).
 
 mod agents;
+mod db;
 mod error;
 mod media;
 mod socket;
@@ -72,7 +74,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, put};
 use serde_json::{Map, Value};
 
 use crate::auth::{self, Caller, LimitUsage};
@@ -95,9 +97,28 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/clients/agents/{*rest}", any(|| async { AutessaError::new(StatusCode::NOT_FOUND, "No such endpoint").into_response() }))
         .route("/clients/tool/execute", post(tools::execute).fallback(refuse_method))
         .route("/clients/tool/{*rest}", any(|| async { AutessaError::new(StatusCode::NOT_FOUND, "No such endpoint").into_response() }))
+        .route("/clients/autessadb/insert", post(db::insert).fallback(refuse_method))
+        .route("/clients/autessadb/batch-insert", post(db::batch_insert).fallback(refuse_method))
+        .route("/clients/autessadb/get-data", post(db::get_data).fallback(refuse_method))
+        .route("/clients/autessadb/get-single-row", post(db::get_single_row).fallback(refuse_method))
+        .route("/clients/autessadb/query", post(db::query).fallback(refuse_method))
+        .route("/clients/autessadb/join-query", post(db::join_query).fallback(refuse_method))
+        .route("/clients/autessadb/search", post(db::search).fallback(refuse_method))
+        .route("/clients/autessadb/update", post(db::update).fallback(refuse_method))
+        .route("/clients/autessadb/batch-update", post(db::batch_update).fallback(refuse_method))
+        .route("/clients/autessadb/delete-row", post(db::delete_row).fallback(refuse_method))
+        .route("/clients/autessadb/batch-delete", post(db::batch_delete).fallback(refuse_method))
+        .route("/clients/autessadb/generate-upload-link", post(db::generate_upload_link).fallback(refuse_method))
+        .route("/clients/autessadb/index-record", post(db::index_record).fallback(refuse_method))
+        .route("/clients/autessadb/{*rest}", any(|| async { AutessaError::new(StatusCode::NOT_FOUND, "No such endpoint").into_response() }))
         .route_layer(from_fn_with_state(state, admit));
     Router::new()
         .merge(rest)
+        // An upload link is its own key (no `Authorization`), and takes a whole CSV.
+        .route(
+            "/clients/autessadb/uploads/{token}",
+            put(db::upload).layer(DefaultBodyLimit::max(agentd_engine::MAX_CSV_BYTES)),
+        )
         .route("/ws/clients/agents/execute", get(agents::socket))
         .route("/ws/clients/tools/execute", get(tools::socket))
 }

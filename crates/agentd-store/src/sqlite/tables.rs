@@ -530,19 +530,45 @@ impl TableStore for SqliteStore {
 
     async fn take_upload_link(&self, token_hash: &str, now: DateTime<Utc>) -> StoreResult<Option<UploadLink>> {
         let mut tx = self.write_transaction().await?;
-        let row = sqlx::query("DELETE FROM table_upload_links WHERE token_hash = $1 RETURNING project_id, table_id, expires_at, created_at")
+        let row = sqlx::query("DELETE FROM table_upload_links WHERE token_hash = $1 RETURNING project_id, table_id, expires_at, created_at, staged")
             .bind(token_hash)
             .fetch_optional(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM table_upload_links WHERE expires_at < $1").bind(ms(now)).execute(&mut *tx).await?;
         tx.commit().await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(UploadLink {
-            token_hash: token_hash.to_owned(),
-            project_id: ProjectId::from_uuid(uuid("project_id", row.try_get("project_id")?)?),
-            table_id: TableId::from_uuid(uuid("table_id", row.try_get("table_id")?)?),
-            expires_at: from_ms(row.try_get("expires_at")?)?,
-            created_at: from_ms(row.try_get("created_at")?)?,
-        }))
+        let mut link = upload_link(token_hash, &row)?;
+        link.staged = row.try_get("staged")?;
+        Ok(Some(link))
     }
+
+    async fn peek_upload_link(&self, token_hash: &str) -> StoreResult<Option<(UploadLink, bool)>> {
+        let row = sqlx::query("SELECT project_id, table_id, expires_at, created_at, staged IS NOT NULL AS has_file FROM table_upload_links WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((upload_link(token_hash, &row)?, row.try_get::<bool, _>("has_file")?)))
+    }
+
+    async fn stage_upload(&self, token_hash: &str, file: &[u8]) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE table_upload_links SET staged = $2 WHERE token_hash = $1 AND staged IS NULL")
+            .bind(token_hash)
+            .bind(file)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// An upload link's row (without its file).
+fn upload_link(token_hash: &str, row: &sqlx::sqlite::SqliteRow) -> StoreResult<UploadLink> {
+    Ok(UploadLink {
+        token_hash: token_hash.to_owned(),
+        project_id: ProjectId::from_uuid(uuid("project_id", row.try_get("project_id")?)?),
+        table_id: TableId::from_uuid(uuid("table_id", row.try_get("table_id")?)?),
+        expires_at: from_ms(row.try_get("expires_at")?)?,
+        created_at: from_ms(row.try_get("created_at")?)?,
+        staged: None,
+    })
 }

@@ -12,6 +12,7 @@ mod conversations;
 mod assisfy;
 mod assisters;
 mod autessa;
+mod autessadb;
 mod cua;
 mod live_page;
 mod crash;

@@ -90,6 +90,15 @@ async fn paraphrases_are_found_first_with_the_local_model() {
         assert_eq!(first["label"], expected, "`{query}` → {hits}");
         assert!(first["score"].as_f64().unwrap() > hits["data"][1]["score"].as_f64().unwrap());
     }
+    // Through the AutessaDB API: `search` is semantic, `limit` rows, closest first, with scores.
+    let table: Value = app.get(&format!("/v1/tables/{t}")).await.json().await.unwrap();
+    let number = table["resource_id"].as_u64().unwrap();
+    let r = app.http.post(app.url(&format!("/clients/autessadb/search?resourceId={number}"))).header("Authorization", &app.key)
+        .json(&json!({"tableId": number, "columnName": "text", "query": "a puppy playing fetch outdoors", "limit": 2})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let found: Value = r.json().await.unwrap();
+    assert_eq!((found["table"].as_array().unwrap().len(), found["table"][0]["label"].as_str(), found["errors"].clone()), (2, Some("pets"), json!([])), "{found}");
+    assert!(found["table"][0]["score"].as_f64().unwrap() > found["table"][1]["score"].as_f64().unwrap());
     // Hybrid: the words and the meaning agree on the cooking note.
     let (_, hits) = post_json(&app, &format!("/v1/tables/{t}/search"), json!({"query": "garlic sauce", "mode": "hybrid", "limit": 3})).await;
     assert_eq!(hits["data"][0]["label"], "cooking", "{hits}");
