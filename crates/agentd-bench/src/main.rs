@@ -11,11 +11,14 @@
 //! 5. cold start of `target/release/agentd` to its first `/healthz`, and its idle RSS;
 //! 6. (`agentd-bench browser`) the browser runtime on the fixture site (see `browser.rs`);
 //! 7. (`agentd-bench agent`) the browser agent end to end with a scripted LLM (see `agent.rs`);
-//! 8. (`agentd-bench fetch`) `fetch_url` throughput and extraction quality (see `fetch.rs`).
+//! 8. (`agentd-bench fetch`) `fetch_url` throughput and extraction quality (see `fetch.rs`);
+//! 9. (`agentd-bench tables`) table inserts with and without vectorization, background
+//!    vectorization, and search end to end (see `tables.rs`).
 
 mod agent;
 mod browser;
 mod fetch;
+mod tables;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -434,6 +437,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if only == "fetch" {
         fetch::figures().await?;
+    }
+    if only == "tables" {
+        tables::figures().await?;
     }
     Ok(())
 }
