@@ -11,10 +11,13 @@
 //! 5. cold start of `target/release/agentd` to its first `/healthz`, and its idle RSS;
 //! 6. (`agentd-bench browser`) the browser runtime on the fixture site (see `browser.rs`);
 //! 7. (`agentd-bench agent`) the browser agent end to end with a scripted LLM (see `agent.rs`);
-//! 8. (`agentd-bench fetch`) `fetch_url` throughput and extraction quality (see `fetch.rs`).
+//! 8. (`agentd-bench fetch`) `fetch_url` throughput and extraction quality (see `fetch.rs`);
+//! 9. (`agentd-bench embed`) the local embedding model's throughput and `VectorIndex` search
+//!    latency at 10k and 100k rows (see `embed.rs`).
 
 mod agent;
 mod browser;
+mod embed;
 mod fetch;
 
 use std::path::PathBuf;
@@ -434,6 +437,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if only == "fetch" {
         fetch::figures().await?;
+    }
+    if only == "embed" {
+        embed::figures().await?;
     }
     Ok(())
 }
