@@ -12,11 +12,14 @@
 //! 6. (`agentd-bench browser`) the browser runtime on the fixture site (see `browser.rs`);
 //! 7. (`agentd-bench agent`) the browser agent end to end with a scripted LLM (see `agent.rs`);
 //! 8. (`agentd-bench fetch`) `fetch_url` throughput and extraction quality (see `fetch.rs`);
-//! 9. (`agentd-bench tables`) table inserts with and without vectorization, background
+//! 9. (`agentd-bench embed`) the local embedding model's throughput and `VectorIndex` search
+//!    latency at 10k and 100k rows (see `embed.rs`).
+//! 10. (`agentd-bench tables`) table inserts with and without vectorization, background
 //!    vectorization, and search end to end (see `tables.rs`).
 
 mod agent;
 mod browser;
+mod embed;
 mod fetch;
 mod tables;
 
@@ -440,6 +443,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if only == "tables" {
         tables::figures().await?;
+    }
+    if only == "embed" {
+        embed::figures().await?;
     }
     Ok(())
 }

@@ -8,23 +8,24 @@
 /// Accumulators per dot product: two AVX registers, four SSE ones.
 const LANES: usize = 16;
 
-/// Computes the dot product of `query` with each `dims`-long row of `rows` and hands
-/// `(row number, score)` to `visit`, rows in order.
-pub(crate) fn scan(rows: &[f32], query: &[f32], visit: &mut dyn FnMut(usize, f32)) {
+/// Computes the dot product of `query` with each `dims`-long row of `rows` that `keep` accepts
+/// (by row number; every row without it) and hands `(row number, score)` to `visit`, rows in
+/// order.
+pub(crate) fn scan(rows: &[f32], query: &[f32], keep: Option<&dyn Fn(usize) -> bool>, visit: &mut dyn FnMut(usize, f32)) {
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            unsafe { scan_avx2_fma(rows, query, visit) };
+            unsafe { scan_avx2_fma(rows, query, keep, visit) };
             return;
         }
     }
-    scan_body::<false>(rows, query, visit);
+    scan_body::<false>(rows, query, keep, visit);
 }
 
-/// The dot product of two equally long slices (the scalar fallback's body; used by tests and
-/// single lookups).
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// The dot product of two equally long slices (the portable body).
+#[cfg(test)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
     dot_body::<false>(a, b)
 }
 
@@ -37,18 +38,21 @@ fn has_avx2_fma() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn scan_avx2_fma(rows: &[f32], query: &[f32], visit: &mut dyn FnMut(usize, f32)) {
-    scan_body::<true>(rows, query, visit);
+unsafe fn scan_avx2_fma(rows: &[f32], query: &[f32], keep: Option<&dyn Fn(usize) -> bool>, visit: &mut dyn FnMut(usize, f32)) {
+    scan_body::<true>(rows, query, keep, visit);
 }
 
 #[inline(always)]
-fn scan_body<const FMA: bool>(rows: &[f32], query: &[f32], visit: &mut dyn FnMut(usize, f32)) {
+fn scan_body<const FMA: bool>(rows: &[f32], query: &[f32], keep: Option<&dyn Fn(usize) -> bool>, visit: &mut dyn FnMut(usize, f32)) {
     let dims = query.len();
     if dims == 0 {
         return;
     }
-    for (row, values) in rows.chunks_exact(dims).enumerate() {
-        visit(row, dot_body::<FMA>(values, query));
+    let rows = rows.chunks_exact(dims).enumerate();
+    match keep {
+        None => rows.for_each(|(row, values)| visit(row, dot_body::<FMA>(values, query))),
+        // Rows refused are skipped before their dot product.
+        Some(keep) => rows.filter(|(row, _)| keep(*row)).for_each(|(row, values)| visit(row, dot_body::<FMA>(values, query))),
     }
 }
 
@@ -103,8 +107,8 @@ mod tests {
         let rows: Vec<f32> = (0..dims * 5).map(|i| (i % 9) as f32 / 9.0).collect();
         let query: Vec<f32> = (0..dims).map(|i| (i % 4) as f32 - 1.5).collect();
         let mut seen = Vec::new();
-        scan(&rows, &query, &mut |row, score| seen.push((row, score)));
-        assert_eq!(seen.len(), 5);
+        scan(&rows, &query, Some(&|row| row != 2), &mut |row, score| seen.push((row, score)));
+        assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1, 3, 4]);
         for (row, score) in seen {
             let expected = naive(&rows[row * dims..(row + 1) * dims], &query);
             assert!((score - expected).abs() < 1e-4);

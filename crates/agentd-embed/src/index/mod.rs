@@ -168,15 +168,8 @@ impl VectorIndex {
         let ids = &self.ids[slots.clone()];
         let rows = &self.vectors[slots.start * self.dims..slots.end * self.dims];
         match filter {
-            None => dot::scan(rows, query, &mut |row, score| top.offer(ids[row], score)),
-            Some(accepts) => {
-                // Rows the filter refuses are skipped before their dot product.
-                for (row, &id) in ids.iter().enumerate() {
-                    if accepts(id) {
-                        top.offer(id, dot::dot(&rows[row * self.dims..(row + 1) * self.dims], query));
-                    }
-                }
-            }
+            None => dot::scan(rows, query, None, &mut |row, score| top.offer(ids[row], score)),
+            Some(accepts) => dot::scan(rows, query, Some(&|row| accepts(ids[row])), &mut |row, score| top.offer(ids[row], score)),
         }
         top
     }
