@@ -337,6 +337,15 @@ fn access(caller: &Caller) -> Access {
     Access::Key(caller.key_id)
 }
 
+/// Changing a table itself (its definition, its grants) or deleting it needs every
+/// permission on it: a key with a narrower grant cannot widen it or remove the table.
+async fn manage(state: &AppState, caller: &Caller, table: &agentd_domain::TableDef) -> ApiResult<()> {
+    for needed in [TablePermission::Read, TablePermission::Write, TablePermission::Delete] {
+        state.engine.check_table_access(access(caller), table, needed).await?;
+    }
+    Ok(())
+}
+
 fn columns(raw: Vec<ColumnRequest>, field: &str) -> ApiResult<Vec<NewColumn>> {
     raw.into_iter()
         .enumerate()
@@ -427,6 +436,7 @@ pub async fn get_table(State(state): State<AppState>, caller: Caller, Path(table
     responses((status = 200, body = TableView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn patch_table(State(state): State<AppState>, caller: Caller, Path(table): Path<String>, JsonBody(req): JsonBody<PatchTableRequest>) -> ApiResult<Json<TableView>> {
     let table = find(&state, &caller, &table).await?;
+    manage(&state, &caller, &table).await?;
     let change = TableChange { name: req.name, description: description(req.description)?, add_columns: columns(req.add_columns.unwrap_or_default(), "add_columns")? };
     let table = state.engine.update_table(&table, change).await.map_err(table_not_found)?;
     Ok(Json(view(&state, &table).await?))
@@ -437,6 +447,7 @@ pub async fn patch_table(State(state): State<AppState>, caller: Caller, Path(tab
     responses((status = 204), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_table(State(state): State<AppState>, caller: Caller, Path(table): Path<String>) -> ApiResult<StatusCode> {
     let table = find(&state, &caller, &table).await?;
+    manage(&state, &caller, &table).await?;
     state.engine.delete_table(&table).await.map_err(table_not_found)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -663,6 +674,7 @@ pub async fn list_permissions(State(state): State<AppState>, caller: Caller, Pat
     responses((status = 200, body = PermissionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn put_permission(State(state): State<AppState>, caller: Caller, Path((table, key)): Path<(String, String)>, JsonBody(req): JsonBody<PermissionsRequest>) -> ApiResult<Json<PermissionView>> {
     let table = find(&state, &caller, &table).await?;
+    manage(&state, &caller, &table).await?;
     let key: ApiKeyId = parse_id("key_id", &key)?;
     let raw = req.permissions.ok_or_else(|| ApiError::invalid("permissions", "permissions is required: a list of READ, WRITE, DELETE"))?;
     let permissions = raw
@@ -684,6 +696,7 @@ pub async fn put_permission(State(state): State<AppState>, caller: Caller, Path(
     responses((status = 204), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_permission(State(state): State<AppState>, caller: Caller, Path((table, key)): Path<(String, String)>) -> ApiResult<StatusCode> {
     let table = find(&state, &caller, &table).await?;
+    manage(&state, &caller, &table).await?;
     let key: ApiKeyId = parse_id("key_id", &key)?;
     state.engine.delete_table_permission(&table, key).await.map_err(|e| match e {
         EngineError::NotFound => ApiError::not_found("permission"),

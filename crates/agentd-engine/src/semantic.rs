@@ -10,8 +10,9 @@
 //!   with the model's name: when the configured model changes, rows embedded by another model
 //!   are made `PENDING` again at the first sweep.
 //! - Failures: an embedding call that fails is retried on later sweeps (with backoff); after
-//!   [`MAX_ATTEMPTS`] failures in a row the batch's rows are marked `FAILED` (a reindex makes
-//!   them `PENDING` again).
+//!   [`MAX_ATTEMPTS`] failures in a row the batch's rows are tried one by one and those whose
+//!   own text fails are marked `FAILED` (a reindex makes them `PENDING` again); when every row
+//!   fails (an outage) they all stay `PENDING`. Tables are served round robin.
 //! - Search: an in-memory exact index per (table, vectorized column) (`agentd_embed::VectorIndex`),
 //!   loaded from the store on first use and kept current by the vectorizer; the query is
 //!   embedded, each column searched, a row scores its best column. Hybrid fuses the full-text
@@ -48,11 +49,13 @@ pub(crate) struct Semantic {
     /// the loaded index).
     indexes: tokio::sync::Mutex<HashMap<(TableId, u32), Arc<SharedVectorIndex>>>,
     wake: Notify,
+    /// The table the vectorizer served last (round robin).
+    last_served: tokio::sync::Mutex<Option<TableId>>,
 }
 
 impl Semantic {
     pub fn new(embedder: Option<Arc<dyn Embedder>>) -> Arc<Self> {
-        Arc::new(Semantic { embedder, indexes: Default::default(), wake: Notify::new() })
+        Arc::new(Semantic { embedder, indexes: Default::default(), wake: Notify::new(), last_served: Default::default() })
     }
 
     /// The embedder, or the refusal naming `field`.
@@ -91,6 +94,19 @@ impl Semantic {
         Ok(index)
     }
 
+    /// Removes rows that no longer exist from the loaded indexes of `table` (the store drops
+    /// their vectors with them; a loaded index learns it when a search finds them gone).
+    pub async fn drop_rows(&self, table: TableId, ids: &[i64]) {
+        let indexes = self.indexes.lock().await;
+        for ((id, _), index) in indexes.iter() {
+            if *id == table {
+                for row in ids {
+                    index.remove(*row as u64);
+                }
+            }
+        }
+    }
+
     /// Rows most similar in meaning to `query` in the columns at `positions`: (row id, cosine),
     /// best first, at most `limit`.
     pub async fn similar(&self, store: &SharedStore, table: &TableDef, positions: &[u32], query: &str, limit: usize) -> Result<Vec<(i64, f64)>, EngineError> {
@@ -104,7 +120,12 @@ impl Semantic {
         let mut best: HashMap<i64, f64> = HashMap::new();
         for &position in positions {
             let index = self.index(store, table, position).await?;
-            let hits = index.search(&vector, limit, None).map_err(|e| EngineError::Conflict(format!("semantic search failed: {e}")))?;
+            let query = vector.clone();
+            // The scan is CPU work (split over threads for large indexes): off the async runtime.
+            let hits = tokio::task::spawn_blocking(move || index.search(&query, limit, None))
+                .await
+                .map_err(|e| EngineError::Conflict(format!("semantic search failed: {e}")))?
+                .map_err(|e| EngineError::Conflict(format!("semantic search failed: {e}")))?;
             for (id, score) in hits {
                 let entry = best.entry(id as i64).or_insert(f64::MIN);
                 *entry = entry.max(f64::from(score));
@@ -151,7 +172,13 @@ impl Semantic {
         failures: &mut u32,
     ) -> Result<usize, EngineError> {
         let model = embedder.model_name().to_owned();
-        for table in store.vectorized_tables().await? {
+        // Round robin: start after the table served last, so a busy table starves no other.
+        let mut tables_now = store.vectorized_tables().await?;
+        tables_now.sort_by_key(|t| t.id);
+        let start = self.last_served.lock().await.and_then(|last| tables_now.iter().position(|t| t.id > last)).unwrap_or(0);
+        let start = start.min(tables_now.len());
+        tables_now.rotate_left(start);
+        for table in tables_now {
             if checked.insert(table.id) {
                 let stale = store.stale_vector_rows(&table, &model).await?;
                 if stale > 0 {
@@ -164,7 +191,15 @@ impl Semantic {
             }
             let pending = PendingRows::read(&table, &page);
             let texts: Vec<String> = pending.texts.iter().map(|(_, _, text)| text.clone()).collect();
-            let vectors = match embedder.embed(&texts).await {
+            *self.last_served.lock().await = Some(table.id);
+            let embedded = embedder.embed(&texts).await.and_then(|vectors| {
+                if vectors.len() == texts.len() {
+                    Ok(vectors)
+                } else {
+                    Err(agentd_embed::EmbedError::BadResponse(format!("{} vectors for {} texts", vectors.len(), texts.len())))
+                }
+            });
+            let vectors = match embedded {
                 Ok(vectors) => {
                     *failures = 0;
                     vectors
@@ -172,10 +207,8 @@ impl Semantic {
                 Err(error) => {
                     *failures += 1;
                     if *failures >= MAX_ATTEMPTS {
-                        tracing::warn!(%error, table = %table.id, "vectorizer: embedding failed again; the rows are marked FAILED");
-                        let ids: Vec<i64> = pending.rows.iter().map(|(id, _)| *id).collect();
-                        store.set_vector_status(&table, &ids, Some(vector_status::FAILED)).await?;
                         *failures = 0;
+                        self.isolate(store, &table, embedder, &pending).await?;
                     }
                     return Err(EngineError::Conflict(format!("the embedding model failed: {error}")));
                 }
@@ -198,6 +231,26 @@ impl Semantic {
             return Ok(stored.max(1));
         }
         Ok(0)
+    }
+
+    /// After repeated failures of a batch, tries its rows one by one: a row whose own text
+    /// cannot be embedded is marked FAILED; the others stay PENDING (an outage fails them all,
+    /// and then nothing is marked: they are tried again later).
+    async fn isolate(&self, store: &SharedStore, table: &TableDef, embedder: &Arc<dyn Embedder>, pending: &PendingRows) -> Result<(), EngineError> {
+        let mut failed = Vec::new();
+        for (row_id, _) in &pending.rows {
+            let texts: Vec<String> = pending.texts.iter().filter(|(id, _, _)| id == row_id).map(|(_, _, t)| t.clone()).collect();
+            if embedder.embed(&texts).await.is_err() {
+                failed.push(*row_id);
+            }
+        }
+        if failed.len() == pending.rows.len() {
+            tracing::warn!(table = %table.id, rows = failed.len(), "vectorizer: the embedding model fails every row; they stay PENDING and are tried again later");
+            return Ok(());
+        }
+        tracing::warn!(table = %table.id, rows = ?failed, "vectorizer: these rows' text cannot be embedded; they are marked FAILED");
+        store.set_vector_status(table, &failed, Some(vector_status::FAILED)).await?;
+        Ok(())
     }
 
     /// Brings the loaded indexes of `table` up to date with a row's new vectors.

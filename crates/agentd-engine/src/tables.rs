@@ -234,6 +234,10 @@ impl Tables {
 
     pub async fn query(&self, project: ProjectId, access: Access, table: &TableDef, spec: &QuerySpec) -> Result<RowPage, EngineError> {
         self.check(access, table, TablePermission::Read).await?;
+        let joins = spec.join.iter().flatten().count();
+        if joins > table::MAX_JOINS {
+            return Err(FieldError::new("join", format!("at most {} joins", table::MAX_JOINS)).into());
+        }
         let mut joined = Vec::new();
         for (i, join) in spec.join.iter().flatten().enumerate() {
             let raw = match &join.table {
@@ -275,9 +279,10 @@ impl Tables {
         let limit = search.limit as usize;
         let hits = match search.mode {
             SearchMode::FullText => self.store.search_rows(table, &terms, &positions, search.limit).await?,
-            SearchMode::Semantic => self.similar(table, &search.columns, &positions, &search.query, limit).await?,
+            // A little more than asked: rows deleted since they were embedded are dropped below.
+            SearchMode::Semantic => self.similar(table, &search.columns, &positions, &search.query, limit + 16).await?,
             SearchMode::Hybrid => {
-                let meaning = self.similar(table, &search.columns, &positions, &search.query, limit * 2).await?;
+                let meaning = self.similar(table, &search.columns, &positions, &search.query, limit * 2 + 16).await?;
                 let words = self.store.search_rows(table, &terms, &positions, search.limit * 2).await?;
                 crate::semantic::fuse(&words, &meaning, limit)
             }
@@ -294,6 +299,13 @@ impl Tables {
                 scores.push(*score);
             }
         }
+        if search.mode != SearchMode::FullText && ranked.len() < hits.len() {
+            let found: Vec<&Cell> = ranked.iter().filter_map(|r| r.get(id_at)).collect();
+            let gone: Vec<i64> = hits.iter().map(|(id, _)| *id).filter(|id| !found.contains(&&Cell::Integer(*id))).collect();
+            self.semantic.drop_rows(table.id, &gone).await;
+        }
+        ranked.truncate(limit);
+        scores.truncate(limit);
         page.total = ranked.len() as u64;
         page.rows = ranked;
         Ok((page, scores))
@@ -347,19 +359,29 @@ impl Tables {
 }
 
 /// Parses a CSV against a table: every row's values, or the lines at fault.
+/// Rows a CSV may hold (one transaction holds the write lock while they go in).
+pub const MAX_IMPORT_ROWS: usize = 100_000;
+
 fn parse_csv(table: &TableDef, csv: &[u8], delimiter: u8) -> Result<Vec<RowValues>, Vec<LineError>> {
     let csv = csv.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(csv);
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(csv);
     let mut records = reader.records();
     // The physical line where a record starts (the reader's own count skips blank lines).
     // The reader puts a record after blank lines at the first of them: skip those.
-    let line_at = |position: Option<&csv::Position>| {
+    // Counted from the last record on (records come in order), so reading is linear in the file.
+    let mut counted = (0usize, 1u64);
+    let mut line_at = |position: Option<&csv::Position>| {
         let Some(p) = position else { return 0 };
         let mut at = (p.byte() as usize).min(csv.len());
         while at < csv.len() && matches!(csv[at], b'\n' | b'\r') {
             at += 1;
         }
-        1 + csv[..at].iter().filter(|b| **b == b'\n').count() as u64
+        let (from, line) = counted;
+        if at < from {
+            return 1 + csv[..at].iter().filter(|b| **b == b'\n').count() as u64;
+        }
+        counted = (at, line + csv[from..at].iter().filter(|b| **b == b'\n').count() as u64);
+        counted.1
     };
     let line_error = |line: u64, column: Option<&str>, message: String| LineError { line, column: column.map(str::to_owned), message };
     let header = match records.next() {
@@ -407,6 +429,10 @@ fn parse_csv(table: &TableDef, csv: &[u8], delimiter: u8) -> Result<Vec<RowValue
         if record.len() == 1 && record.get(0) == Some("") {
             continue; // a blank line
         }
+        if rows.len() >= MAX_IMPORT_ROWS {
+            errors.push(line_error(line, None, format!("a CSV holds at most {MAX_IMPORT_ROWS} rows: split the file")));
+            break;
+        }
         if record.len() != slots.len() {
             errors.push(line_error(line, None, format!("expected {} fields, got {}", slots.len(), record.len())));
             continue;
@@ -420,6 +446,8 @@ fn parse_csv(table: &TableDef, csv: &[u8], delimiter: u8) -> Result<Vec<RowValue
                     errors.push(line_error(line, Some(&column.name), format!("`{}` is required", column.name)));
                     ok = false;
                 }
+                // An empty cell is the column's default (null): nothing to store.
+                Ok(Cell::Null) => {}
                 Ok(cell) => values.push((*position, cell)),
                 Err(why) => {
                     errors.push(line_error(line, Some(&column.name), why));

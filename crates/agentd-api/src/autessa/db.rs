@@ -595,6 +595,9 @@ async fn query_spec(call: &Call, joins_allowed: bool, paths: &mut Paths) -> Aute
     if !joins_allowed && !statements.is_empty() {
         return Err(AutessaError::bad_request("joinStatements belong to join-query: POST /clients/autessadb/join-query"));
     }
+    if statements.len() > agentd_domain::table::MAX_JOINS {
+        return Err(AutessaError::bad_request(format!("joinStatements: at most {} joins", agentd_domain::table::MAX_JOINS)));
+    }
     // Each join's table, kind and alias, read before any column is resolved.
     let mut joined = Vec::new();
     for (i, statement) in statements.iter().enumerate() {

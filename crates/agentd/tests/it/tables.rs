@@ -465,6 +465,13 @@ async fn tables_permissions_per_key() {
     assert_eq!(send(&app, &reader, reqwest::Method::POST, &format!("/v1/tables/{p}/upload-links"), Some(json!({}))).await.0, 403);
     let (status, e) = send(&app, &reader, reqwest::Method::DELETE, &format!("/v1/tables/{p}/rows/1"), None).await;
     assert_eq!((status, e["error"]["message"].clone()), (403, denied("DELETE")));
+    // Nor can it widen its own grant, drop it, change the table or delete it.
+    let (status, e) = send(&app, &reader, reqwest::Method::DELETE, &format!("/v1/tables/{p}/permissions/{reader_id}"), None).await;
+    assert_eq!((status, e["error"]["message"].clone()), (403, denied("WRITE")), "{e}");
+    let (status, _) = send(&app, &reader, reqwest::Method::PUT, &format!("/v1/tables/{p}/permissions/{reader_id}"), Some(json!({"permissions": ["READ", "WRITE", "DELETE"]}))).await;
+    assert_eq!(status, 403);
+    assert_eq!(send(&app, &reader, reqwest::Method::PATCH, &format!("/v1/tables/{p}"), Some(json!({"name": "mine"}))).await.0, 403);
+    assert_eq!(send(&app, &reader, reqwest::Method::DELETE, &format!("/v1/tables/{p}"), None).await.0, 403);
 
     // READ and WRITE: no delete.
     assert_eq!(send(&app, &writer, reqwest::Method::POST, &format!("/v1/tables/{p}/rows"), Some(json!({"values": {"name": "x"}}))).await.0, 201);
