@@ -234,8 +234,11 @@ impl SqliteStore {
     }
 
     async fn update_one(tx: &mut Transaction<'_, Sqlite>, table: &TableDef, target: &RowTarget, values: &RowValues, at: DateTime<Utc>) -> StoreResult<u64> {
-        let mut sql = QueryBuilder::<Sqlite>::new(format!("UPDATE {} SET updated_at = ", rows_table(table)));
+        // Strictly later than before, even within one millisecond (or if the clock stepped
+        // back): the vectorizer tells an edited row from the one it read by `updated_at`.
+        let mut sql = QueryBuilder::<Sqlite>::new(format!("UPDATE {} SET updated_at = MAX(updated_at + 1, ", rows_table(table)));
         sql.push_bind(ms(at));
+        sql.push(")");
         if table.touches_vectorized(values) {
             sql.push(", vector_status = ");
             sql.push_bind(agentd_domain::table::vector_status::PENDING);
