@@ -13,7 +13,9 @@
 //! - A CSV import is all or nothing: a bad line answers 400 with
 //!   `error.errors: [{line, column, message}]` (the first 20) and nothing is inserted.
 //! - A key's grant lacking the permission answers 403 `permission_denied` with the message
-//!   `Permission denied: READ access required` (WRITE, DELETE likewise).
+//!   `Permission denied: READ access required` (WRITE, DELETE likewise). Changing or deleting
+//!   a table, or its grants, needs all three (`manage`): a limited key cannot lift its limits.
+//! - Search is `fulltext` (default), `semantic` or `hybrid` (the engine's `semantic.rs`).
 
 use agentd_domain::table::{ColumnType, SortSpec};
 use agentd_domain::{ApiKeyId, ColumnDef, QuerySpec, RowPage, TableDef, TablePermission};
@@ -561,7 +563,8 @@ pub async fn query(State(state): State<AppState>, caller: Caller, Path(table): P
     Ok(Json(rows_page(rows, spec.page.unwrap_or(0), spec.per_page.unwrap_or(agentd_domain::table::DEFAULT_PER_PAGE))))
 }
 
-/// Search a table's text columns (full text, BM25-ranked).
+/// Search a table: by words (full text, BM25), by meaning (semantic, over its vectorized
+/// columns) or both (hybrid).
 #[utoipa::path(post, path = "/v1/tables/{table}/search", tag = "tables", request_body = SearchRequest,
     params(("table" = String, Path, description = "Table id, resource number or name")),
     responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)), security(("api_key" = [])))]
