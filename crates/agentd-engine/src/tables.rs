@@ -512,9 +512,13 @@ impl Engine {
         }
         let added = new_columns(&def.columns, &change.add_columns, "add_columns")?;
         def.columns.extend(added.iter().cloned());
-        def.updated_at = self.inner.clock.wall();
-        if !self.inner.store.update_table(&def, &added).await.map_err(conflict)? {
-            return Err(EngineError::NotFound);
+        // Strictly later than the definition it replaces (the store compares them).
+        def.updated_at = self.inner.clock.wall().max(table.updated_at + chrono::Duration::milliseconds(1));
+        if !self.inner.store.update_table(&def, &added, table.updated_at).await.map_err(conflict)? {
+            return match self.inner.store.get_table(table.project_id, table.id).await? {
+                Some(_) => Err(EngineError::Conflict("the table changed while this change was made: read it again and retry".into())),
+                None => Err(EngineError::NotFound),
+            };
         }
         Ok(def)
     }

@@ -52,8 +52,10 @@ pub trait TableStore: Send + Sync {
     /// The project's tables, newest first.
     async fn list_tables(&self, project: ProjectId) -> StoreResult<Vec<TableDef>>;
     /// Stores a changed definition (name, description, `columns` with `added` at the end) and
-    /// adds the added columns to the storage; false when the table is unknown.
-    async fn update_table(&self, table: &TableDef, added: &[agentd_domain::ColumnDef]) -> StoreResult<bool>;
+    /// adds the added columns to the storage — only if the stored definition is still the one
+    /// last changed at `previous` (the `updated_at` the change was made from); false when the
+    /// table is unknown or changed meanwhile.
+    async fn update_table(&self, table: &TableDef, added: &[agentd_domain::ColumnDef], previous: DateTime<Utc>) -> StoreResult<bool>;
     /// Deletes a table, its rows, grants and links; false when unknown.
     async fn delete_table(&self, project: ProjectId, id: TableId) -> StoreResult<bool>;
     /// How many rows the table holds.

@@ -300,15 +300,18 @@ impl TableStore for SqliteStore {
             .collect()
     }
 
-    async fn update_table(&self, table: &TableDef, added: &[ColumnDef]) -> StoreResult<bool> {
+    async fn update_table(&self, table: &TableDef, added: &[ColumnDef], previous: DateTime<Utc>) -> StoreResult<bool> {
         let mut tx = self.write_transaction().await?;
-        let done = sqlx::query("UPDATE tables SET name = $1, description = $2, columns = $3, updated_at = $4 WHERE project_id = $5 AND id = $6")
+        let done = sqlx::query(
+            "UPDATE tables SET name = $1, description = $2, columns = $3, updated_at = $4 WHERE project_id = $5 AND id = $6 AND updated_at = $7",
+        )
             .bind(&table.name)
             .bind(&table.description)
             .bind(json(&table.columns))
             .bind(ms(table.updated_at))
             .bind(table.project_id.to_string())
             .bind(table.id.to_string())
+            .bind(ms(previous))
             .execute(&mut *tx)
             .await
             .map_err(|e| name_taken(e, &table.name))?;
@@ -520,6 +523,8 @@ impl TableStore for SqliteStore {
     }
 
     async fn insert_upload_link(&self, link: &UploadLink) -> StoreResult<()> {
+        // Links that expired (and the files staged with them) go as new ones come.
+        sqlx::query("DELETE FROM table_upload_links WHERE expires_at < $1").bind(ms(link.created_at)).execute(&self.pool).await?;
         sqlx::query("INSERT INTO table_upload_links (token_hash, project_id, table_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&link.token_hash)
             .bind(link.project_id.to_string())

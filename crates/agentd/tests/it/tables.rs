@@ -652,3 +652,26 @@ async fn tables_agents_use_the_table_tools_their_version_names() {
     assert!(!offered.iter().any(|t| t.starts_with("table_")), "{offered:?}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn tables_a_change_made_from_a_stale_definition_is_refused() {
+    let app = spawn_app().await;
+    let (p, _) = shop(&app).await;
+    let engine = &app.server.as_ref().unwrap().engine;
+    let project = docs_project(&app).await;
+    let stale = engine.find_table(project, &p).await.unwrap();
+    let add = |name: &str| agentd_engine::TableChange {
+        name: None,
+        description: None,
+        add_columns: vec![agentd_engine::NewColumn { name: name.into(), column_type: agentd_domain::table::ColumnType::String, vectorized: false, required: false }],
+    };
+    engine.update_table(&stale, add("colour")).await.unwrap();
+    let refused = engine.update_table(&stale, add("size")).await.unwrap_err();
+    assert!(matches!(refused, agentd_engine::EngineError::Conflict(_)), "{refused:?}");
+    // From the current definition, the change goes through; no column was lost.
+    let current = engine.find_table(project, &p).await.unwrap();
+    let changed = engine.update_table(&current, add("size")).await.unwrap();
+    let names: Vec<&str> = changed.columns.iter().map(|c| c.name.as_str()).collect();
+    assert!(names.ends_with(&["colour", "size"]), "{names:?}");
+    app.shutdown().await;
+}
