@@ -1,6 +1,7 @@
 //! `agentd-bench tables`: the database on a real in-process server, over loopback HTTP.
 //! Figures:
-//! 1. insert throughput (rows/s) in batches of 1,000, without a vectorized column, and with one
+//! 1. insert throughput (rows/s) of 10,000 rows (`BENCH_TABLE_ROWS=100000` for more) in
+//!    batches of 1,000, without a vectorized column, and with one
 //!    (the HTTP answer comes before the embeddings);
 //! 2. vectorization throughput: rows embedded per second by the background vectorizer with the
 //!    local all-MiniLM-L6-v2 (`AGENTD_EMBED_MODEL_DIR`, or where `scripts/install-model.sh`
@@ -16,8 +17,10 @@ use serde_json::{Value, json};
 
 use crate::KEY;
 
-/// Rows inserted per figure.
-const ROWS: usize = 10_000;
+/// Rows inserted per figure: 10,000, or `BENCH_TABLE_ROWS` (a multiple of the batch).
+fn rows() -> usize {
+    std::env::var("BENCH_TABLE_ROWS").ok().and_then(|r| r.parse().ok()).unwrap_or(10_000).max(BATCH) / BATCH * BATCH
+}
 /// Rows per request.
 const BATCH: usize = 1_000;
 /// Searches timed per mode.
@@ -34,6 +37,7 @@ fn sentence(i: usize) -> String {
 }
 
 pub async fn figures() -> anyhow::Result<()> {
+    let total = rows();
     let model_dir = std::env::var_os(agentd_embed::MODEL_DIR_ENV)
         .map(std::path::PathBuf::from)
         .or_else(agentd_embed::installed_model_dir)
@@ -68,15 +72,15 @@ pub async fn figures() -> anyhow::Result<()> {
     for (name, vectorized) in [("plain", false), ("vectorized", true)] {
         post("/v1/tables".into(), json!({"name": name, "columns": [{"name": "title", "type": "string"}, {"name": "body", "type": "long_text", "vectorized": vectorized}]})).await?;
         let started = Instant::now();
-        for chunk in 0..ROWS / BATCH {
+        for chunk in 0..total / BATCH {
             let rows: Vec<Value> = (chunk * BATCH..(chunk + 1) * BATCH).map(|i| json!({"title": format!("row {i}"), "body": sentence(i)})).collect();
             post(format!("/v1/tables/{name}/rows"), json!({"rows": rows})).await?;
         }
         let secs = started.elapsed().as_secs_f64();
-        println!("tables: insert {ROWS} rows ({name}, batches of {BATCH}): {:.0} rows/s ({secs:.2} s)", ROWS as f64 / secs);
+        println!("tables: insert {total} rows ({name}, batches of {BATCH}): {:.0} rows/s ({secs:.2} s)", total as f64 / secs);
         if vectorized {
             let embedded = wait_embedded(&http, &base, name, started).await?;
-            println!("tables: vectorize {ROWS} rows (local all-MiniLM-L6-v2, background): {:.0} rows/s ({embedded:.1} s from the first insert)", ROWS as f64 / embedded);
+            println!("tables: vectorize {total} rows (local all-MiniLM-L6-v2, background): {:.0} rows/s ({embedded:.1} s from the first insert)", total as f64 / embedded);
         }
     }
 
@@ -93,7 +97,7 @@ pub async fn figures() -> anyhow::Result<()> {
         }
         latencies.sort_by(f64::total_cmp);
         let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-        println!("tables: search {mode:<8} over {ROWS} rows, end to end (HTTP, query embedding, rows): p50 {:.2} ms, p99 {:.2} ms", at(0.5), at(0.99));
+        println!("tables: search {mode:<8} over {total} rows, end to end (HTTP, query embedding, rows): p50 {:.2} ms, p99 {:.2} ms", at(0.5), at(0.99));
     }
     server.shutdown().await;
     Ok(())
