@@ -356,7 +356,7 @@ impl TableStore for SqliteStore {
 
     async fn insert_rows(&self, table: &TableDef, rows: &[RowValues], at: DateTime<Utc>) -> StoreResult<Vec<i64>> {
         let status = table.has_vectorized().then_some(agentd_domain::table::vector_status::PENDING);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let mut ids = Vec::with_capacity(rows.len());
         for values in rows {
             let mut sql = QueryBuilder::<Sqlite>::new(format!("INSERT INTO {} (created_at, updated_at, vector_status", rows_table(table)));
@@ -382,14 +382,14 @@ impl TableStore for SqliteStore {
     }
 
     async fn update_rows(&self, table: &TableDef, target: &RowTarget, values: &RowValues, at: DateTime<Utc>) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let n = Self::update_one(&mut tx, table, target, values, at).await?;
         tx.commit().await?;
         Ok(n)
     }
 
     async fn update_rows_each(&self, table: &TableDef, rows: &[(i64, RowValues)], at: DateTime<Utc>) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let mut n = 0;
         for (id, values) in rows {
             n += Self::update_one(&mut tx, table, &RowTarget::Ids(vec![*id]), values, at).await?;
