@@ -25,6 +25,16 @@ pub(super) async fn assign_number(
     Ok(number as u64)
 }
 
+/// Removes a deleted resource's number (within the caller's transaction; never reused).
+pub(super) async fn forget_number(tx: &mut Transaction<'_, Sqlite>, project: ProjectId, id: Uuid) -> StoreResult<()> {
+    sqlx::query("DELETE FROM resource_numbers WHERE project_id = $1 AND resource_id = $2")
+        .bind(project.to_string())
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Deletes a versioned resource (its versions cascade) and its number (never reused).
     pub(super) async fn remove_resource(&self, table: &'static str, project: ProjectId, id: Uuid) -> StoreResult<bool> {
@@ -34,11 +44,7 @@ impl SqliteStore {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM resource_numbers WHERE project_id = $1 AND resource_id = $2")
-            .bind(project.to_string())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        forget_number(&mut tx, project, id).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }

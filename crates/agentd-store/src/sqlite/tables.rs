@@ -340,11 +340,7 @@ impl TableStore for SqliteStore {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM resource_numbers WHERE project_id = $1 AND resource_id = $2")
-            .bind(project.to_string())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        super::resources::forget_number(&mut tx, project, id.as_uuid()).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
