@@ -74,11 +74,11 @@ impl EgressPolicy {
             .connect_timeout(config.connect_timeout)
             .user_agent(config.user_agent)
             .no_proxy()
-            .redirect(redirect_policy(*self, config.follow_redirects))
-            .dns_resolver(CheckedResolver::new(*self, lookup))
+            .redirect(redirect_policy(self.clone(), config.follow_redirects))
+            .dns_resolver(CheckedResolver::new(self.clone(), lookup))
             .build()
             .map_err(|e| EgressError::Client(e.to_string()))?;
-        Ok(EgressClient { http, policy: *self })
+        Ok(EgressClient { http, policy: self.clone() })
     }
 }
 
@@ -123,8 +123,8 @@ impl EgressClient {
     }
 
     /// The policy this client enforces.
-    pub fn policy(&self) -> EgressPolicy {
-        self.policy
+    pub fn policy(&self) -> &EgressPolicy {
+        &self.policy
     }
 }
 

@@ -23,6 +23,25 @@ pub enum EgressError {
         /// Why it is refused.
         class: AddressClass,
     },
+    /// `egress_allow` lists the host with other ports only.
+    #[error("{host} may be reached only on the ports egress_allow lists for it, not {port}")]
+    PortNotAllowed {
+        /// The host.
+        host: String,
+        /// The port asked for.
+        port: u16,
+    },
+    /// The destination is one no page may reach whatever the policy allows (the browser's
+    /// DevTools endpoint, the egress proxy's own listeners).
+    #[error("{target} is the browser's own control endpoint, which pages never reach")]
+    Protected {
+        /// The address and port.
+        target: String,
+    },
+    /// The connection came through a proxy lane that lets nothing out (the browser's own
+    /// traffic outside any session).
+    #[error("the browser's own requests outside a session are not sent")]
+    Closed,
     /// The name could not be resolved to any address.
     #[error("cannot resolve {host}: {reason}")]
     Resolve {
@@ -67,6 +86,6 @@ fn refusal_sentence(target: &str, class: AddressClass) -> String {
     if class.is_always_refused() {
         format!("{target} is {described}, which agentd never connects to")
     } else {
-        format!("{target} is {described}; set {ALLOW_PRIVATE_NETWORKS_ENV}=true to allow private networks")
+        format!("{target} is {described}; set {ALLOW_PRIVATE_NETWORKS_ENV}=true to allow private networks, or list it in egress_allow")
     }
 }

@@ -15,14 +15,18 @@
 //! the host or address, never the whole URL (paths and queries may hold secrets).
 #![deny(missing_docs)]
 
+mod allow;
 mod class;
 mod client;
 mod error;
 mod policy;
+mod proxy;
 mod resolve;
 
+pub use allow::{AllowEntry, Destination, EgressAllow};
 pub use class::{AddressClass, classify, classify_name};
 pub use client::{ClientConfig, EgressClient, MAX_REDIRECTS};
 pub use error::{ALLOW_PRIVATE_NETWORKS_ENV, EgressError};
 pub use policy::EgressPolicy;
+pub use proxy::{EgressProxy, Lane, ProxySettings, ProxyStats, REFUSED_HEADER};
 pub use resolve::{CheckedResolver, LookupFuture, NameLookup, SystemLookup};

@@ -4,19 +4,28 @@ use std::net::IpAddr;
 
 use url::{Host, Url};
 
+use crate::allow::{Destination, EgressAllow};
 use crate::class::{AddressClass, classify, classify_name};
 use crate::error::EgressError;
 
 /// Which destinations outbound connections may reach.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EgressPolicy {
     /// Whether loopback, private, link-local, CGNAT and other non-public addresses may be
     /// reached (`AGENTD_ALLOW_PRIVATE_NETWORKS=true`). Metadata, multicast and broadcast
     /// addresses stay refused.
     pub allow_private_networks: bool,
+    /// The operator's precise exceptions (`egress_allow`): hosts, host:port pairs and networks
+    /// reachable although their class is refused. Metadata, multicast and broadcast stay refused.
+    pub allow: EgressAllow,
 }
 
 impl EgressPolicy {
+    /// The default policy (public addresses only) with private networks allowed or not.
+    pub fn with_private_networks(allow_private_networks: bool) -> EgressPolicy {
+        EgressPolicy { allow_private_networks, ..EgressPolicy::default() }
+    }
+
     /// Checks a URL before any connection: http/https only, a host, and — for an IP literal in any
     /// spelling, or a name known to be internal (localhost, *.localhost, metadata.google.internal,
     /// metadata.goog, ...) — its class. Returns the parsed URL.
@@ -36,32 +45,60 @@ impl EgressPolicy {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(EgressError::Scheme(url.scheme().to_owned()));
         }
+        let port = url.port_or_known_default();
         match url.host() {
-            Some(Host::Ipv4(ip)) => self.allows(IpAddr::V4(ip)),
-            Some(Host::Ipv6(ip)) => self.allows(IpAddr::V6(ip)),
-            Some(Host::Domain(name)) => self.check_name(name),
+            Some(Host::Ipv4(ip)) => self.check_destination(&Destination { name: None, ip: IpAddr::V4(ip), port }),
+            Some(Host::Ipv6(ip)) => self.check_destination(&Destination { name: None, ip: IpAddr::V6(ip), port }),
+            Some(Host::Domain(name)) => self.check_name_on(name, port),
             None => Err(EgressError::InvalidUrl("the URL has no host".into())),
         }
     }
 
     /// Checks a host name before it is resolved: refused if it is known to be internal (see
-    /// [`classify_name`]) and this policy does not allow its class.
+    /// [`classify_name`]) and neither this policy's class rules nor `egress_allow` let it through.
     pub fn check_name(&self, name: &str) -> Result<(), EgressError> {
+        self.check_name_on(name, None)
+    }
+
+    /// [`EgressPolicy::check_name`] knowing the port: a name `egress_allow` lists only with
+    /// other ports is refused on this one.
+    pub fn check_name_on(&self, name: &str, port: Option<u16>) -> Result<(), EgressError> {
         if name.trim_end_matches('.').is_empty() {
             return Err(EgressError::InvalidUrl("the host is empty".into()));
         }
+        if let Some(port) = port
+            && self.allow.refuses_port(name, port)
+        {
+            return Err(EgressError::PortNotAllowed { host: name.to_owned(), port });
+        }
         match classify_name(name) {
+            Some(class) if !class.is_always_refused() && self.allow.names(name) => Ok(()),
             Some(class) => self.check_class(name, class),
             None => Ok(()),
         }
     }
 
-    /// Whether this policy lets a connection reach `ip` (metadata addresses: never).
+    /// Whether this policy lets a connection reach `ip` (metadata addresses: never), the port
+    /// unknown.
     pub fn allows(&self, ip: IpAddr) -> Result<(), EgressError> {
-        self.check_class(&ip.to_string(), classify(ip))
+        self.check_destination(&Destination { name: None, ip, port: None })
     }
 
-    /// Whether this policy lets a connection reach an address of `class`.
+    /// Whether this policy lets a connection reach a destination: its address's class, or an
+    /// `egress_allow` entry for it (never for metadata, multicast or broadcast).
+    pub fn check_destination(&self, to: &Destination<'_>) -> Result<(), EgressError> {
+        let class = classify(to.ip);
+        if self.permits(class) || (!class.is_always_refused() && self.allow.allows(to)) {
+            return Ok(());
+        }
+        let target = match (to.name, to.port) {
+            (Some(name), _) => format!("{name} ({})", to.ip),
+            (None, _) => to.ip.to_string(),
+        };
+        Err(EgressError::Refused { target, class })
+    }
+
+    /// Whether this policy lets a connection reach any address of `class` (`egress_allow` aside).
     pub fn permits(&self, class: AddressClass) -> bool {
         class == AddressClass::Public || (self.allow_private_networks && !class.is_always_refused())
     }

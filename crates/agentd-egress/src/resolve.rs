@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::class::classify;
+use crate::allow::Destination;
 use crate::error::EgressError;
 use crate::policy::EgressPolicy;
 
@@ -53,25 +53,37 @@ impl CheckedResolver {
     /// known to be internal is refused without a lookup; when every address is refused the error
     /// names the host, the first address and its class.
     pub async fn resolve_host(&self, host: &str) -> Result<Vec<IpAddr>, EgressError> {
-        self.policy.check_name(host)?;
+        self.resolve_destination(host, None).await
+    }
+
+    /// [`CheckedResolver::resolve_host`] knowing the port the addresses are for (the browser's
+    /// proxy knows it; reqwest's resolver does not), so `host:port` entries of `egress_allow`
+    /// apply exactly.
+    pub async fn resolve_destination(&self, host: &str, port: Option<u16>) -> Result<Vec<IpAddr>, EgressError> {
+        self.policy.check_name_on(host, port)?;
         let resolve_error = |reason: String| EgressError::Resolve { host: host.to_owned(), reason };
         let addresses = self.lookup.lookup(host).await.map_err(|e| resolve_error(e.to_string()))?;
         let mut first_refusal = None;
         let mut allowed = Vec::with_capacity(addresses.len());
         for ip in addresses {
-            let class = classify(ip);
-            if self.policy.permits(class) {
-                allowed.push(ip);
-            } else {
-                tracing::debug!(host, %ip, %class, "egress: resolved address refused");
-                first_refusal.get_or_insert((ip, class));
+            match self.policy.check_destination(&Destination { name: Some(host), ip, port }) {
+                Ok(()) => allowed.push(ip),
+                Err(refusal) => {
+                    tracing::debug!(host, %ip, reason = %refusal, "egress: resolved address refused");
+                    first_refusal.get_or_insert(refusal);
+                }
             }
         }
         match first_refusal {
             _ if !allowed.is_empty() => Ok(allowed),
-            Some((ip, class)) => Err(EgressError::Refused { target: format!("{host} ({ip})"), class }),
+            Some(refusal) => Err(refusal),
             None => Err(resolve_error("no addresses".into())),
         }
+    }
+
+    /// The policy this resolver applies.
+    pub fn policy(&self) -> &EgressPolicy {
+        &self.policy
     }
 }
 

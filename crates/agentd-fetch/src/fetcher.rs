@@ -68,7 +68,7 @@ impl Fetcher {
     }
 
     /// The policy this fetcher's connections go through.
-    pub fn policy(&self) -> EgressPolicy {
+    pub fn policy(&self) -> &EgressPolicy {
         self.client.policy()
     }
 

@@ -182,7 +182,9 @@ fn mask_egress(error: EgressError, masker: &Masker) -> EgressError {
         EgressError::Refused { target, class } => EgressError::Refused { target: m(target), class },
         EgressError::Resolve { host, reason } => EgressError::Resolve { host: m(host), reason: m(reason) },
         EgressError::Client(reason) => EgressError::Client(m(reason)),
-        other @ EgressError::TooManyRedirects(_) => other,
+        EgressError::PortNotAllowed { host, port } => EgressError::PortNotAllowed { host: m(host), port },
+        EgressError::Protected { target } => EgressError::Protected { target: m(target) },
+        other @ (EgressError::TooManyRedirects(_) | EgressError::Closed) => other,
     }
 }
 

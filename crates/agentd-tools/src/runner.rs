@@ -199,7 +199,7 @@ impl ToolRunner {
     ) -> Result<McpSession, ToolError> {
         let masker = Arc::new(variables.masker());
         let reporter = Reporter::new(debug.clone(), masker.clone());
-        mcp::connect(server, self.policy, &self.limits, variables, masker.clone(), reporter)
+        mcp::connect(server, self.policy.clone(), &self.limits, variables, masker.clone(), reporter)
             .await
             .map_err(|e| e.masked(&masker))
     }

@@ -1,6 +1,7 @@
 //! The egress policy at its boundaries: a table of targets in every spelling, the resolver with a
 //! faked DNS (rebinding refused), and a real client against websites on loopback.
 
+mod proxy;
 mod resolver;
 mod server;
 mod targets;

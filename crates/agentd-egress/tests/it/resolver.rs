@@ -50,7 +50,7 @@ async fn a_name_resolving_to_an_internal_address_is_refused_by_default() {
 
 #[tokio::test]
 async fn private_networks_allowed_still_refuse_metadata() {
-    let resolver = CheckedResolver::new(EgressPolicy { allow_private_networks: true }, dns());
+    let resolver = CheckedResolver::new(EgressPolicy::with_private_networks(true), dns());
     assert_eq!(resolver.resolve_host("rebind.test").await.unwrap(), ips(&["127.0.0.1"]));
     assert_eq!(resolver.resolve_host("mapped.test").await.unwrap(), ips(&["::ffff:10.0.0.1"]));
     for name in ["metadata.test", "aws6.test"] {
@@ -71,7 +71,7 @@ async fn a_mixed_answer_keeps_only_the_allowed_addresses() {
 async fn internal_names_are_refused_without_a_lookup() {
     let dns = dns();
     let strict = CheckedResolver::new(EgressPolicy::default(), dns.clone());
-    let open = CheckedResolver::new(EgressPolicy { allow_private_networks: true }, dns.clone());
+    let open = CheckedResolver::new(EgressPolicy::with_private_networks(true), dns.clone());
     for name in ["localhost", "Localhost.", "app.localhost"] {
         assert_eq!(strict.resolve_host(name).await.unwrap_err().refused_class(), Some(AddressClass::Loopback));
     }

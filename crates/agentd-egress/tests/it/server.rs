@@ -83,7 +83,7 @@ fn dns() -> Arc<FakeDns> {
 
 fn client(allow_private_networks: bool, follow_redirects: bool) -> EgressClient {
     let config = ClientConfig { follow_redirects, ..ClientConfig::default() };
-    EgressPolicy { allow_private_networks }.client_with_lookup(config, dns()).unwrap()
+    EgressPolicy::with_private_networks(allow_private_networks).client_with_lookup(config, dns()).unwrap()
 }
 
 /// The refusal behind a failed request.

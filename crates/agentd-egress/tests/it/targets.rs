@@ -132,7 +132,7 @@ const TARGETS: &[(&str, Outcome, Outcome)] = &[
     ("http://exa mple.com/", Invalid, Invalid),
 ];
 
-fn outcome(policy: EgressPolicy, target: &str) -> Outcome {
+fn outcome(policy: &EgressPolicy, target: &str) -> Outcome {
     match policy.check_url(target) {
         Ok(_) => Allowed,
         Err(EgressError::Refused { class, .. }) => Refused(class),
@@ -146,10 +146,10 @@ fn outcome(policy: EgressPolicy, target: &str) -> Outcome {
 fn every_target_meets_its_expected_outcome_with_and_without_private_networks() {
     assert!(TARGETS.len() >= 40, "the table must cover at least 40 targets, it has {}", TARGETS.len());
     let strict = EgressPolicy::default();
-    let open = EgressPolicy { allow_private_networks: true };
+    let open = EgressPolicy::with_private_networks(true);
     let mut failures = Vec::new();
     for &(target, by_default, with_private) in TARGETS {
-        let got = (outcome(strict, target), outcome(open, target));
+        let got = (outcome(&strict, target), outcome(&open, target));
         if got != (by_default, with_private) {
             failures.push(format!("{target:?}: expected {:?}, got {got:?}", (by_default, with_private)));
         }
@@ -159,7 +159,7 @@ fn every_target_meets_its_expected_outcome_with_and_without_private_networks() {
 
 #[test]
 fn odd_spellings_become_the_address_that_is_checked_and_connected_to() {
-    let open = EgressPolicy { allow_private_networks: true };
+    let open = EgressPolicy::with_private_networks(true);
     let cases = [
         ("http://2130706433/", "127.0.0.1"),
         ("http://0x7f.1/", "127.0.0.1"),
@@ -181,34 +181,34 @@ fn odd_spellings_become_the_address_that_is_checked_and_connected_to() {
 #[test]
 fn a_refusal_is_one_sentence_naming_the_address_and_the_way_out() {
     let strict = EgressPolicy::default();
-    let open = EgressPolicy { allow_private_networks: true };
-    let message = |policy: EgressPolicy, url: &str| policy.check_url(url).unwrap_err().to_string();
+    let open = EgressPolicy::with_private_networks(true);
+    let message = |policy: &EgressPolicy, url: &str| policy.check_url(url).unwrap_err().to_string();
     assert_eq!(
-        message(strict, "http://127.0.0.1/"),
-        "127.0.0.1 is a loopback address; set AGENTD_ALLOW_PRIVATE_NETWORKS=true to allow private networks"
+        message(&strict, "http://127.0.0.1/"),
+        "127.0.0.1 is a loopback address; set AGENTD_ALLOW_PRIVATE_NETWORKS=true to allow private networks, or list it in egress_allow"
     );
     assert_eq!(
-        message(strict, "http://[::ffff:10.0.0.1]/"),
-        "::ffff:10.0.0.1 is a private address; set AGENTD_ALLOW_PRIVATE_NETWORKS=true to allow private networks"
+        message(&strict, "http://[::ffff:10.0.0.1]/"),
+        "::ffff:10.0.0.1 is a private address; set AGENTD_ALLOW_PRIVATE_NETWORKS=true to allow private networks, or list it in egress_allow"
     );
     assert_eq!(
-        message(open, "http://169.254.169.254/"),
+        message(&open, "http://169.254.169.254/"),
         "169.254.169.254 is a cloud metadata address, which agentd never connects to"
     );
     assert_eq!(
-        message(open, "http://metadata.google.internal/"),
+        message(&open, "http://metadata.google.internal/"),
         "metadata.google.internal is a cloud metadata address, which agentd never connects to"
     );
-    assert_eq!(message(strict, "ftp://example.com/"), "the scheme \"ftp\" is not allowed; only http and https are");
+    assert_eq!(message(&strict, "ftp://example.com/"), "the scheme \"ftp\" is not allowed; only http and https are");
     // The URL's path and query may be a secret (webhook tokens): errors name the host only.
-    let error = message(strict, "http://10.0.0.1/hooks/s3cr3t?token=s3cr3t");
+    let error = message(&strict, "http://10.0.0.1/hooks/s3cr3t?token=s3cr3t");
     assert!(!error.contains("s3cr3t"), "{error}");
 }
 
 #[test]
 fn allows_checks_a_bare_address() {
     let strict = EgressPolicy::default();
-    let open = EgressPolicy { allow_private_networks: true };
+    let open = EgressPolicy::with_private_networks(true);
     assert_eq!(strict.allows("93.184.216.34".parse().unwrap()), Ok(()));
     assert_eq!(strict.allows("10.1.2.3".parse().unwrap()).unwrap_err().refused_class(), Some(Private));
     assert_eq!(open.allows("10.1.2.3".parse().unwrap()), Ok(()));

@@ -10,5 +10,5 @@ use agentd_fetch::{FetchLimits, Fetcher};
 
 /// A fetcher that may reach loopback (the fixture web), with `limits`.
 pub fn fetcher(limits: FetchLimits) -> Fetcher {
-    Fetcher::new(EgressPolicy { allow_private_networks: true }, limits).expect("a fetcher")
+    Fetcher::new(EgressPolicy::with_private_networks(true), limits).expect("a fetcher")
 }

@@ -53,7 +53,7 @@ async fn the_default_policy_refuses_loopback_by_address_and_by_name() {
     let error = strict.fetch(&web.url("/article")).await.unwrap_err();
     assert_eq!(
         error.to_string(),
-        "refused by the egress policy: 127.0.0.1 is a loopback address; set AGENTD_ALLOW_PRIVATE_NETWORKS=true to allow private networks"
+        "refused by the egress policy: 127.0.0.1 is a loopback address; set AGENTD_ALLOW_PRIVATE_NETWORKS=true to allow private networks, or list it in egress_allow"
     );
     let by_name = strict.fetch(&web.url("/article").replace("127.0.0.1", "localhost")).await.unwrap_err();
     assert!(matches!(by_name, FetchError::Refused(_)), "{by_name:?}");
@@ -71,7 +71,7 @@ async fn the_default_policy_refuses_loopback_by_address_and_by_name() {
     let error = rebinding.fetch(&format!("http://news.example.com:{port}/article")).await.unwrap_err();
     assert_eq!(
         error.to_string(),
-        "refused by the egress policy: news.example.com (127.0.0.1) is a loopback address; set AGENTD_ALLOW_PRIVATE_NETWORKS=true to allow private networks"
+        "refused by the egress policy: news.example.com (127.0.0.1) is a loopback address; set AGENTD_ALLOW_PRIVATE_NETWORKS=true to allow private networks, or list it in egress_allow"
     );
 }
 

@@ -19,7 +19,7 @@ pub const SECRET: &str = "s3cr3t-Value/with spaces&more";
 
 /// A runner that may reach loopback, with `limits`.
 pub fn runner(limits: ToolLimits) -> ToolRunner {
-    ToolRunner::new(EgressPolicy { allow_private_networks: true }, limits).expect("a runner")
+    ToolRunner::new(EgressPolicy::with_private_networks(true), limits).expect("a runner")
 }
 
 /// Short limits, so failures show quickly.
