@@ -16,9 +16,9 @@ pub struct WebReader {
     browsers: Arc<Browsers>,
 }
 
-// The browser fallback checks the page's URL with the egress policy before and after it
-// renders (a script or redirect that took it elsewhere is refused); the requests the page
-// itself makes while rendering are not checked yet (the browser has no egress hook).
+// The browser fallback renders through the browser's egress proxy, so every request the page
+// makes while rendering (scripts, redirects, frames) is checked before it leaves; the final URL
+// is checked again, so a page that was sent elsewhere is not read.
 
 impl WebReader {
     /// A reader fetching with `fetcher` and rendering with `browsers` when it must.

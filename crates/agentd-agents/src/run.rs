@@ -84,10 +84,17 @@ impl BrowserRun {
         Ok(Some(format!("The browser had a problem: {}", recovery.message)))
     }
 
-    /// What the page did on its own since the last call — dialogs it opened (and how they were
-    /// answered) and files that finished downloading — as `log` events and notes for the model.
+    /// What the page did on its own since the last call — requests refused on the way out (by
+    /// the egress policy, the allowed domains or the secrets' scopes), dialogs it opened (and
+    /// how they were answered) and files that finished downloading — as `log` events and notes
+    /// for the model.
     pub(crate) async fn page_news(&mut self) -> Result<Vec<String>, AgentError> {
         let mut news = Vec::new();
+        for refusal in self.browser.take_refusals() {
+            let line = format!("The browser blocked a request: {refusal}.");
+            self.emit(EventKind::Log, json!({"level": "warn", "code": "egress_refused", "message": line})).await?;
+            news.push(line);
+        }
         for dialog in self.browser.take_dialogs() {
             let answer = if dialog.accepted { "accepted" } else { "dismissed" };
             news.push(format!("The page opened a {} dialog saying \"{}\"; it was {answer}.", dialog.kind, dialog.message));
@@ -97,7 +104,7 @@ impl BrowserRun {
             news.push(format!("The file {} ({} bytes) was downloaded.", download.name, download.bytes));
         }
         self.downloads_seen = self.downloads_seen.max(downloads.len());
-        for line in &news {
+        for line in news.iter().skip_while(|line| line.starts_with("The browser blocked")) {
             self.emit(EventKind::Log, json!({"level": "info", "message": line})).await?;
         }
         Ok(news.into_iter().map(|line| self.vault.redact(&line)).collect())

@@ -225,7 +225,7 @@ struct Server {
 }
 
 impl Server {
-    async fn start(exe: &Path, llm: &ScriptedLlm) -> anyhow::Result<Server> {
+    async fn start(exe: &Path, llm: &ScriptedLlm, site: &str) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
         let spawned = Instant::now();
         let mut child = tokio::process::Command::new(exe)
@@ -240,6 +240,8 @@ impl Server {
             // Room for 20 sessions at once (the defaults are 16 sessions, 20 contexts).
             .env("AGENTD_MAX_CONCURRENT_SESSIONS", "32")
             .env("AGENTD_BROWSER_MAX_CONTEXTS", "32")
+            // The fixture site is on loopback: the egress policy lets the browser reach exactly it.
+            .env("AGENTD_EGRESS_ALLOW", crate::browser::fixture_allow(site))
             .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {}", exe.display()))?;
@@ -650,7 +652,7 @@ pub async fn figures() -> anyhow::Result<()> {
     let mut summary = Summary::default();
     println!("agent: `agentd serve` ({}) with a scripted LLM answering at once, fixture site on loopback", exe.display());
 
-    let server = Server::start(&exe, &bench.llm).await?;
+    let server = Server::start(&exe, &bench.llm, &bench.site).await?;
     bench.warm_up(&server).await?;
     steps_one_at_a_time(&bench, &server, &mut summary).await?;
     first_request_warm(&bench, &server, &mut summary).await?;
@@ -660,13 +662,13 @@ pub async fn figures() -> anyhow::Result<()> {
     first_request_from_process_start(&bench, &exe, &mut summary).await?;
 
     if std::env::var_os("BENCH_SKIP_MEMORY").is_none() {
-        let server = Server::start(&exe, &bench.llm).await?;
+        let server = Server::start(&exe, &bench.llm, &bench.site).await?;
         bench.warm_up(&server).await?;
         memory_held_sessions(&bench, &server, &mut summary).await?;
         server.stop().await?;
     }
 
-    let server = Server::start(&exe, &bench.llm).await?;
+    let server = Server::start(&exe, &bench.llm, &bench.site).await?;
     bench.warm_up(&server).await?;
     concurrent_sessions(&bench, &server, &mut summary).await?;
     server.stop().await?;
@@ -821,7 +823,7 @@ async fn tokens_per_fixture_page(bench: &Bench, server: &Server, summary: &mut S
 async fn first_request_from_process_start(bench: &Bench, exe: &Path, summary: &mut Summary) -> anyhow::Result<()> {
     let (mut to_first, mut to_health) = (Vec::new(), Vec::new());
     for i in 0..COLD_RUNS {
-        let server = Server::start(exe, &bench.llm).await?;
+        let server = Server::start(exe, &bench.llm, &bench.site).await?;
         loop {
             if let Ok(r) = bench.http.get(format!("{}/healthz", server.base)).send().await
                 && r.status().is_success()

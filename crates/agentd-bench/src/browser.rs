@@ -19,15 +19,34 @@ fn index_of(state: &PageState, name: &str) -> anyhow::Result<u64> {
     state.elements.iter().find(|e| e.name == name).map(|e| e.index).with_context(|| format!("no element {name}"))
 }
 
+/// The `egress_allow` entries (as `AGENTD_EGRESS_ALLOW` reads them) that let the browser reach the
+/// fixture site at `base` and nothing else on loopback: its port, by address and by name.
+pub fn fixture_allow(base: &str) -> String {
+    let port = base.trim_end_matches('/').rsplit(':').next().unwrap_or_default();
+    format!("[127.0.0.1:{port},localhost:{port}]")
+}
+
+/// The pool's settings for the fixture site at `base`: the egress policy allows exactly it.
+fn settings(base: &str) -> BrowserSettings {
+    let port = base.trim_end_matches('/').rsplit(':').next().unwrap_or_default();
+    let allow = agentd_egress::EgressAllow::parse(&[format!("127.0.0.1:{port}"), format!("localhost:{port}")]).expect("entries");
+    let policy = agentd_egress::EgressPolicy { allow, ..Default::default() };
+    BrowserSettings {
+        egress: agentd_egress::EgressProxy::new(agentd_egress::ProxySettings { policy, ..Default::default() }),
+        ..BrowserSettings::default()
+    }
+}
+
 pub async fn figures() -> anyhow::Result<()> {
     let base = agentd_testsite::serve().await;
+    proxy_overhead(&base).await?;
     let viewport = Viewport { width: 1280, height: 800 };
 
     // Session start → first page loaded (context, page, navigation, load event), without and
     // with a warm reserve; sessions arriving on an idle node (the previous one closed a
     // second before) and back to back (right after the previous one closed).
     for (warm, pause) in [(0, Duration::from_secs(1)), (2, Duration::from_secs(1)), (2, Duration::ZERO)] {
-        let pool = BrowserPool::start(&BrowserSettings { warm_contexts: warm, ..BrowserSettings::default() }).await?;
+        let pool = BrowserPool::start(&BrowserSettings { warm_contexts: warm, ..settings(&base) }).await?;
         let (mut starts, mut leases) = (Vec::new(), Vec::new());
         for _ in 0..15 {
             tokio::time::sleep(pause).await;
@@ -49,7 +68,7 @@ pub async fn figures() -> anyhow::Result<()> {
         );
         pool.shutdown().await;
     }
-    let pool = BrowserPool::start(&BrowserSettings::default()).await?;
+    let pool = BrowserPool::start(&settings(&base)).await?;
 
     // Observe and page-state size per fixture page.
     let mut session = pool.lease(viewport).await?;
@@ -160,7 +179,7 @@ pub(crate) fn process_tree_memory(root: u32, include_root: bool) -> (f64, f64) {
 }
 
 async fn memory_per_session(base: &str, renderer_limit: Option<usize>) -> anyhow::Result<()> {
-    let settings = BrowserSettings { renderer_process_limit: renderer_limit, ..BrowserSettings::default() };
+    let settings = BrowserSettings { renderer_process_limit: renderer_limit, ..settings(base) };
     let pool = BrowserPool::start(&settings).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss0, pss0) = chromium_memory();
@@ -199,5 +218,74 @@ async fn memory_per_session(base: &str, renderer_limit: Option<usize>) -> anyhow
         s.close().await?;
     }
     pool.shutdown().await;
+    Ok(())
+}
+
+/// What the egress proxy adds: the same small GET of the fixture site, directly and through a
+/// lane (keep-alive on both legs to the proxy, as Chromium does; the proxy opens an upstream
+/// connection per request), and the memory of lanes and of idle connections through them.
+async fn proxy_overhead(base: &str) -> anyhow::Result<()> {
+    let BrowserSettings { egress, .. } = settings(base);
+    let lane = egress.lane().await?;
+    let direct = reqwest::Client::builder().no_proxy().build()?;
+    let proxied = reqwest::Client::builder().proxy(reqwest::Proxy::http(lane.proxy_server())?).build()?;
+    let url = format!("{base}files/notes.txt");
+    let mut times = [Vec::new(), Vec::new()];
+    for round in 0..4_000 {
+        let which = round % 2;
+        let client = if which == 0 { &direct } else { &proxied };
+        let t = Instant::now();
+        let body = client.get(&url).send().await?.error_for_status()?.bytes().await?;
+        anyhow::ensure!(!body.is_empty(), "an empty answer");
+        if round >= 200 {
+            times[which].push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let [mut direct_ms, mut proxied_ms] = times;
+    for v in [&mut direct_ms, &mut proxied_ms] {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    }
+    let (d50, d99) = (crate::percentile(&direct_ms, 0.5), crate::percentile(&direct_ms, 0.99));
+    let (p50, p99) = (crate::percentile(&proxied_ms, 0.5), crate::percentile(&proxied_ms, 0.99));
+    println!(
+        "browser: egress proxy, one GET on loopback: direct p50 {d50:.3} ms p99 {d99:.3} ms; through the proxy p50 {p50:.3} ms p99 {p99:.3} ms; added p50 {:.3} ms, p99 {:.3} ms",
+        p50 - d50,
+        p99 - d99
+    );
+    let refused_url = "http://10.0.0.1/";
+    let mut refusals = Vec::new();
+    for _ in 0..500 {
+        let t = Instant::now();
+        let status = proxied.get(refused_url).send().await?.status();
+        anyhow::ensure!(status == reqwest::StatusCode::FORBIDDEN, "the proxy let {refused_url} through: {status}");
+        refusals.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!("browser: egress proxy, a refused request answered in {}", crate::ms_summary(refusals));
+    drop(proxied);
+    // Memory: 200 lanes (one per context), then 1,000 idle keep-alive connections through them.
+    let me = std::process::id();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = crate::rss_kib(me);
+    let mut lanes = Vec::new();
+    for _ in 0..200 {
+        lanes.push(egress.lane().await?);
+    }
+    let with_lanes = crate::rss_kib(me);
+    let mut connections = Vec::new();
+    for i in 0..1_000 {
+        let mut stream = tokio::net::TcpStream::connect(lanes[i % lanes.len()].addr()).await?;
+        use tokio::io::AsyncWriteExt;
+        stream.write_all(format!("GET {url} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await?;
+        connections.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let with_connections = crate::rss_kib(me);
+    println!(
+        "browser: egress proxy memory: {:.1} KB per lane (200 lanes), {:.1} KB per open keep-alive connection (1,000, after one request each)",
+        (with_lanes.saturating_sub(before)) as f64 / 200.0,
+        (with_connections.saturating_sub(with_lanes)) as f64 / 1000.0
+    );
+    drop(connections);
+    drop(lanes);
     Ok(())
 }

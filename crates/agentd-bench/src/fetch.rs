@@ -26,7 +26,7 @@ const CONCURRENCY: usize = 8;
 
 pub async fn figures() -> anyhow::Result<()> {
     let web = fixtures::serve().await;
-    let fetcher = Fetcher::new(EgressPolicy { allow_private_networks: true }, FetchLimits::default())?;
+    let fetcher = Fetcher::new(EgressPolicy::with_private_networks(true), FetchLimits::default())?;
 
     println!(
         "fetch: page                 bytes   sequential                                   {CONCURRENCY} concurrent"
@@ -113,7 +113,7 @@ async fn concurrent(fetcher: &Fetcher, url: &str) -> anyhow::Result<f64> {
 
 /// The endless page read to the default 5 MiB limit: time, bytes, and what the server handed out.
 async fn huge_page(web: &FixtureWeb) -> anyhow::Result<()> {
-    let fetcher = Fetcher::new(EgressPolicy { allow_private_networks: true }, FetchLimits::default())?;
+    let fetcher = Fetcher::new(EgressPolicy::with_private_networks(true), FetchLimits::default())?;
     let mut times = Vec::new();
     let mut last = None;
     for _ in 0..5 {

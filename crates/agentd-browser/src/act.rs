@@ -229,6 +229,7 @@ pub(crate) async fn perform(session: &mut SessionBrowser, action: &Action) -> Re
     match action {
         Action::Navigate { url } => {
             session.url_policy().check(url)?;
+            session.check_egress(url).await?;
             actions::navigate(session.page(), url, nav).await
         }
         Action::Back => actions::go_history(session.page(), -1, nav).await,
@@ -269,6 +270,7 @@ pub(crate) async fn perform(session: &mut SessionBrowser, action: &Action) -> Re
         Action::OpenTab { url } => {
             if let Some(url) = url {
                 session.url_policy().check(url)?;
+                session.check_egress(url).await?;
             }
             let id = session.open_tab().await?;
             if let Some(url) = url {

@@ -62,6 +62,10 @@ pub enum ActionError {
         /// Why.
         reason: String,
     },
+    /// The egress policy refuses the destination (a loopback, private or metadata address, the
+    /// browser's own endpoint...).
+    #[error("refused by the egress policy: {0}")]
+    EgressRefused(String),
     /// A CSS selector the page cannot parse.
     #[error("`{0}` is not a valid CSS selector")]
     BadSelector(String),

@@ -13,6 +13,7 @@ mod act;
 mod actions;
 mod dialogs;
 mod extract;
+mod guard;
 mod keys;
 mod locate;
 mod metrics;
@@ -39,6 +40,7 @@ pub use page_state::{DEFAULT_TOKEN_BUDGET, Element, PageState, Scroll, TextBlock
 pub use act::{Action, MAX_WAIT, UrlPolicy};
 pub use metrics::BrowserMetrics;
 pub use pool::{BrowserPool, BrowserSettings};
+pub use guard::OutgoingCheck;
 pub use sensitivity::Sensitive;
 pub use session::{Download, Recovery, RecoveryCause, SessionBrowser, SessionOptions, TabInfo, Viewport};
 

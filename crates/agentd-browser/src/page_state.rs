@@ -152,6 +152,11 @@ pub struct PageState {
     /// The session's open tabs (filled in by [`crate::SessionBrowser::observe`]).
     #[serde(default)]
     pub tabs: Vec<TabInfo>,
+    /// What was refused on the session's way out since the last observation, a sentence each
+    /// ("refused by the egress policy: 10.0.0.1 is a private address"; filled in by
+    /// [`crate::SessionBrowser::observe`]).
+    #[serde(default)]
+    pub refused: Vec<String>,
     /// Scroll position and size.
     pub scroll: Scroll,
     /// Interactive elements in document order.
@@ -236,6 +241,7 @@ pub async fn observe(page: &Page) -> Result<PageState, BrowserError> {
         url: top.url,
         title: top.title,
         tabs: Vec::new(),
+        refused: Vec::new(),
         scroll: top.scroll,
         elements,
         texts,
@@ -270,6 +276,9 @@ impl PageState {
                 let mark = if tab.active { " (active)" } else { "" };
                 head.push_str(&format!("  {} \"{}\" {}{mark}\n", tab.id, tab.title, tab.url));
             }
+        }
+        for refusal in &self.refused {
+            head.push_str(&format!("Blocked: {refusal}\n"));
         }
         head.push_str(&format!(
             "Scroll: {}px above, {}px below (viewport {}x{})\n",

@@ -15,7 +15,10 @@ use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use agentd_egress::{EgressProxy, Lane};
+
 use crate::dialogs::{DialogGuard, DialogPolicy};
+use crate::guard::{ContextRules, NavigationGuard};
 use crate::metrics::BrowserMetrics;
 use crate::session::{SessionBrowser, SessionOptions, Viewport};
 use crate::{BrowserError, find_chrome};
@@ -27,7 +30,9 @@ use crate::{BrowserError, find_chrome};
 /// Chromium gives every browser context a window with a WebUI omnibox popup preloaded in a
 /// renderer of its own (~35 MB PSS per session, never used here): the two features are off.
 /// No startup window either: its new-tab page would hold a renderer (~80 MB) no session uses.
-const LAUNCH_FLAGS: [(&str, &[&str]); 11] = [
+/// WebRTC may use no UDP that does not go through the proxy (an HTTP proxy carries none), and
+/// QUIC is off, so nothing leaves around the egress proxy.
+const LAUNCH_FLAGS: [(&str, &[&str]); 12] = [
     ("disable-gpu", &[]),
     ("disable-quic", &[]),
     ("no-first-run", &[]),
@@ -39,7 +44,13 @@ const LAUNCH_FLAGS: [(&str, &[&str]); 11] = [
     ("no-startup-window", &[]),
     ("disable-site-isolation-trials", &[]),
     ("disable-features", &["IsolateOrigins", "site-per-process", "WebUIOmniboxPopup", "WebUIOmniboxAimPopup"]),
+    ("force-webrtc-ip-handling-policy", &["disable_non_proxied_udp"]),
 ];
+
+/// Chromium sends loopback requests straight to their address unless told otherwise; with this
+/// bypass list (the implicit loopback rule removed, nothing added) every request goes through
+/// the context's proxy.
+const PROXY_BYPASS_NONE: &str = "<-loopback>";
 
 /// Where the browser comes from and how many sessions it may carry.
 #[derive(Debug, Clone)]
@@ -74,6 +85,9 @@ pub struct BrowserSettings {
     pub renderer_process_limit: Option<usize>,
     /// Where timings are recorded.
     pub metrics: BrowserMetrics,
+    /// The egress proxy every context's requests go through (its policy is the node's egress
+    /// policy); the browser's DevTools endpoint is protected on it once known.
+    pub egress: EgressProxy,
 }
 
 impl Default for BrowserSettings {
@@ -89,6 +103,7 @@ impl Default for BrowserSettings {
             idle_timeout: Some(Duration::from_secs(600)),
             renderer_process_limit: None,
             metrics: BrowserMetrics::default(),
+            egress: EgressProxy::new(agentd_egress::ProxySettings::default()),
         }
     }
 }
@@ -103,6 +118,9 @@ pub(crate) struct Live {
     handler: JoinHandle<()>,
     /// The launched browser's profile folder (None when attached), removed with it.
     profile: Option<tempfile::TempDir>,
+    /// The lane the launched browser's own traffic goes to (it refuses everything); None when
+    /// attached.
+    _own_traffic: Option<Lane>,
 }
 
 /// A leased context as the reaper sees it.
@@ -176,12 +194,16 @@ impl BrowserPool {
         self.shared.clone().refill(first_action);
         let (context, tab) = match warm {
             Some(ready) => {
-                // Ready-made: only the viewport is the session's own.
+                // Ready-made: the viewport and the rules are the session's own.
                 let (width, height) = (options.viewport.width, options.viewport.height);
                 ready.tab.page.execute(SetDeviceMetricsOverrideParams::new(width, height, 1.0, false)).await?;
+                *ready.context.rules.urls.write().unwrap_or_else(|e| e.into_inner()) = options.urls.clone();
                 (ready.context, ready.tab)
             }
-            None => new_context(&browser, options.viewport, &self.shared.settings.dialogs).await?,
+            None => {
+                let rules = Arc::new(ContextRules::new(options.urls.clone()));
+                new_context(&self.shared, &browser, options.viewport, rules).await?
+            }
         };
         let session = SessionBrowser::new(self.shared.clone(), browser, generation, context, tab, options, permit)
             .await?
@@ -200,6 +222,17 @@ impl BrowserPool {
         use chromiumoxide::cdp::browser_protocol::target::GetBrowserContextsParams;
         let (browser, _) = self.shared.current().await?;
         Ok(browser.execute(GetBrowserContextsParams::default()).await?.result.browser_context_ids)
+    }
+
+    /// The launched browser's DevTools endpoint (None when attached: the operator's).
+    pub async fn devtools_endpoint(&self) -> Option<std::net::SocketAddr> {
+        let live = self.shared.live.read().await;
+        if !live.owned() {
+            return None;
+        }
+        let url = url::Url::parse(live.browser.websocket_address()).ok()?;
+        let ip: std::net::IpAddr = url.host_str()?.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+        Some(std::net::SocketAddr::new(ip, url.port()?))
     }
 
     /// Contexts prepared and waiting for a session.
@@ -278,7 +311,7 @@ impl Shared {
             }
             while self.warm.lock().unwrap_or_else(|e| e.into_inner()).len() < self.settings.warm_contexts {
                 let made = match self.current().await {
-                    Ok((browser, generation)) => new_context(&browser, WARM_VIEWPORT, &self.settings.dialogs)
+                    Ok((browser, generation)) => new_context(&self, &browser, WARM_VIEWPORT, Arc::default())
                         .await
                         .map(|(context, tab)| Warm { context, tab, generation }),
                     Err(error) => Err(error),
@@ -320,6 +353,16 @@ impl Shared {
         }
     }
 
+    /// A lane of the egress proxy for a new context.
+    pub(crate) async fn lane(&self) -> Result<Arc<Lane>, BrowserError> {
+        self.settings
+            .egress
+            .lane()
+            .await
+            .map(Arc::new)
+            .map_err(|e| BrowserError::Launch(e.to_string()))
+    }
+
     pub(crate) fn new_lease_id(&self) -> u64 {
         self.next_lease.fetch_add(1, Ordering::Relaxed)
     }
@@ -346,7 +389,7 @@ impl Live {
 
 /// Starts (or attaches to) a browser and the task that drives its CDP connection.
 async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, BrowserError> {
-    let (browser, mut handler, profile) = match &settings.cdp_url {
+    let (browser, mut handler, profile, own_traffic) = match &settings.cdp_url {
         Some(url) => {
             // chromiumoxide asks an http:// endpoint for its WebSocket URL with reqwest, which
             // is built without a TLS provider of its own (see agentd::install_tls).
@@ -355,7 +398,8 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
                 .await
                 .map_err(|_| BrowserError::Launch(format!("no answer from {url} within {:?}", settings.launch_timeout)))?
                 .map_err(|e| BrowserError::Launch(format!("{url}: {e}")))?;
-            (connected.0, connected.1, None)
+            protect_endpoint(&settings.egress, url).await;
+            (connected.0, connected.1, None, None)
         }
         None => {
             if settings.headed && std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
@@ -370,13 +414,18 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
                 .prefix("agentd-chromium-")
                 .tempdir()
                 .map_err(|e| BrowserError::Launch(format!("cannot create a profile directory: {e}")))?;
+            // The browser's own requests (outside every session's context) go to a lane that
+            // refuses them all; each context gets a lane of its own.
+            let own_traffic = settings.egress.closed_lane().await.map_err(|e| BrowserError::Launch(e.to_string()))?;
             let mut builder = BrowserConfig::builder()
                 .chrome_executable(&executable)
                 .no_sandbox()
                 .user_data_dir(profile.path())
                 .viewport(None)
                 .launch_timeout(settings.launch_timeout)
-                .args(LAUNCH_FLAGS);
+                .args(LAUNCH_FLAGS)
+                .arg(("proxy-server", own_traffic.proxy_server()))
+                .arg(("proxy-bypass-list", PROXY_BYPASS_NONE));
             if settings.headed {
                 builder = builder.with_head();
             }
@@ -387,7 +436,8 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
             let (browser, handler) = Browser::launch(config)
                 .await
                 .map_err(|e| BrowserError::Launch(format!("{}: {e}", executable.display())))?;
-            (browser, handler, Some(profile))
+            protect_endpoint(&settings.egress, browser.websocket_address()).await;
+            (browser, handler, Some(profile), Some(own_traffic))
         }
     };
     // The handler drives the CDP connection; it must be polled for as long as the browser
@@ -405,7 +455,20 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
         }
         flag.store(true, Ordering::SeqCst);
     });
-    Ok(Live { browser: Arc::new(browser), generation, lost, handler, profile })
+    Ok(Live { browser: Arc::new(browser), generation, lost, handler, profile, _own_traffic: own_traffic })
+}
+
+/// Makes the browser's DevTools endpoint (`ws://host:port/...` or `http://host:port`)
+/// unreachable through the egress proxy: a page that reached it could list, script and close
+/// every session's tabs.
+async fn protect_endpoint(egress: &EgressProxy, endpoint: &str) {
+    let Ok(url) = url::Url::parse(endpoint) else { return };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { return };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addresses) => addresses.for_each(|address| egress.protect(address)),
+        Err(error) => tracing::warn!(%error, host, "cannot resolve the browser's DevTools host to protect it"),
+    }
 }
 
 /// Longest a warm-reserve refill waits for the session that emptied it to finish its first
@@ -420,22 +483,37 @@ const WARM_VIEWPORT: Viewport = Viewport { width: 1024, height: 768 };
 
 /// A context with a blank page, prepared ahead of a session.
 struct Warm {
-    context: BrowserContextId,
+    context: Context,
     tab: Tab,
     generation: u64,
 }
 
-/// A fresh context with one blank page.
+/// A browser context with its way out (a lane of the egress proxy) and the rules its documents
+/// meet.
+pub(crate) struct Context {
+    pub id: BrowserContextId,
+    pub lane: Arc<Lane>,
+    pub rules: Arc<ContextRules>,
+}
+
+/// A fresh context behind its own proxy lane, with one blank page.
 pub(crate) async fn new_context(
+    shared: &Shared,
     browser: &Browser,
     viewport: Viewport,
-    policy: &DialogPolicy,
-) -> Result<(BrowserContextId, Tab), BrowserError> {
-    let context = browser.create_browser_context(CreateBrowserContextParams::default()).await?;
-    match open_page(browser, &context, viewport, policy).await {
+    rules: Arc<ContextRules>,
+) -> Result<(Context, Tab), BrowserError> {
+    let lane = shared.lane().await?;
+    let params = CreateBrowserContextParams::builder()
+        .proxy_server(lane.proxy_server())
+        .proxy_bypass_list(PROXY_BYPASS_NONE)
+        .build();
+    let id = browser.create_browser_context(params).await?;
+    let context = Context { id, lane, rules };
+    match open_page(browser, &context, viewport, &shared.settings.dialogs).await {
         Ok(tab) => Ok((context, tab)),
         Err(error) => {
-            let _ = browser.dispose_browser_context(context).await;
+            let _ = browser.dispose_browser_context(context.id).await;
             Err(error)
         }
     }
@@ -447,28 +525,31 @@ pub(crate) struct Tab {
     pub dialogs: DialogGuard,
     pub crashed: Arc<AtomicBool>,
     pub network: crate::network::NetworkTracker,
+    _navigation: NavigationGuard,
     _crash_watch: JoinHandle<()>,
 }
 
-/// Opens a blank page in `context` at `viewport`, with its dialog and crash watchers.
+/// Opens a blank page in `context` at `viewport`, with its watchers.
 pub(crate) async fn open_page(
     browser: &Browser,
-    context: &BrowserContextId,
+    context: &Context,
     viewport: Viewport,
     policy: &DialogPolicy,
 ) -> Result<Tab, BrowserError> {
     let target = CreateTargetParams::builder()
         .url("about:blank")
-        .browser_context_id(context.clone())
+        .browser_context_id(context.id.clone())
         .build()
         .map_err(BrowserError::Launch)?;
     let page = browser.new_page(target).await?;
-    watch_tab(page, viewport, policy).await
+    watch_tab(page, viewport, policy, context).await
 }
 
-/// Gives an open page the session's viewport and its dialog and crash watchers.
-pub(crate) async fn watch_tab(page: Page, viewport: Viewport, policy: &DialogPolicy) -> Result<Tab, BrowserError> {
+/// Gives an open page the session's viewport and its watchers: dialogs, crashes, its network
+/// traffic, and the guard its documents pass before they are requested.
+pub(crate) async fn watch_tab(page: Page, viewport: Viewport, policy: &DialogPolicy, context: &Context) -> Result<Tab, BrowserError> {
     use chromiumoxide::cdp::browser_protocol::inspector::EventTargetCrashed;
+    let navigation = NavigationGuard::watch(&page, context.rules.clone(), context.lane.clone()).await?;
     page.execute(SetDeviceMetricsOverrideParams::new(viewport.width, viewport.height, 1.0, false))
         .await?;
     let dialogs = DialogGuard::watch(&page, policy.clone()).await?;
@@ -482,7 +563,7 @@ pub(crate) async fn watch_tab(page: Page, viewport: Viewport, policy: &DialogPol
             tracing::warn!("a session's page crashed");
         }
     });
-    Ok(Tab { page, dialogs, crashed, network, _crash_watch: crash_watch })
+    Ok(Tab { page, dialogs, crashed, network, _navigation: navigation, _crash_watch: crash_watch })
 }
 
 impl Drop for Tab {

@@ -14,7 +14,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::actions::{ActionError, ActionOutcome};
 use crate::dialogs::DialogRecord;
 use crate::page_state::PageState;
-use crate::pool::{LeaseEntry, Shared, Tab, new_context, open_page, watch_tab};
+use crate::guard::OutgoingCheck;
+use crate::pool::{Context, LeaseEntry, Shared, Tab, new_context, open_page, watch_tab};
 use crate::{BrowserError, UrlPolicy};
 
 /// A session's viewport in CSS pixels.
@@ -34,7 +35,8 @@ pub struct SessionOptions {
     /// Where the session's downloads are saved (created if missing); a temporary folder,
     /// removed with the context, when None.
     pub download_dir: Option<PathBuf>,
-    /// Which URLs the session may open.
+    /// Which URLs the session may open (its top-level documents are held to it before they are
+    /// requested, redirect hops included).
     pub urls: UrlPolicy,
 }
 
@@ -121,7 +123,7 @@ pub struct SessionBrowser {
     generation: u64,
     lease: u64,
     reaped: Arc<AtomicBool>,
-    context: Option<BrowserContextId>,
+    context: Option<Context>,
     tab: Tab,
     /// The active tab's page, for [`SessionBrowser::screen`] (kept in step with `tab`).
     shown: Arc<std::sync::Mutex<Page>>,
@@ -138,7 +140,7 @@ impl SessionBrowser {
         shared: Arc<Shared>,
         browser: Arc<Browser>,
         generation: u64,
-        context: BrowserContextId,
+        context: Context,
         tab: Tab,
         options: SessionOptions,
         slot: OwnedSemaphorePermit,
@@ -155,13 +157,13 @@ impl SessionBrowser {
                     (temp.path().to_path_buf(), Some(temp))
                 }
             };
-            allow_downloads(&browser, &context, &dir).await?;
+            allow_downloads(&browser, &context.id, &dir).await?;
             Ok::<_, BrowserError>((dir, temp))
         };
         let (download_dir, _download_temp) = match prepared.await {
             Ok(prepared) => prepared,
             Err(error) => {
-                let _ = browser.dispose_browser_context(context).await;
+                let _ = browser.dispose_browser_context(context.id).await;
                 return Err(error);
             }
         };
@@ -170,7 +172,7 @@ impl SessionBrowser {
         shared.leases.lock().unwrap_or_else(|e| e.into_inner()).insert(
             lease,
             LeaseEntry {
-                context: context.clone(),
+                context: context.id.clone(),
                 browser: browser.clone(),
                 last_used: Instant::now(),
                 busy: false,
@@ -240,6 +242,7 @@ impl SessionBrowser {
         let read = async {
             let mut state = crate::observe(&self.tab.page).await?;
             state.tabs = self.tabs().await?;
+            state.refused = self.take_refusals();
             Ok::<_, BrowserError>(state)
         };
         let read = read.await;
@@ -271,18 +274,55 @@ impl SessionBrowser {
         self.tab.network.wait_idle(quiet, timeout).await
     }
 
-    /// The session's URL policy.
-    pub fn url_policy(&self) -> &UrlPolicy {
-        &self.options.urls
+    /// The session's URL policy as it stands (hosts a person allowed included).
+    pub fn url_policy(&self) -> UrlPolicy {
+        self.rules().urls()
     }
 
     /// Lets the session open `host` (and its subdomains) although it is outside its allowed
     /// domains: a person confirmed it. No effect when every host is allowed anyway.
     pub fn allow_host(&mut self, host: &str) {
-        let allowed = &mut self.options.urls.allowed_domains;
+        let mut urls = self.rules().urls.write().unwrap_or_else(|e| e.into_inner());
+        let allowed = &mut urls.allowed_domains;
         if !allowed.is_empty() && !allowed.iter().any(|d| d == host) {
             allowed.push(host.to_owned());
         }
+    }
+
+    /// Adds the session's own check to every document request its pages make (see
+    /// [`OutgoingCheck`]); it stays for the session's life, across recoveries.
+    pub fn check_outgoing_with(&mut self, check: Arc<dyn OutgoingCheck>) {
+        *self.rules().outgoing.write().unwrap_or_else(|e| e.into_inner()) = Some(check);
+    }
+
+    /// Whether the egress policy lets the session's pages reach `url` (checked before the
+    /// model's navigations, so the action fails with the reason instead of loading an error
+    /// page). Ok for URLs that are not http(s): the URL policy judges those.
+    pub async fn check_egress(&self, url: &str) -> Result<(), ActionError> {
+        let Some(parsed) = url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https")) else {
+            return Ok(());
+        };
+        let (host, port) = (parsed.host_str().unwrap_or_default(), parsed.port_or_known_default().unwrap_or(80));
+        self.lane().check(host, port).await.map_err(|refusal| ActionError::EgressRefused(refusal.to_string()))
+    }
+
+    /// What was refused on the session's way out since the last call (requests its pages made
+    /// that the egress policy, the allowed domains or the session's own check refused), a
+    /// sentence each, for the agent's next observation.
+    pub fn take_refusals(&self) -> Vec<String> {
+        self.lane().take_refusals()
+    }
+
+    fn live_context(&self) -> &Context {
+        self.context.as_ref().expect("a session's context is set until it is closed")
+    }
+
+    fn rules(&self) -> &crate::guard::ContextRules {
+        &self.live_context().rules
+    }
+
+    fn lane(&self) -> &agentd_egress::Lane {
+        &self.live_context().lane
     }
 
     /// The dialogs the page opened (and how they were answered) since the last call.
@@ -297,18 +337,18 @@ impl SessionBrowser {
         let active = self.tab.page.target_id().clone();
         Ok(targets
             .into_iter()
-            .filter(|t| t.r#type == "page" && t.browser_context_id.as_ref() == self.context.as_ref())
+            .filter(|t| t.r#type == "page" && t.browser_context_id.as_ref() == self.context.as_ref().map(|c| &c.id))
             .map(|t| TabInfo { active: t.target_id == active, id: t.target_id.as_ref().to_owned(), url: t.url, title: t.title })
             .collect())
     }
 
-    fn context(&self) -> Result<BrowserContextId, BrowserError> {
-        self.context.clone().ok_or_else(|| BrowserError::Unsupported("the session's context is closed".into()))
+    fn context(&self) -> Result<&Context, BrowserError> {
+        self.context.as_ref().ok_or_else(|| BrowserError::Unsupported("the session's context is closed".into()))
     }
 
     /// Opens a blank tab in the session and makes it the active one; returns its id.
     pub async fn open_tab(&mut self) -> Result<String, BrowserError> {
-        let tab = open_page(&self.browser, &self.context()?, self.options.viewport, &self.shared.settings.dialogs).await?;
+        let tab = open_page(&self.browser, self.context()?, self.options.viewport, &self.shared.settings.dialogs).await?;
         self.set_tab(tab);
         Ok(self.tab.page.target_id().as_ref().to_owned())
     }
@@ -317,7 +357,7 @@ impl SessionBrowser {
     pub async fn switch_tab(&mut self, id: &str) -> Result<(), BrowserError> {
         self.own_tab(id).await?;
         let page = self.browser.get_page(id.to_owned().into()).await?;
-        let tab = watch_tab(page, self.options.viewport, &self.shared.settings.dialogs).await?;
+        let tab = watch_tab(page, self.options.viewport, &self.shared.settings.dialogs, self.context()?).await?;
         self.set_tab(tab);
         Ok(())
     }
@@ -376,23 +416,24 @@ impl SessionBrowser {
         let dialogs = self.shared.settings.dialogs.clone();
         match cause {
             RecoveryCause::PageCrashed => {
-                let fresh = open_page(&self.browser, &self.context()?, self.options.viewport, &dialogs).await?;
+                let fresh = open_page(&self.browser, self.context()?, self.options.viewport, &dialogs).await?;
                 let old = self.set_tab(fresh);
                 let _ = tokio::time::timeout(Duration::from_secs(2), old.page.clone().close()).await;
             }
             RecoveryCause::BrowserCrashed | RecoveryCause::Reaped => {
                 let (browser, generation) = self.shared.current().await?;
+                let rules = self.context()?.rules.clone();
                 if cause == RecoveryCause::Reaped
                     && let Some(old) = self.context.take()
                 {
-                    let _ = self.browser.dispose_browser_context(old).await;
+                    let _ = self.browser.dispose_browser_context(old.id).await;
                 }
-                let (context, tab) = new_context(&browser, self.options.viewport, &dialogs).await?;
-                allow_downloads(&browser, &context, &self.download_dir).await?;
+                let (context, tab) = new_context(&self.shared, &browser, self.options.viewport, rules).await?;
+                allow_downloads(&browser, &context.id, &self.download_dir).await?;
                 self.reaped.store(false, Ordering::SeqCst);
                 if let Some(entry) = self.shared.leases.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&self.lease) {
                     *entry = LeaseEntry {
-                        context: context.clone(),
+                        context: context.id.clone(),
                         browser: browser.clone(),
                         last_used: Instant::now(),
                         busy: false,
@@ -473,7 +514,7 @@ impl SessionBrowser {
             && !self.reaped.load(Ordering::SeqCst)
             && !self.shared.lost(self.generation).await
         {
-            self.browser.dispose_browser_context(context).await?;
+            self.browser.dispose_browser_context(context.id).await?;
         }
         Ok(())
     }
@@ -493,7 +534,7 @@ impl Drop for SessionBrowser {
             let browser = self.browser.clone();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
-                    let _ = browser.dispose_browser_context(context).await;
+                    let _ = browser.dispose_browser_context(context.id).await;
                 });
             }
         }

@@ -142,9 +142,19 @@ pub struct Config {
     pub browser_warm_contexts: usize,
     /// A browser context idle this long is freed (its session reopens its page when it acts).
     pub browser_idle_timeout_seconds: u64,
-    /// Let outbound connections (webhooks) reach loopback, private, link-local and CGNAT
-    /// addresses; cloud metadata addresses stay refused.
+    /// Let outbound connections (the browser, webhooks, page reads, tools) reach loopback,
+    /// private, link-local and CGNAT addresses; cloud metadata addresses stay refused.
     pub allow_private_networks: bool,
+    /// Precise exceptions to the egress policy: `host`, `host:port`, an address, `address:port`
+    /// or a CIDR range that outbound connections may reach although it is private (cloud
+    /// metadata stays refused).
+    pub egress_allow: Vec<String>,
+    /// The address the browser's egress proxy listens on (one port per browser context).
+    /// Loopback for a browser on this machine; an address a remote browser (`cdp_url`) can reach
+    /// otherwise.
+    pub browser_proxy_listen: String,
+    /// The host a remote browser dials to reach the egress proxy (default: the listen address).
+    pub browser_proxy_host: Option<String>,
     /// The commands stdio MCP servers (user-defined tools) may run, exactly as a tool names
     /// them; none by default (a stdio server is a program on this machine).
     pub mcp_stdio_commands: Vec<String>,
@@ -216,6 +226,9 @@ impl Default for Config {
             browser_warm_contexts: 2,
             browser_idle_timeout_seconds: 600,
             allow_private_networks: false,
+            egress_allow: Vec::new(),
+            browser_proxy_listen: "127.0.0.1".into(),
+            browser_proxy_host: None,
             mcp_stdio_commands: Vec::new(),
             webhook_retry_schedule_seconds: agentd_engine::webhooks::DEFAULT_RETRY_SCHEDULE.iter().map(|d| d.as_secs()).collect(),
             webhook_timeout_seconds: 15,
@@ -255,9 +268,27 @@ impl Config {
         }
     }
 
-    /// Where outgoing connections (webhooks, pages, tools) may go.
+    /// Where outgoing connections (the browser, webhooks, pages, tools) may go.
     pub fn egress_policy(&self) -> agentd_egress::EgressPolicy {
-        agentd_egress::EgressPolicy { allow_private_networks: self.allow_private_networks }
+        agentd_egress::EgressPolicy {
+            allow_private_networks: self.allow_private_networks,
+            // Checked by `validate`.
+            allow: agentd_egress::EgressAllow::parse(&self.egress_allow).unwrap_or_default(),
+        }
+    }
+
+    /// The browser's egress proxy: the node's policy, listening where the browser can reach it,
+    /// and (for a remote browser) taking connections from that browser's host only.
+    pub fn egress_proxy(&self) -> agentd_egress::EgressProxy {
+        let listen = self.browser_proxy_listen.parse().unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        let peers = self.cdp_url.as_deref().map(remote_browser_addresses).unwrap_or_default();
+        agentd_egress::EgressProxy::new(agentd_egress::ProxySettings {
+            policy: self.egress_policy(),
+            listen,
+            advertise: self.browser_proxy_host.clone(),
+            peers,
+            ..Default::default()
+        })
     }
 
     /// The bounds and the stdio commands of user-defined tools.
@@ -422,6 +453,34 @@ impl Config {
         {
             return bad("cdp_url", "AGENTD_CDP_URL", format!("`{url}` is not a ws:// or http:// DevTools endpoint"));
         }
+        if let Err(why) = agentd_egress::EgressAllow::parse(&self.egress_allow) {
+            return bad("egress_allow", "AGENTD_EGRESS_ALLOW", why);
+        }
+        let Ok(listen) = self.browser_proxy_listen.parse::<std::net::IpAddr>() else {
+            return bad(
+                "browser_proxy_listen",
+                "AGENTD_BROWSER_PROXY_LISTEN",
+                format!("`{}` is not an IP address such as 127.0.0.1", self.browser_proxy_listen),
+            );
+        };
+        if let Some(host) = &self.browser_proxy_host
+            && (host.is_empty() || host.contains(['/', ' ', '@']))
+        {
+            return bad("browser_proxy_host", "AGENTD_BROWSER_PROXY_HOST", format!("`{host}` is not a host name or address"));
+        }
+        if let Some(url) = &self.cdp_url
+            && !is_local_browser(url)
+            && (listen.is_loopback() || self.browser_proxy_host.is_none())
+        {
+            return bad(
+                "browser_proxy_listen",
+                "AGENTD_BROWSER_PROXY_LISTEN",
+                "cdp_url is a browser on another machine, which cannot reach an egress proxy on this machine's loopback: \
+                 set browser_proxy_listen to an address that browser can reach and browser_proxy_host to the name or \
+                 address it dials (see the README's Security model)"
+                    .into(),
+            );
+        }
         if self.browser_max_contexts == 0 || self.browser_max_contexts > 1000 {
             return bad("browser_max_contexts", "AGENTD_BROWSER_MAX_CONTEXTS", "must be between 1 and 1000".into());
         }
@@ -509,8 +568,30 @@ impl Config {
             max_contexts: self.browser_max_contexts,
             warm_contexts: self.browser_warm_contexts,
             idle_timeout: Some(std::time::Duration::from_secs(self.browser_idle_timeout_seconds)),
+            egress: self.egress_proxy(),
             ..BrowserSettings::default()
         }
+    }
+}
+
+/// The addresses of a remote browser's host (from its DevTools URL), the only peers beside
+/// loopback that may use the egress proxy.
+fn remote_browser_addresses(cdp_url: &str) -> Vec<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    let Ok(url) = url::Url::parse(cdp_url) else { return Vec::new() };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { return Vec::new() };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, port).to_socket_addrs().map(|found| found.map(|a| a.ip()).collect()).unwrap_or_default()
+}
+
+/// Whether the DevTools URL's host is this machine (its loopback).
+fn is_local_browser(cdp_url: &str) -> bool {
+    let Ok(url) = url::Url::parse(cdp_url) else { return true };
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => true,
     }
 }
 
@@ -624,6 +705,11 @@ mod tests {
             (Box::new(|c| c.assisters_agent_tiers.clear()), "assisters_agent_tiers"),
             (Box::new(|c| c.sessions.max_actions_cap = 0), "sessions.max_actions_cap"),
             (Box::new(|c| c.sessions.default_timeout_seconds = 86_401), "sessions.default_timeout_seconds"),
+            (Box::new(|c| c.egress_allow = vec!["10.0.0.0/33".into()]), "egress_allow (AGENTD_EGRESS_ALLOW): \"10.0.0.0/33\""),
+            (Box::new(|c| c.egress_allow = vec!["intranet:0".into()]), "egress_allow"),
+            (Box::new(|c| c.browser_proxy_listen = "anywhere".into()), "browser_proxy_listen"),
+            (Box::new(|c| c.browser_proxy_host = Some("a b".into())), "browser_proxy_host"),
+            (Box::new(|c| c.cdp_url = Some("ws://10.1.2.3:9222/devtools/browser/x".into())), "browser_proxy_listen"),
             (
                 Box::new(|c| {
                     c.tiers.insert("zero".into(), RateLimits { per_minute: Some(0), per_day: None });
@@ -665,6 +751,33 @@ mod tests {
         assert!(error.contains("max_concurrent_sessions") && error.contains("agentd.toml"), "{error}");
         let missing = dir.path().join("nope.toml");
         assert!(Config::load(Some(&missing), &Overrides::default()).unwrap_err().to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn a_remote_browser_needs_a_reachable_egress_proxy() {
+        let remote = Config { cdp_url: Some("ws://10.1.2.3:9222/devtools/browser/x".into()), ..Config::default() };
+        assert!(error_of(&remote).contains("another machine"));
+        let reachable = Config {
+            browser_proxy_listen: "10.1.2.1".into(),
+            browser_proxy_host: Some("agentd.internal".into()),
+            ..remote
+        };
+        reachable.validate().unwrap();
+        let local = Config { cdp_url: Some("http://127.0.0.1:9222".into()), ..Config::default() };
+        local.validate().unwrap();
+    }
+
+    #[test]
+    fn egress_allow_is_read_from_the_file_and_reaches_the_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agentd.toml");
+        std::fs::write(&file, "egress_allow = [\"127.0.0.1:8080\", \"intranet.corp\", \"10.1.0.0/16\"]\n").unwrap();
+        let config = Config::load(Some(&file), &Overrides::default()).unwrap();
+        let policy = config.egress_policy();
+        let shown: Vec<String> = policy.allow.entries().iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["127.0.0.1:8080", "intranet.corp", "10.1.0.0/16"]);
+        assert!(policy.check_url("http://127.0.0.1:8080/").is_ok());
+        assert!(policy.check_url("http://127.0.0.1:8081/").is_err());
     }
 
     #[test]

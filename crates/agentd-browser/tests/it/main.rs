@@ -3,6 +3,20 @@
 use std::time::Duration;
 
 use agentd_browser::{BrowserError, BrowserPool, BrowserSettings, Viewport};
+mod egress;
+
+/// The runtime's settings for these tests: the fixture site is on loopback, which the egress
+/// policy refuses by default, so loopback hosts are allowed here (on any port: each test serves
+/// its own site; `egress.rs` holds the policy's own tests, which allow exactly one port).
+fn loopback_settings() -> BrowserSettings {
+    let policy = agentd_egress::EgressPolicy {
+        allow: agentd_egress::EgressAllow::parse(&["127.0.0.1", "localhost"]).unwrap(),
+        ..Default::default()
+    };
+    let proxy = agentd_egress::ProxySettings { policy, ..Default::default() };
+    BrowserSettings { egress: agentd_egress::EgressProxy::new(proxy), ..BrowserSettings::default() }
+}
+
 /// The fixture site's base URL (a fresh server per test).
 async fn fixture() -> String {
     agentd_testsite::serve().await
@@ -25,7 +39,7 @@ async fn eval<T: serde::de::DeserializeOwned>(page: &chromiumoxide::Page, js: &s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contexts_are_isolated_sized_and_torn_down() {
     let url = fixture().await;
-    let settings = BrowserSettings { max_contexts: 2, warm_contexts: 0, ..BrowserSettings::default() };
+    let settings = BrowserSettings { max_contexts: 2, warm_contexts: 0, ..loopback_settings() };
     let pool = BrowserPool::start(&settings).await.expect("Chromium starts (apt-get install -y chromium)");
     let a = pool.lease(Viewport { width: 1280, height: 800 }).await.unwrap();
     let b = pool.lease(Viewport { width: 640, height: 480 }).await.unwrap();
@@ -60,10 +74,10 @@ async fn contexts_are_isolated_sized_and_torn_down() {
 
 #[tokio::test]
 async fn a_missing_browser_is_a_clear_error() {
-    let settings = BrowserSettings { executable: Some("/nonexistent/chromium".into()), ..BrowserSettings::default() };
+    let settings = BrowserSettings { executable: Some("/nonexistent/chromium".into()), ..loopback_settings() };
     let error = BrowserPool::start(&settings).await.err().expect("refused").to_string();
     assert!(error.contains("AGENTD_CHROME"), "{error}");
-    let settings = BrowserSettings { cdp_url: Some("http://127.0.0.1:9/".into()), launch_timeout: Duration::from_secs(5), ..BrowserSettings::default() };
+    let settings = BrowserSettings { cdp_url: Some("http://127.0.0.1:9/".into()), launch_timeout: Duration::from_secs(5), ..loopback_settings() };
     let error = BrowserPool::start(&settings).await.err().expect("refused").to_string();
     assert!(error.contains("127.0.0.1:9"), "{error}");
 }
@@ -71,7 +85,7 @@ async fn a_missing_browser_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_state_lists_every_interactive_element_once() {
     let url = format!("{}form", fixture().await);
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
     session.page().goto(url.as_str()).await.unwrap();
     // The cross-origin frame loads on its own; wait until it has.
@@ -151,7 +165,7 @@ async fn page_state_lists_every_interactive_element_once() {
 async fn actions_change_the_page_as_a_person_would() {
     use agentd_browser::{ActionError, TypeMode, click, navigate, observe, type_text};
     let base = fixture().await;
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
     let page = session.page();
     let outcome = navigate(page, &format!("{base}actions"), Duration::from_secs(20)).await.unwrap();
@@ -203,7 +217,7 @@ async fn actions_change_the_page_as_a_person_would() {
 async fn select_check_hover_scroll_and_history() {
     use agentd_browser::*;
     let base = fixture().await;
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
     let page = session.page();
     let wait = Duration::from_secs(20);
@@ -259,7 +273,7 @@ async fn select_check_hover_scroll_and_history() {
 async fn keys_and_screenshots() {
     use agentd_browser::*;
     let base = fixture().await;
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
     let page = session.page();
     navigate(page, &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
@@ -290,7 +304,7 @@ async fn dialogs_are_answered_by_policy_and_reported() {
         (DialogPolicy::default(), "cancelled", "no answer"),
         (DialogPolicy { accept_confirms: true, prompt_answer: Some("Ada".into()) }, "confirmed", "name Ada"),
     ] {
-        let settings = BrowserSettings { dialogs: policy.clone(), ..BrowserSettings::default() };
+        let settings = BrowserSettings { dialogs: policy.clone(), ..loopback_settings() };
         let pool = BrowserPool::start(&settings).await.unwrap();
         let session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
         let page = session.page();
@@ -318,7 +332,7 @@ async fn dialogs_are_answered_by_policy_and_reported() {
 async fn main_content_is_extracted_as_markdown() {
     use agentd_browser::*;
     let base = fixture().await;
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
     let page = session.page();
     navigate(page, &format!("{base}article"), Duration::from_secs(20)).await.unwrap();
@@ -346,7 +360,7 @@ async fn uploads_and_waits() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("report.txt");
     std::fs::write(&file, "quarterly numbers").unwrap();
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
     let page = session.page();
     navigate(page, &format!("{base}upload"), Duration::from_secs(20)).await.unwrap();
@@ -379,7 +393,7 @@ async fn a_crashed_page_is_detected_and_replaced_without_touching_others() {
     use agentd_browser::*;
     use chromiumoxide::cdp::browser_protocol::page::CrashParams;
     let base = fixture().await;
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let mut victim = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
     let bystander = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
     navigate(victim.page(), &format!("{base}keys"), Duration::from_secs(20)).await.unwrap();
@@ -412,7 +426,7 @@ async fn a_crashed_page_is_detected_and_replaced_without_touching_others() {
 async fn popups_are_tracked_and_tabs_switch_and_close() {
     use agentd_browser::*;
     let base = fixture().await;
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let mut session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
     let other = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
     navigate(session.page(), &format!("{base}popup"), Duration::from_secs(20)).await.unwrap();
@@ -455,7 +469,7 @@ async fn warm_contexts_are_fresh_and_refilled() {
     use agentd_browser::*;
     let base = fixture().await;
     // A cap of two: both leases below would be refused if warm contexts took slots.
-    let settings = BrowserSettings { warm_contexts: 2, max_contexts: 2, ..BrowserSettings::default() };
+    let settings = BrowserSettings { warm_contexts: 2, max_contexts: 2, ..loopback_settings() };
     let pool = BrowserPool::start(&settings).await.unwrap();
     let ready = async |pool: &BrowserPool, n: usize| {
         for _ in 0..1000 {
@@ -491,7 +505,7 @@ async fn until(page: &chromiumoxide::Page, js: &str) {
 async fn nested_and_cross_origin_frames_are_read_and_acted_in() {
     use agentd_browser::*;
     let base = fixture().await;
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let mut session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
     navigate(session.page(), &format!("{base}frames"), Duration::from_secs(20)).await.unwrap();
     // The frames load one after the other; the leaf is last.
@@ -545,7 +559,7 @@ async fn nested_and_cross_origin_frames_are_read_and_acted_in() {
 async fn a_long_product_list_is_searched_and_trimmed_to_the_budget() {
     use agentd_browser::*;
     let base = fixture().await;
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let mut session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
     session.act(&Action::Navigate { url: format!("{base}products") }).await.unwrap();
     let state = session.observe().await.unwrap();
@@ -587,7 +601,7 @@ async fn a_long_product_list_is_searched_and_trimmed_to_the_budget() {
 async fn a_client_routed_app_and_clicks_of_every_kind() {
     use agentd_browser::*;
     let base = fixture().await;
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let mut session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
     session.act(&Action::Navigate { url: format!("{base}app/home") }).await.unwrap();
     let state = session.observe().await.unwrap();
@@ -626,7 +640,7 @@ async fn a_client_routed_app_and_clicks_of_every_kind() {
 async fn pointer_actions_at_screen_coordinates() {
     use agentd_browser::*;
     let base = fixture().await;
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let mut session = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
     session.act(&Action::Navigate { url: format!("{base}desk") }).await.unwrap();
     let log = |s: &SessionBrowser| {
@@ -662,7 +676,7 @@ async fn downloads_network_waits_and_marked_screenshots() {
     use agentd_browser::*;
     let base = fixture().await;
     let folder = tempfile::tempdir().unwrap();
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let options = SessionOptions {
         viewport: Viewport { width: 800, height: 600 },
         download_dir: Some(folder.path().join("session-1")),
@@ -714,7 +728,7 @@ async fn downloads_network_waits_and_marked_screenshots() {
 async fn idle_contexts_are_reaped_and_sessions_continue() {
     use agentd_browser::*;
     let base = fixture().await;
-    let settings = BrowserSettings { idle_timeout: Some(Duration::from_millis(500)), ..BrowserSettings::default() };
+    let settings = BrowserSettings { idle_timeout: Some(Duration::from_millis(500)), ..loopback_settings() };
     let pool = BrowserPool::start(&settings).await.unwrap();
     let mut session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
     session.act(&Action::Navigate { url: format!("{base}keys") }).await.unwrap();
@@ -739,7 +753,7 @@ async fn idle_contexts_are_reaped_and_sessions_continue() {
 async fn a_dead_browser_is_restarted_and_sessions_continue() {
     use agentd_browser::*;
     let base = fixture().await;
-    let pool = BrowserPool::start(&BrowserSettings::default()).await.unwrap();
+    let pool = BrowserPool::start(&loopback_settings()).await.unwrap();
     let mut session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
     session.act(&Action::Navigate { url: format!("{base}keys") }).await.unwrap();
     session.observe().await.unwrap();

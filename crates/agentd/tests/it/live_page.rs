@@ -54,7 +54,13 @@ async fn confirming_a_safety_check_on_the_live_page_resumes_the_session_and_upda
     let (sid, url) = (data["session_id"].as_str().unwrap().to_owned(), data["session_url"].as_str().unwrap().to_owned());
     app.wait_status(&sid, "waiting").await;
 
-    let settings = BrowserSettings { max_contexts: 1, warm_contexts: 0, ..BrowserSettings::default() };
+    // A person's browser on this machine: the egress policy lets it reach exactly agentd.
+    let policy = agentd_egress::EgressPolicy {
+        allow: agentd_egress::EgressAllow::parse(&[app.base.trim_start_matches("http://")]).unwrap(),
+        ..Default::default()
+    };
+    let egress = agentd_egress::EgressProxy::new(agentd_egress::ProxySettings { policy, ..Default::default() });
+    let settings = BrowserSettings { max_contexts: 1, warm_contexts: 0, egress, ..BrowserSettings::default() };
     let pool = BrowserPool::start(&settings).await.expect("Chromium starts (apt-get install -y chromium)");
     let mut page = pool.lease(Viewport { width: 1024, height: 768 }).await.unwrap();
     page.act(&Action::Navigate { url: url.clone() }).await.expect("the live page opens");
