@@ -39,7 +39,7 @@ use serde_json::{Map, Value, json};
 use super::error::{AutessaError, AutessaResult};
 use super::socket::{self, Outbox, SocketHandler};
 use super::{Query, VersionAsk, body_object, same_resource, version_from_body, version_from_query};
-use crate::auth::Caller;
+use crate::auth::{Caller, QueryKey};
 use crate::state::AppState;
 use crate::tools::{CallFields, KeptLines, blamed_field};
 
@@ -142,6 +142,7 @@ pub(super) async fn execute(
 pub(super) async fn socket(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    key: QueryKey,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -149,12 +150,12 @@ pub(super) async fn socket(
         return socket::not_a_websocket().into_response();
     };
     let query = Query::parse(query.as_deref());
-    let opened = open_socket(&state, &query, &headers).await;
+    let opened = open_socket(&state, &query, key, &headers).await;
     socket::accept(upgrade, &state, opened)
 }
 
-async fn open_socket(state: &AppState, query: &Query, headers: &HeaderMap) -> AutessaResult<(ToolSocket, socket::Admission)> {
-    let admission = socket::admit(state, query, headers).await?;
+async fn open_socket(state: &AppState, query: &Query, key: QueryKey, headers: &HeaderMap) -> AutessaResult<(ToolSocket, socket::Admission)> {
+    let admission = socket::admit(state, key, headers).await?;
     let caller = admission.caller;
     let number = query.resource_number()?;
     let tool = tool_of(state, caller, number).await?;

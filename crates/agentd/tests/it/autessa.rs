@@ -471,6 +471,9 @@ async fn autessa_tool_execute_masks_secrets_and_reports_failures() {
     assert!(status == 400 && body["errors"][0].as_str().unwrap().starts_with("resourceId is required"));
     let (status, _, body) = call(&app, "nope", &path, json!({})).await;
     assert_eq!((status, body), (401, json!({"errors": ["Invalid API key"]})));
+    // REST takes the key in the header only; `?authorization=` is the sockets' way.
+    let r = app.http.post(app.url(&format!("{path}&authorization={}", app.key))).json(&json!({"variables": {"q": "a"}})).send().await.unwrap();
+    assert_eq!(r.status(), 401);
     app.shutdown().await;
 }
 
