@@ -269,6 +269,26 @@ async fn a_callers_value_cannot_redirect_a_tool_to_another_host() {
 }
 
 #[tokio::test]
+async fn a_model_cannot_redirect_a_tool_either() {
+    let llm = ScriptedLlm::start().await;
+    let app = spawn_agents(&llm.openai_base_url(), |_| {}).await;
+    let (partner, seen) = partner_service().await;
+    created(&app, partner_tool("partner", "{{partner}}{{path}}", &partner)).await;
+    let agent: Value = app.post("/v1/agents", json!({"name": "Helper", "kind": "chat", "tools": ["partner"], "publish": true})).await.json().await.unwrap();
+    llm.push(Reply::tool_call("partner", json!({"path": ".attacker.test"})));
+    llm.push(Reply::tool_call("answer", json!({"answer": "It was refused."})));
+    let id = app.create_with(json!({"goal": "Call the partner", "agent_id": agent["id"]})).await["id"].as_str().unwrap().to_owned();
+    app.wait_status(&id, "completed").await;
+    let events = app.events(&id).await;
+    let action = events.iter().find(|e| e["type"] == "action" && e["data"]["name"] == "partner").expect("the call is an action");
+    assert_eq!(action["data"]["ok"], false, "{action}");
+    assert!(action.to_string().contains("argument `path` would change where the request goes"), "{action}");
+    assert!(seen.lock().unwrap().is_empty(), "the partner received nothing");
+    assert_no_secret(&serde_json::to_string(&events).unwrap());
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_definition_that_leaves_where_it_goes_to_a_caller_is_refused() {
     let app = spawn_app().await;
     let (partner, _) = partner_service().await;
