@@ -1,14 +1,15 @@
 //! Who is calling: API-key authentication and per-key rate limits, as one middleware that
-//! runs before every `/v1` handler and leaves a [`Caller`] in the request.
+//! runs before every `/v1` handler and leaves a [`Caller`] in the request; [`admit`], the one
+//! way any surface admits a caller; and [`QUERY_KEY_ROUTES`], the one rule for keys in URLs.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use agentd_domain::{ApiKeyId, ProjectId};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -73,21 +74,65 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// The key presented in a query string (`api_key=`), for WebSocket clients that cannot set
-/// headers.
-pub fn query_key(query: Option<&str>) -> Option<String> {
-    form_urlencoded::parse(query?.as_bytes())
-        .find(|(k, _)| k == "api_key")
-        .map(|(_, v)| v.into_owned())
+/// A route that may take its API key in the query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryKeyRoute {
+    /// The method it streams on.
+    pub method: &'static str,
+    /// The route exactly as it is registered (what axum's `MatchedPath` gives).
+    pub route: &'static str,
+    /// The query parameters that may carry the key (the first present wins).
+    pub names: &'static [&'static str],
+}
+
+/// The only routes where an API key may ride in the URL: WebSockets and Server-Sent Event
+/// streams, whose browser clients (`WebSocket`, `EventSource`) cannot set headers — and the
+/// Assisfy SDK's answers to its SSE stream, which it sends the same way (SPECS §1.3). A URL
+/// lands in access logs, proxies and browser histories, so anywhere else a key in the query
+/// is ignored (and the request is refused unless a header carries one). Matched by the route
+/// the request was served by and its method, never by the path's shape.
+pub const QUERY_KEY_ROUTES: &[QueryKeyRoute] = &[
+    // Native: a session's WebSocket.
+    QueryKeyRoute { method: "GET", route: "/v1/sessions/{id}/ws", names: &["api_key"] },
+    // Assisfy: the session's WebSocket and SSE stream, and the SSE mode's answers.
+    QueryKeyRoute { method: "GET", route: "/v1/connect", names: &["apiKey", "api_key"] },
+    QueryKeyRoute { method: "GET", route: "/events/v1/connect", names: &["apiKey", "api_key"] },
+    QueryKeyRoute { method: "POST", route: "/events/v1/egress", names: &["apiKey", "api_key"] },
+    // Autessa: the agents and tools sockets.
+    QueryKeyRoute { method: "GET", route: "/ws/clients/agents/execute", names: &["authorization"] },
+    QueryKeyRoute { method: "GET", route: "/ws/clients/tools/execute", names: &["authorization"] },
+];
+
+/// The key in the query string of a request served by `route` with `method`, when that route
+/// is one of [`QUERY_KEY_ROUTES`]; `None` anywhere else, whatever the query holds.
+pub fn query_key(method: &Method, route: Option<&str>, query: Option<&str>) -> Option<String> {
+    let route = route?;
+    let allowed = QUERY_KEY_ROUTES.iter().find(|r| r.route == route && r.method == method.as_str())?;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query?.as_bytes()).into_owned().collect();
+    allowed.names.iter().find_map(|name| {
+        pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty())
+    })
+}
+
+/// The key a request carries in its query string, by [`query_key`]'s rule (an extractor for
+/// the streaming handlers that admit their own callers).
+#[derive(Debug, Clone, Default)]
+pub struct QueryKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
+        Ok(QueryKey(query_key(&parts.method, route, parts.uri.query())))
+    }
 }
 
 /// Middleware: authenticates, applies the key's rate limits, adds the limit headers.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    // Browsers cannot set headers on a WebSocket: only there may the key ride in the URL.
-    let websocket = req.uri().path().ends_with("/ws");
     let secret = presented_key(req.headers())
         .map(str::to_owned)
-        .or_else(|| websocket.then(|| query_key(req.uri().query())).flatten());
+        .or_else(|| query_key(req.method(), req.extensions().get::<MatchedPath>().map(MatchedPath::as_str), req.uri().query()));
     let (caller, usage) = match admit(&state, secret).await {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal.into_response(),
@@ -270,5 +315,29 @@ impl RateLimiter {
             window.count += 1;
         }
         Ok(usage(windows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_key_counts_only_on_a_streaming_route_by_its_exact_route_and_method() {
+        let get = Method::GET;
+        let key = |method: &Method, route: &str, query: &str| query_key(method, Some(route), Some(query));
+        assert_eq!(key(&get, "/v1/sessions/{id}/ws", "after=3&api_key=k1"), Some("k1".into()));
+        assert_eq!(key(&get, "/v1/connect", "sessionId=s&apiKey=k2"), Some("k2".into()));
+        assert_eq!(key(&get, "/v1/connect", "api_key=k3"), Some("k3".into()));
+        assert_eq!(key(&Method::POST, "/events/v1/egress", "apiKey=k4"), Some("k4".into()));
+        assert_eq!(key(&get, "/ws/clients/tools/execute", "authorization=k5&resourceId=1"), Some("k5".into()));
+        // Another parameter name, another method, another route (whatever its path looks
+        // like), or no route at all: no key.
+        assert_eq!(key(&get, "/ws/clients/tools/execute", "api_key=k"), None);
+        assert_eq!(key(&Method::DELETE, "/v1/sessions/{id}/ws", "api_key=k"), None);
+        assert_eq!(key(&Method::DELETE, "/v1/tables/{id}", "api_key=k"), None);
+        assert_eq!(key(&get, "/api/sessions", "api_key=k"), None);
+        assert_eq!(query_key(&get, None, Some("api_key=k")), None);
+        assert_eq!(key(&get, "/v1/sessions/{id}/ws", "api_key=%20"), None, "blank is none");
     }
 }

@@ -32,8 +32,8 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::{Extension, Router};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -43,7 +43,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, ErrorCode};
-pub use ops::VERSION;
+pub use ops::{MetricsAccess, MetricsToken, VERSION};
 pub use metrics::Metrics;
 pub use state::{ApiConfig, AppState, SessionLimits};
 pub use webhooks::with_formats as with_webhook_formats;
@@ -82,8 +82,8 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The whole HTTP application.
-pub fn router(state: AppState) -> Router {
+/// The whole HTTP application; `/metrics` as `metrics` says.
+pub fn router(state: AppState, metrics: MetricsAccess) -> Router {
     let (v1, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(sessions::create_session, sessions::list_sessions))
         .routes(routes!(sessions::get_session, sessions::patch_session, sessions::delete_session))
@@ -160,8 +160,15 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), idempotency::idempotent))
         .layer(from_fn_with_state(state.clone(), auth::authenticate));
     let json_doc = description.clone();
+    let operations = match metrics {
+        MetricsAccess::Keyed(token) => {
+            Router::new().route("/metrics", get(ops::metrics).layer(Extension(ops::MetricsGate::Keyed(token))))
+        }
+        MetricsAccess::SeparateListener => Router::new(),
+    };
     Router::new()
         .merge(v1)
+        .merge(operations)
         .merge(cua::routes(state.clone()))
         .merge(assisfy::routes(state.clone()))
         .merge(assisters::routes(state.clone()))
@@ -169,7 +176,6 @@ pub fn router(state: AppState) -> Router {
         .merge(live_page::routes())
         .merge(uploads.layer(DefaultBodyLimit::max(agentd_engine::MAX_CSV_BYTES)))
         .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(move || async move { json_doc.json_response() }))
         .route("/docs", get(move || async move { description.html_response() }))
         .fallback(not_found)
@@ -177,6 +183,16 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), metrics::track_http))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(cua::cors())
+        .with_state(state)
+}
+
+/// `/metrics` alone, with no key, for a listener of its own ([`MetricsAccess::SeparateListener`]):
+/// whoever can reach that address may read it.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics).layer(Extension(ops::MetricsGate::Open)))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 

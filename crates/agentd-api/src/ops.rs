@@ -1,14 +1,74 @@
-//! Operations endpoints: `/healthz`, `/metrics`, and the API's own description
-//! (`/openapi.json`, rendered for people at `/docs`).
+//! Operations endpoints: `/healthz` (open to anyone), `/metrics` (an API key or the metrics
+//! token, or no key on a listener of its own: [`MetricsAccess`]), and the API's own
+//! description (`/openapi.json`, rendered for people at `/docs`).
 
-use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
+use crate::auth;
 use crate::state::AppState;
 use crate::wire::Health;
+
+/// Where `/metrics` is served and who may read it. The counts it shows span every project, so
+/// they are not for anyone who can reach the API's port.
+#[derive(Debug, Clone)]
+pub enum MetricsAccess {
+    /// On the API's port, to any valid API key (`Authorization: Bearer` or `X-API-Key`), or to
+    /// `Authorization: Bearer <token>` when a metrics token is set; otherwise 401.
+    Keyed(Option<MetricsToken>),
+    /// Not on the API's port (404 there): [`crate::metrics_router`] serves it without a key on
+    /// a listener the operator chose, and whoever can reach that listener may read it.
+    SeparateListener,
+}
+
+/// The token that reads `/metrics` besides API keys: kept as its SHA-256 and compared in
+/// constant time; `Debug` never shows it.
+#[derive(Clone)]
+pub struct MetricsToken([u8; 32]);
+
+impl MetricsToken {
+    /// The token `secret`.
+    pub fn new(secret: &str) -> Self {
+        Self(digest(secret))
+    }
+
+    /// Whether `presented` is the token, in time that does not depend on where they differ.
+    fn matches(&self, presented: &str) -> bool {
+        self.0.iter().zip(digest(presented)).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(..)")
+    }
+}
+
+fn digest(text: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&Sha256::digest(text.as_bytes()));
+    out
+}
+
+/// Who the `/metrics` route in front of a request lets in (an extension on that route).
+#[derive(Debug, Clone)]
+pub(crate) enum MetricsGate {
+    /// Anyone (the separate listener).
+    Open,
+    /// A valid API key, or the token when there is one.
+    Keyed(Option<MetricsToken>),
+}
+
+/// `Authorization: Bearer <token>`'s token.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+}
 
 /// The server's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -27,19 +87,37 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     (status, Json(health)).into_response()
 }
 
-/// Prometheus metrics in the text exposition format (no authentication).
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus metrics in the text exposition format, for any valid API key or the metrics
+/// token (`Authorization: Bearer <token>`); 401 without. When the server serves metrics on a
+/// listener of their own (`metrics_addr`), this route is there, without a key, and 404 here.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text"), (status = 401, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub(crate) async fn metrics(State(state): State<AppState>, Extension(gate): Extension<MetricsGate>, headers: HeaderMap) -> Response {
+    let mut usage = None;
+    if let MetricsGate::Keyed(token) = &gate {
+        let by_token = token.as_ref().is_some_and(|token| bearer(&headers).is_some_and(|b| token.matches(b)));
+        if !by_token {
+            match auth::admit(&state, auth::presented_key(&headers).map(str::to_owned)).await {
+                Ok((_, counted)) => usage = Some(counted),
+                Err(refusal) => return refusal.into_response(),
+            }
+        }
+    }
     let by_status = match state.store().count_sessions_by_status().await {
         Ok(counts) => counts,
         Err(error) => return crate::error::ApiError::internal(error).into_response(),
     };
     let body = state.metrics.render(&by_status, state.engine.events_appended());
-    (
+    let mut response = (
         [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         body,
     )
-        .into_response()
+        .into_response();
+    if let Some(usage) = usage {
+        usage.write_headers(response.headers_mut());
+    }
+    response
 }
 
 fn escape(s: &str) -> String {
@@ -159,5 +237,23 @@ impl ApiDescription {
     /// Serves the HTML.
     pub fn html_response(&self) -> Response {
         Html(self.html.as_str().to_owned()).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_matches_itself_only_and_never_prints() {
+        let token = MetricsToken::new("metrics-token-0123456789");
+        assert!(token.matches("metrics-token-0123456789"));
+        assert!(!token.matches("metrics-token-012345678") && !token.matches("") && !token.matches("metrics-token-0123456789 "));
+        assert_eq!(format!("{token:?}"), "MetricsToken(..)");
+        let headers = |value: &str| HeaderMap::from_iter([(header::AUTHORIZATION, value.parse().unwrap())]);
+        assert_eq!(bearer(&headers("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&headers("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(&headers("abc")), None);
+        assert_eq!(bearer(&headers("Basic abc")), None);
     }
 }

@@ -9,8 +9,13 @@
 //! done, or — with `stream: true` or `Accept: text/event-stream` — streams Server-Sent Events:
 //! `debug` (one debug line) as they come, then `result` (the same body as the synchronous
 //! answer). A tool that fails is an answer with `status: "failed"` and the `error`; a request
-//! that cannot run (unknown tool or version, bad arguments) is an API error. Agents call the
-//! tools their version names (`tools: ["my_tool"]`) by that name.
+//! that cannot run (unknown tool or version, bad arguments, a value that would change where the
+//! request goes: `arguments.<name>`) is an API error. Agents call the tools their version names
+//! (`tools: ["my_tool"]`) by that name.
+//!
+//! A definition whose URL leaves its scheme, host or port (or an MCP server's URL or command)
+//! to anything but the tool's own `variables` and `private_variables` is refused when it is
+//! created or changed (`definition.url_template`, …).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -18,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use agentd_domain::{ToolDef, ToolId, ToolVersion, VersionState};
 use agentd_engine::{EngineError, ToolCall, ToolDraft, ToolExecution};
-use agentd_tools::{DebugSink, ToolError, ToolKind};
+use agentd_tools::{CallerInput, DebugSink, ToolError, ToolKind};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -320,18 +325,25 @@ fn definition(state: &AppState, raw: Value) -> ApiResult<ToolKind> {
         )
     })?;
     kind.check().map_err(|(field, why)| ApiError::invalid(format!("definition.{field}"), why))?;
-    if let ToolKind::Mcp { server: agentd_tools::McpServer::Stdio { command, .. } } = &kind {
-        if !state.engine.stdio_command_allowed(command) {
-            return Err(ApiError::invalid(
-                "definition.server.command",
-                format!(
-                    "`{command}` is not a command this server runs: a stdio MCP server is a program on the server's machine, \
-                     so its operator lists the allowed ones (AGENTD_MCP_STDIO_COMMANDS); or use an MCP server over HTTP"
-                ),
-            ));
-        }
+    if let ToolKind::Mcp { server: agentd_tools::McpServer::Stdio { command, .. } } = &kind
+        && !state.engine.stdio_command_allowed(command)
+    {
+        return Err(ApiError::invalid(
+            "definition.server.command",
+            format!(
+                "`{command}` is not a command this server runs: a stdio MCP server is a program on the server's machine, \
+                 so its operator lists the allowed ones (AGENTD_MCP_STDIO_COMMANDS); or use an MCP server over HTTP"
+            ),
+        ));
     }
     Ok(kind)
+}
+
+/// The draft's placeholders that decide where a request goes or what runs name its own
+/// variables (`private_names`: the private variables the version will have).
+fn own_placeholders(draft: &ToolDraft, private_names: &[String]) -> ApiResult<()> {
+    let own = |name: &str| draft.variables.contains_key(name) || private_names.iter().any(|p| p == name);
+    draft.kind.check_own_placeholders(own).map_err(|(field, why)| ApiError::invalid(format!("definition.{field}"), why))
 }
 
 /// A variables object (`{name: value}`): names are identifiers, values any JSON scalar (kept
@@ -385,6 +397,8 @@ pub async fn create_tool(State(state): State<AppState>, caller: Caller, JsonBody
         variables: variables("variables", req.variables)?,
         private_variables: Some(variables("private_variables", req.private_variables)?),
     };
+    let private_names: Vec<String> = draft.private_variables.iter().flat_map(|p| p.keys().cloned()).collect();
+    own_placeholders(&draft, &private_names)?;
     let (tool, first) = state.engine.create_tool(caller.project_id, name, draft, req.publish.unwrap_or(false)).await?;
     Ok((StatusCode::CREATED, Json(view(&tool, &[first]))))
 }
@@ -458,6 +472,11 @@ pub async fn put_draft(State(state): State<AppState>, caller: Caller, Path(id): 
         },
         private_variables: req.private_variables.map(|raw| variables("private_variables", Some(raw))).transpose()?,
     };
+    let private_names = match &draft.private_variables {
+        Some(values) => values.keys().cloned().collect(),
+        None => latest.spec.private_variables.names.clone(),
+    };
+    own_placeholders(&draft, &private_names)?;
     let version = state.engine.put_tool_draft(caller.project_id, id, draft).await.map_err(not_found)?;
     Ok(Json((&version).into()))
 }
@@ -518,7 +537,7 @@ pub async fn execute(
     if !streamed {
         let sink = kept.sink(None);
         let execution = state.engine.run_tool(tool, &version, &call, &sink).await?;
-        refuse_bad_arguments(&execution)?;
+        refuse_bad_arguments(&execution, &call)?;
         return Ok(Json(execution_view(execution, kept.take())).into_response());
     }
     // Arguments are checked before the stream opens, so bad ones are a 400 here too.
@@ -530,13 +549,21 @@ pub async fn execute(
     let engine = state.engine.clone();
     // The sink (and its sender) drops when the execution ends, which ends the debug lines; a
     // client that goes away drops the stream, which stops the execution.
-    let mut run = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move { engine.run_tool(tool, &version, &call, &sink).await }));
+    let mut run = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+        let execution = engine.run_tool(tool, &version, &call, &sink).await;
+        (execution, call)
+    }));
     let lines = tokio_stream::wrappers::ReceiverStream::new(receiver)
         .map(|line: String| Ok::<_, Infallible>(SseEvent::default().event("debug").data(serde_json::json!({"line": line}).to_string())));
     let end = futures::stream::once(async move {
         let event = match (&mut run).await {
-            Ok(Ok(execution)) => SseEvent::default().event("result").data(json_text(&execution_view(execution, kept.take()))),
-            Ok(Err(error)) => SseEvent::default().event("error").data(json_text(&ApiError::from(error).body())),
+            // The request's fault found while running (a value that would move the request):
+            // the same 400 body a synchronous execution answers, as the stream's `error`.
+            Ok((Ok(execution), call)) => match refuse_bad_arguments(&execution, &call) {
+                Ok(()) => SseEvent::default().event("result").data(json_text(&execution_view(execution, kept.take()))),
+                Err(refused) => SseEvent::default().event("error").data(json_text(&refused.body())),
+            },
+            Ok((Err(error), _)) => SseEvent::default().event("error").data(json_text(&ApiError::from(error).body())),
             Err(_) => SseEvent::default().event("error").data(json_text(&ApiError::internal("the execution stopped unexpectedly").body())),
         };
         Ok::<_, Infallible>(event)
@@ -549,12 +576,45 @@ fn json_text(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-/// Arguments that do not match the tool's parameters are the request's fault: 400 naming
-/// `arguments` (other failures are the tool's, reported in the execution).
-pub(crate) fn refuse_bad_arguments(execution: &ToolExecution) -> ApiResult<()> {
+/// How a surface names the parts of an execution request, for errors.
+pub(crate) struct CallFields {
+    /// The arguments.
+    pub arguments: &'static str,
+    /// The call's environment variables.
+    pub environment: &'static str,
+    /// The call's private variables.
+    pub private: &'static str,
+}
+
+/// The native API's names.
+const NATIVE_FIELDS: CallFields =
+    CallFields { arguments: "arguments", environment: "environment_variables", private: "private_variables" };
+
+/// The request's field a tool's failure is the fault of, when it is the request's: arguments
+/// that do not match the tool's parameters (`arguments`), or a caller's value that would change
+/// where the request goes (`arguments.<name>`, `environment_variables.<name>`). Other failures
+/// are the tool's, reported in the execution.
+pub(crate) fn blamed_field(error: &ToolError, call: &ToolCall, fields: &CallFields) -> Option<String> {
+    match error {
+        ToolError::InvalidArguments { .. } => Some(fields.arguments.to_owned()),
+        ToolError::ChangesDestination { input: CallerInput::Argument, name, .. } => Some(format!("{}.{name}", fields.arguments)),
+        ToolError::ChangesDestination { input: CallerInput::Environment, name, .. } => {
+            // The environment wins over the call's private variables of the same name.
+            let private = call.private_variables.contains_key(name) && !call.environment_variables.contains_key(name);
+            Some(format!("{}.{name}", if private { fields.private } else { fields.environment }))
+        }
+        _ => None,
+    }
+}
+
+/// A failure that is the request's fault is a 400 naming its field (see [`blamed_field`]).
+pub(crate) fn refuse_bad_arguments(execution: &ToolExecution, call: &ToolCall) -> ApiResult<()> {
     match &execution.outcome {
-        Err(error @ ToolError::InvalidArguments { .. }) => Err(ApiError::invalid("arguments", error.to_string())),
-        _ => Ok(()),
+        Err(error) => match blamed_field(error, call, &NATIVE_FIELDS) {
+            Some(field) => Err(ApiError::invalid(field, error.to_string())),
+            None => Ok(()),
+        },
+        Ok(_) => Ok(()),
     }
 }
 

@@ -45,6 +45,17 @@ pub enum ToolError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A caller's value (an argument or an environment variable) would change where an HTTP
+    /// tool's request goes: a URL's scheme, host and port are the tool's own. Nothing is sent.
+    #[error("{input} `{name}` would change where the request goes: {reason}")]
+    ChangesDestination {
+        /// Which of the caller's inputs holds it.
+        input: CallerInput,
+        /// Its name.
+        name: String,
+        /// How it would move the request (the value itself is never quoted).
+        reason: String,
+    },
     /// The egress policy refused the destination (passed through as the policy said it).
     #[error("{0}")]
     Egress(EgressError),
@@ -120,6 +131,24 @@ pub enum ToolError {
     },
 }
 
+/// Which of a caller's inputs a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerInput {
+    /// The call's arguments.
+    Argument,
+    /// The call's environment variables.
+    Environment,
+}
+
+impl std::fmt::Display for CallerInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CallerInput::Argument => "argument",
+            CallerInput::Environment => "environment variable",
+        })
+    }
+}
+
 impl ToolError {
     /// A short stable name for the kind of failure (`invalid_arguments`, `timeout`, ...).
     pub fn code(&self) -> &'static str {
@@ -128,6 +157,7 @@ impl ToolError {
             ToolError::InvalidSchema { .. } => "invalid_schema",
             ToolError::UnknownPlaceholder { .. } => "unknown_placeholder",
             ToolError::InvalidTemplate { .. } => "invalid_template",
+            ToolError::ChangesDestination { .. } => "changes_destination",
             ToolError::Egress(_) => "egress_refused",
             ToolError::Timeout { .. } => "timeout",
             ToolError::HttpStatus { .. } => "http_status",
@@ -153,6 +183,9 @@ impl ToolError {
             }
             ToolError::InvalidTemplate { place, reason } => {
                 ToolError::InvalidTemplate { place: m(place), reason: m(reason) }
+            }
+            ToolError::ChangesDestination { input, name, reason } => {
+                ToolError::ChangesDestination { input, name: m(name), reason: m(reason) }
             }
             ToolError::Egress(egress) => ToolError::Egress(mask_egress(egress, masker)),
             ToolError::Timeout { operation, limit } => ToolError::Timeout { operation: m(operation), limit },

@@ -30,7 +30,10 @@ const KEPT_HEADERS: [&str; 7] =
 ///
 /// Templates use `{{name}}` (see [`Variables`] for where names are looked up):
 /// - `url_template`: values are percent-encoded as one URL component, except a placeholder that
-///   begins the template (a base URL such as `{{base_url}}/items`), inserted as is;
+///   begins the template (a base URL such as `{{base_url}}/items`), inserted as is. Everything
+///   before the path (scheme, host, port) is the tool's own: placeholders there name its own
+///   variables, and a caller's value that would land there is refused
+///   ([`ToolError::ChangesDestination`]);
 /// - `headers`: values as text (header names are literal);
 /// - `body_template`: any JSON; a string that is exactly one placeholder becomes the value with its
 ///   JSON type (`"{{count}}"` → `3`), other strings and keys are rendered as text. It is sent as

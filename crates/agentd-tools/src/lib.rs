@@ -13,7 +13,10 @@
 //!
 //! Arguments are checked against the tool's JSON schema first. Templates (`{{name}}`) take
 //! arguments and [`Variables`] (plain, private, and per-execution environment ones; the
-//! precedence is on [`Variables`]); an unknown name is an error. Progress goes to a
+//! precedence is on [`Variables`]); an unknown name is an error. A URL's scheme, host and port
+//! are the tool's own: no argument or environment value can change where a request goes
+//! ([`ToolError::ChangesDestination`]; [`ToolKind::check_own_placeholders`] refuses a definition
+//! that would leave them to a caller). Progress goes to a
 //! [`DebugSink`] as lines. Failures are [`ToolError`]s.
 //!
 //! Invariants: a private variable's value never leaves this crate — every output, error and
@@ -35,7 +38,7 @@ mod template;
 mod variables;
 
 pub use debug::{DebugSink, MAX_DEBUG_LINE};
-pub use error::ToolError;
+pub use error::{CallerInput, ToolError};
 pub use http_tool::{HttpMethod, HttpTool, HttpToolOutput, ResponseBody};
 pub use limits::{StdioCommands, ToolLimits};
 pub use mask::Masker;

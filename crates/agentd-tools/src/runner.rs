@@ -11,6 +11,7 @@ use crate::error::ToolError;
 use crate::http_tool::{self, HttpTool, HttpToolOutput, ResponseBody};
 use crate::limits::ToolLimits;
 use crate::mcp::{self, McpCallOutput, McpServer, McpSession};
+use crate::template;
 use crate::variables::Variables;
 
 /// A user-defined tool, as [`ToolRunner::execute`] takes it.
@@ -70,6 +71,45 @@ impl ToolKind {
             }
             ToolKind::Mcp { .. } => Ok(()),
         }
+    }
+
+    /// Whether the placeholders that decide where a request goes or what runs name the tool's
+    /// own variables (`own` says whether a name is one of its `variables` or
+    /// `private_variables`): an HTTP tool's URL up to its path (scheme, userinfo, host, port),
+    /// an MCP server's URL, a stdio server's command and arguments. A caller's arguments and
+    /// environment never fill those (see [`Variables`]), so a definition that leaves one to
+    /// them could never run as meant. The error names the field within the definition.
+    pub fn check_own_placeholders(&self, own: impl Fn(&str) -> bool) -> Result<(), (&'static str, String)> {
+        let refuse = |field: &'static str, name: &str, what: &str| {
+            Err((field, format!(
+                "{{{{{name}}}}} in {field} {what}, so it must name one of the tool's own variables \
+                 (`variables` or `private_variables`), never a caller's argument or environment variable"
+            )))
+        };
+        match self {
+            ToolKind::Http(http) => {
+                for name in template::authority_placeholders(&http.url_template) {
+                    if !own(name) {
+                        return refuse("url_template", name, "decides where the request goes (the URL's scheme, host or port)");
+                    }
+                }
+            }
+            ToolKind::Mcp { server: McpServer::Http { url, .. } } => {
+                if let Some(name) = template::placeholder_names(url).into_iter().find(|name| !own(name)) {
+                    return refuse("server.url", name, "decides where the tool connects");
+                }
+            }
+            ToolKind::Mcp { server: McpServer::Stdio { command, args, .. } } => {
+                if let Some(name) = template::placeholder_names(command).into_iter().find(|name| !own(name)) {
+                    return refuse("server.command", name, "decides what runs");
+                }
+                let mut in_args = args.iter().flat_map(|arg| template::placeholder_names(arg));
+                if let Some(name) = in_args.find(|name| !own(name)) {
+                    return refuse("server.args", name, "decides what runs");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checks `arguments` against an HTTP tool's parameters before anything runs (an MCP

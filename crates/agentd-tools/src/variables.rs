@@ -18,8 +18,8 @@ use crate::mask::Masker;
 /// allows arguments: HTTP tools), then the environment. So nothing a caller (or a model)
 /// sends can replace a value the tool's owner set: a caller cannot point a request that carries
 /// the tool's secrets somewhere else. For the same reason the places that decide where a
-/// request goes or what runs — the leading placeholder of a URL (its origin), an MCP server's
-/// command, arguments and URL — take the tool's own values only (see [`crate::template`]).
+/// request goes or what runs — a URL's scheme, host and port, an MCP server's command,
+/// arguments and URL — take the tool's own values only (see [`crate::template`]).
 ///
 /// Substitution is one pass: a value that itself contains `{{…}}` is inserted as text, never
 /// expanded (so an argument cannot name a secret into the request).

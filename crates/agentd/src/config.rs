@@ -175,6 +175,12 @@ pub struct Config {
     pub conversation_idle_hours: u64,
     /// An Autessa WebSocket with no message from its client for this many seconds closes.
     pub autessa_ws_idle_seconds: u64,
+    // Who reads /metrics (every project's counts): any API key, or this token; or, with
+    // `metrics_addr`, anyone who reaches that listener, and no one on `addr`.
+    /// A token that reads `/metrics` besides API keys (`Authorization: Bearer <token>`).
+    pub metrics_token: Option<Secret>,
+    /// Serve `/metrics` only here (e.g. `127.0.0.1:9100`), without a key; 404 on `addr`.
+    pub metrics_addr: Option<String>,
 }
 
 impl Default for Config {
@@ -238,6 +244,8 @@ impl Default for Config {
             search_page_url: agentd_agents::DEFAULT_SEARCH_PAGE.into(),
             conversation_idle_hours: 12,
             autessa_ws_idle_seconds: 1800,
+            metrics_token: None,
+            metrics_addr: None,
         }
     }
 }
@@ -501,7 +509,44 @@ impl Config {
         if let Some(unknown) = self.assisters_agent_tiers.iter().find(|t| !self.tiers.contains_key(*t)) {
             return bad("assisters_agent_tiers", "AGENTD_ASSISTERS_AGENT_TIERS", format!("no tier named `{unknown}` is configured"));
         }
+        self.validate_metrics()
+    }
+
+    /// `metrics_token` and `metrics_addr`.
+    fn validate_metrics(&self) -> Result<(), ConfigError> {
+        let bad = |name: &str, env: &str, why: &str| Err(ConfigError(format!("{name} ({env}): {why}")));
+        if let Some(token) = &self.metrics_token {
+            let n = token.expose().chars().count();
+            if !(16..=256).contains(&n) || token.expose().chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return bad("metrics_token", "AGENTD_METRICS_TOKEN", "must be 16 to 256 characters without spaces");
+            }
+            if self.metrics_addr.is_some() {
+                return bad("metrics_token", "AGENTD_METRICS_TOKEN", "is not used with metrics_addr (metrics are served there without a key): set one of the two");
+            }
+        }
+        if let Some(addr) = self.metrics_socket_addr()?
+            && addr.port() != 0
+            && self.socket_addr()? == addr
+        {
+            return bad("metrics_addr", "AGENTD_METRICS_ADDR", "must differ from addr (the API's own address)");
+        }
         Ok(())
+    }
+
+    /// Where `/metrics` is served on its own, if anywhere.
+    pub fn metrics_socket_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let Some(addr) = &self.metrics_addr else { return Ok(None) };
+        addr.parse().map(Some).map_err(|_| {
+            ConfigError(format!("metrics_addr (AGENTD_METRICS_ADDR): `{addr}` is not an address such as 127.0.0.1:9100"))
+        })
+    }
+
+    /// Who may read `/metrics` on the API's own port.
+    pub fn metrics_access(&self) -> agentd_api::MetricsAccess {
+        match (&self.metrics_addr, &self.metrics_token) {
+            (Some(_), _) => agentd_api::MetricsAccess::SeparateListener,
+            (None, token) => agentd_api::MetricsAccess::Keyed(token.as_ref().map(|t| agentd_api::MetricsToken::new(t.expose()))),
+        }
     }
 }
 
@@ -785,9 +830,33 @@ mod tests {
         let config = Config {
             admin_key: Some(Secret::new("super-secret-value")),
             speech_api_key: Some(Secret::new("speech-secret-value")),
+            metrics_token: Some(Secret::new("metrics-secret-value")),
             ..Config::default()
         };
         assert!(!format!("{config:?}").contains("speech-secret-value"));
         assert!(!format!("{config:?}").contains("super-secret-value"));
+        assert!(!format!("{config:?} {:?}", config.metrics_access()).contains("metrics-secret-value"));
+    }
+
+    #[test]
+    fn metrics_settings_are_checked_and_named() {
+        let token = |n: usize| Config { metrics_token: Some(Secret::new("t".repeat(n))), ..Config::default() };
+        for ok in [16, 256] {
+            token(ok).validate().unwrap();
+        }
+        for bad in [15, 257] {
+            assert!(error_of(&token(bad)).contains("metrics_token (AGENTD_METRICS_TOKEN)"), "{bad}");
+        }
+        let spaced = Config { metrics_token: Some(Secret::new("sixteen chars ok")), ..Config::default() };
+        assert!(error_of(&spaced).contains("AGENTD_METRICS_TOKEN"));
+        let addr = |a: &str| Config { metrics_addr: Some(a.into()), ..Config::default() };
+        addr("127.0.0.1:9100").validate().unwrap();
+        assert!(matches!(addr("127.0.0.1:9100").metrics_access(), agentd_api::MetricsAccess::SeparateListener));
+        assert!(error_of(&addr("localhost:9100")).contains("metrics_addr (AGENTD_METRICS_ADDR): `localhost:9100` is not an address"));
+        assert!(error_of(&addr("127.0.0.1:5001")).contains("must differ from addr"));
+        let both = Config { metrics_addr: Some("127.0.0.1:9100".into()), ..token(16) };
+        assert!(error_of(&both).contains("set one of the two"));
+        assert!(matches!(token(16).metrics_access(), agentd_api::MetricsAccess::Keyed(Some(_))));
+        assert!(matches!(Config::default().metrics_access(), agentd_api::MetricsAccess::Keyed(None)));
     }
 }

@@ -29,8 +29,11 @@ pub struct RunningServer {
     pub engine: Engine,
     /// The secret of a key made at first start, to print once.
     pub first_key: Option<String>,
+    /// Where `/metrics` is served on its own (`metrics_addr`; the real port when it said 0).
+    pub metrics_addr: Option<SocketAddr>,
     stop: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
+    metrics: Option<JoinHandle<std::io::Result<()>>>,
     browsers: Option<Arc<Browsers>>,
 }
 
@@ -50,6 +53,14 @@ impl RunningServer {
             Ok(Ok(Err(error))) => tracing::error!(%error, "HTTP server failed"),
             Ok(Err(error)) => tracing::error!(%error, "HTTP server task failed"),
             Err(_) => tracing::warn!("open connections did not close within 10 s"),
+        }
+        if let Some(metrics) = self.metrics {
+            match tokio::time::timeout(Duration::from_secs(10), metrics).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => tracing::error!(%error, "metrics listener failed"),
+                Ok(Err(error)) => tracing::error!(%error, "metrics listener task failed"),
+                Err(_) => tracing::warn!("metrics connections did not close within 10 s"),
+            }
         }
     }
 }
@@ -159,7 +170,13 @@ async fn launch(
     if let Some(browsers) = &browsers {
         browsers.settings().metrics.register(metrics.registry_mut());
     }
-    let app = agentd_api::router(AppState::with_metrics(engine.clone(), api, metrics).with_speech(speech));
+    let state = AppState::with_metrics(engine.clone(), api, metrics).with_speech(speech);
+    let app = agentd_api::router(state.clone(), config.metrics_access());
+    // `/metrics` on a listener of its own, when the operator chose one.
+    let metrics_listener = match config.metrics_socket_addr()? {
+        Some(at) => Some(TcpListener::bind(at).await.with_context(|| format!("cannot listen on metrics_addr {at}"))?),
+        None => None,
+    };
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -179,12 +196,24 @@ async fn launch(
             .await
     });
     tracing::info!(%addr, "agentd listening");
+    let (metrics_addr, metrics) = match metrics_listener {
+        Some(listener) => {
+            let at = listener.local_addr()?;
+            let signal = stop.clone();
+            let served = axum::serve(listener, agentd_api::metrics_router(state)).with_graceful_shutdown(async move { signal.cancelled().await });
+            tracing::info!(addr = %at, "metrics listening");
+            (Some(at), Some(tokio::spawn(async move { served.await })))
+        }
+        None => (None, None),
+    };
     Ok(RunningServer {
         addr,
         engine,
         first_key,
+        metrics_addr,
         stop,
         http,
+        metrics,
         browsers,
     })
 }

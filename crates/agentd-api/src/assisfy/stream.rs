@@ -41,7 +41,7 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
-use crate::auth::{self, Caller, LimitUsage};
+use crate::auth::{self, Caller, LimitUsage, QueryKey};
 use crate::state::AppState;
 
 use super::error::{AssisfyError, AssisfyResult};
@@ -65,14 +65,14 @@ struct Credentials {
 }
 
 impl Credentials {
-    fn from_query(query: Option<&str>) -> Self {
-        let mut out = Self::default();
+    /// The session named in the query, and the key the query may carry on this route
+    /// ([`auth::QUERY_KEY_ROUTES`]).
+    fn from_query(query: Option<&str>, key: QueryKey) -> Self {
+        let mut out = Self { session_id: None, api_key: key.0 };
         for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             let value = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
-            match &*key {
-                "sessionId" | "session_id" => out.session_id = out.session_id.or(value),
-                "apiKey" | "api_key" => out.api_key = out.api_key.or(value),
-                _ => {}
+            if matches!(&*key, "sessionId" | "session_id") {
+                out.session_id = out.session_id.or(value);
             }
         }
         out
@@ -108,12 +108,13 @@ async fn admit_to_session(
 pub(super) async fn websocket(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    key: QueryKey,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(upgrade) = upgrade else {
         return AssisfyError::bad_request("this route speaks WebSocket only: connect with ?sessionId=&apiKey=").into_response();
     };
-    let given = Credentials::from_query(query.as_deref());
+    let given = Credentials::from_query(query.as_deref(), key);
     upgrade.on_upgrade(move |socket| serve(socket, state, given))
 }
 
@@ -265,8 +266,8 @@ async fn close(tx: &mut Sink, rx: &mut SplitStream<WebSocket>, code: u16, reason
 // SSE
 
 /// `GET /events/v1/connect?sessionId=&apiKey=`.
-pub(super) async fn sse(State(state): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap) -> AssisfyResult {
-    let given = Credentials::from_query(query.as_deref());
+pub(super) async fn sse(State(state): State<AppState>, RawQuery(query): RawQuery, key: QueryKey, headers: HeaderMap) -> AssisfyResult {
+    let given = Credentials::from_query(query.as_deref(), key);
     let (caller, session, usage) = admit_to_session(&state, &given, Some(&headers)).await?;
     let after = match headers.get("last-event-id") {
         None => 0,
@@ -337,10 +338,11 @@ impl Feed {
 pub(super) async fn egress(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    key: QueryKey,
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> AssisfyResult {
-    let given = Credentials::from_query(query.as_deref());
+    let given = Credentials::from_query(query.as_deref(), key);
     let (caller, session, usage) = admit_to_session(&state, &given, Some(&headers)).await?;
     let message = Value::Object(super::object(bytes)?);
     answer(&state, caller, &session, Grant::parse(&message)?).await?;
@@ -355,11 +357,11 @@ mod tests {
 
     #[test]
     fn credentials_come_from_the_query_then_a_first_message() {
-        let mut given = Credentials::from_query(Some("sessionId=abc&apiKey=k%201"));
+        let mut given = Credentials::from_query(Some("sessionId=abc&apiKey=k%201"), QueryKey(Some("k 1".into())));
         assert_eq!(given, Credentials { session_id: Some("abc".into()), api_key: Some("k 1".into()) });
         given.fill_from(&json!({"apiKey": "other", "sessionId": "other"}));
         assert_eq!(given.api_key.as_deref(), Some("k 1"), "the query wins");
-        let mut bare = Credentials::from_query(Some("apiKey="));
+        let mut bare = Credentials::from_query(Some("apiKey="), QueryKey(None));
         assert_eq!(bare, Credentials::default());
         bare.fill_from(&json!({"apiKey": "key", "sessionId": "sid"}));
         assert_eq!(bare, Credentials { session_id: Some("sid".into()), api_key: Some("key".into()) });

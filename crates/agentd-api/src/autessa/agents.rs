@@ -35,7 +35,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, QueryKey};
 use crate::sessions::parse_create;
 use crate::state::AppState;
 use crate::wire::CreateSessionRequest;
@@ -331,6 +331,7 @@ async fn close_conversation(state: &AppState, caller: Caller, agent: AgentId, nu
 pub(super) async fn socket(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    key: QueryKey,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -338,12 +339,12 @@ pub(super) async fn socket(
         return socket::not_a_websocket().into_response();
     };
     let query = Query::parse(query.as_deref());
-    let opened = open_socket(&state, &query, &headers).await;
+    let opened = open_socket(&state, &query, key, &headers).await;
     socket::accept(upgrade, &state, opened)
 }
 
-async fn open_socket(state: &AppState, query: &Query, headers: &HeaderMap) -> AutessaResult<(AgentSocket, socket::Admission)> {
-    let admission = socket::admit(state, query, headers).await?;
+async fn open_socket(state: &AppState, query: &Query, key: QueryKey, headers: &HeaderMap) -> AutessaResult<(AgentSocket, socket::Admission)> {
+    let admission = socket::admit(state, key, headers).await?;
     let caller = admission.caller;
     let number = query.resource_number()?;
     let agent = agent_of(state, caller, number).await?;

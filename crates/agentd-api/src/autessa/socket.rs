@@ -34,11 +34,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::auth::{self, Caller, LimitUsage};
+use crate::auth::{self, Caller, LimitUsage, QueryKey};
 use crate::state::AppState;
 
 use super::error::{AutessaError, AutessaResult};
-use super::Query;
 
 /// Close codes (RFC 6455 §7.4.1).
 const NORMAL: u16 = 1000;
@@ -86,9 +85,10 @@ impl Admission {
     }
 }
 
-/// The key a socket presents: `?authorization=` (the vendor's way), else the headers.
-pub(crate) async fn admit(state: &AppState, query: &Query, headers: &HeaderMap) -> AutessaResult<Admission> {
-    let secret = query.get("authorization").map(str::to_owned).or_else(|| auth::presented_key(headers).map(str::to_owned));
+/// The key a socket presents: `?authorization=` (the vendor's way; `key`, read by the rule of
+/// [`auth::QUERY_KEY_ROUTES`]), else the headers.
+pub(crate) async fn admit(state: &AppState, key: QueryKey, headers: &HeaderMap) -> AutessaResult<Admission> {
+    let secret = key.0.or_else(|| auth::presented_key(headers).map(str::to_owned));
     let (caller, usage) = super::admit_key(state, secret.clone()).await.map_err(|(error, _)| error)?;
     Ok(Admission { caller, usage, secret: secret.unwrap_or_default() })
 }

@@ -10,7 +10,10 @@
 //!   `environmentVariables` are this call's secrets: used for names the tool's own variables
 //!   do not set (a caller cannot replace the tool's own values, so it cannot send the tool's
 //!   secrets elsewhere), masked as `[redacted:name]` in `result`, `debugOutput` and
-//!   `errors`, never stored. Values that are not strings are passed as their JSON text.
+//!   `errors`, never stored. Values that are not strings are passed as their JSON text. A
+//!   value that would change where the tool's request goes (placed right after its URL's
+//!   host) is refused with 400, `variables.<name>` (or `environmentVariables.<name>`) first
+//!   in the message, and nothing is sent.
 //! - A tool that fails (an HTTP tool's service answers 500, an MCP tool reports an error, a
 //!   time limit) is still an execution: HTTP 200 with the `EXECUTE_TOOL` body, `result: null`
 //!   and the reason in `errors` — its debug output is what explains it. A request that
@@ -24,7 +27,7 @@ use std::collections::BTreeMap;
 
 use agentd_domain::{ToolDef, ToolId, ToolVersion};
 use agentd_engine::{EngineError, ToolCall, ToolExecution};
-use agentd_tools::{DebugSink, ToolError};
+use agentd_tools::DebugSink;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
@@ -36,9 +39,9 @@ use serde_json::{Map, Value, json};
 use super::error::{AutessaError, AutessaResult};
 use super::socket::{self, Outbox, SocketHandler};
 use super::{Query, VersionAsk, body_object, same_resource, version_from_body, version_from_query};
-use crate::auth::Caller;
+use crate::auth::{Caller, QueryKey};
 use crate::state::AppState;
-use crate::tools::KeptLines;
+use crate::tools::{CallFields, KeptLines, blamed_field};
 
 /// The tool resource `number` names (an agent's number is not found here).
 async fn tool_of(state: &AppState, caller: Caller, number: u64) -> AutessaResult<ToolId> {
@@ -58,6 +61,10 @@ async fn resolve(state: &AppState, caller: Caller, id: ToolId, number: u64, ask:
     super::in_asked_state("tool", number, ask, version.number, version.state)?;
     Ok((tool, version))
 }
+
+/// This API's names of an execution's parts, for errors.
+const AUTESSA_FIELDS: CallFields =
+    CallFields { arguments: "variables", environment: "environmentVariables", private: "privateVariables" };
 
 /// A variables object as text values (`field` names it in errors).
 fn secrets(body: &Map<String, Value>, field: &str) -> AutessaResult<BTreeMap<String, String>> {
@@ -97,8 +104,10 @@ async fn run(state: &AppState, tool: ToolDef, version: &ToolVersion, call: &Tool
     };
     let (result, errors) = match &execution.outcome {
         Ok(output) => (Value::String(output.text()), vec![]),
-        Err(error @ ToolError::InvalidArguments { .. }) => return Err(AutessaError::bad_request(format!("variables: {error}"))),
-        Err(error) => (Value::Null, vec![error.to_string()]),
+        Err(error) => match blamed_field(error, call, &AUTESSA_FIELDS) {
+            Some(field) => return Err(AutessaError::bad_request(format!("{field}: {error}"))),
+            None => (Value::Null, vec![error.to_string()]),
+        },
     };
     Ok(json!({
         "responseType": "EXECUTE_TOOL",
@@ -133,6 +142,7 @@ pub(super) async fn execute(
 pub(super) async fn socket(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    key: QueryKey,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
@@ -140,12 +150,12 @@ pub(super) async fn socket(
         return socket::not_a_websocket().into_response();
     };
     let query = Query::parse(query.as_deref());
-    let opened = open_socket(&state, &query, &headers).await;
+    let opened = open_socket(&state, &query, key, &headers).await;
     socket::accept(upgrade, &state, opened)
 }
 
-async fn open_socket(state: &AppState, query: &Query, headers: &HeaderMap) -> AutessaResult<(ToolSocket, socket::Admission)> {
-    let admission = socket::admit(state, query, headers).await?;
+async fn open_socket(state: &AppState, query: &Query, key: QueryKey, headers: &HeaderMap) -> AutessaResult<(ToolSocket, socket::Admission)> {
+    let admission = socket::admit(state, key, headers).await?;
     let caller = admission.caller;
     let number = query.resource_number()?;
     let tool = tool_of(state, caller, number).await?;

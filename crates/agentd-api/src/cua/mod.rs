@@ -3,8 +3,11 @@
 //! translates requests and events; every rule lives in the engine.
 //!
 //! Choices where the document and the original app differ, or are silent: the documented
-//! routes, messages and envelope come first; `api_key` in a body (or `?api_key=`) is an
-//! agentd key, like `Authorization: Bearer`; a `task_id` is derived from the session id
+//! routes, messages and envelope come first; `api_key` in a JSON body (where the document
+//! puts it) is an agentd key, like `Authorization: Bearer` — never in the query string, which
+//! the document does not name and which lands in logs (this API has no stream that would need
+//! it, see [`auth::QUERY_KEY_ROUTES`]); `/api/health` answers only its status without a key,
+//! and with one the counts of the caller's project; a `task_id` is derived from the session id
 //! (see [`crate::links`]) and must match on every call that takes one (403 otherwise); the
 //! only environment is `browser` (a real Chromium).
 
@@ -90,8 +93,8 @@ fn query_map(query: Option<String>) -> HashMap<String, String> {
     form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect()
 }
 
-/// Admits the caller by `Authorization: Bearer`, `X-API-Key`, `?api_key=` or the body's
-/// `api_key`; refusals come in the envelope.
+/// Admits the caller by `Authorization: Bearer`, `X-API-Key` or the body's `api_key`;
+/// refusals come in the envelope.
 async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, state.config.body_limit_bytes).await {
@@ -101,10 +104,7 @@ async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -
                 .into_response();
         }
     };
-    let secret = auth::presented_key(&parts.headers)
-        .map(str::to_owned)
-        .or_else(|| auth::query_key(parts.uri.query()))
-        .or_else(|| body_key(&bytes));
+    let secret = auth::presented_key(&parts.headers).map(str::to_owned).or_else(|| body_key(&bytes));
     match auth::admit(&state, secret).await {
         Ok((caller, usage)) => {
             parts.extensions.insert(caller);
@@ -464,12 +464,8 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
 
 /// `GET /api/sessions/active`.
 async fn active(State(state): State<AppState>, caller: Caller) -> CuaResult {
-    let mut query = SessionQuery::newest_first(caller.project_id, MAX_LIMIT as u32);
-    query.statuses = SessionStatus::ALL.iter().copied().filter(|s| !s.is_terminal()).collect();
-    let mut sessions = state.engine.list_sessions(&query).await?;
-    sessions.truncate(MAX_LIMIT);
     let mut active = Vec::new();
-    for session in sessions.iter().filter(|s| views::is_active(s)) {
+    for session in &active_sessions(&state, caller).await? {
         let check = session.status == SessionStatus::Waiting && views::check_of(&state, session).await?.is_some();
         active.push(json!({
             "id": session.id.to_string(),
@@ -481,6 +477,16 @@ async fn active(State(state): State<AppState>, caller: Caller) -> CuaResult {
         }));
     }
     Ok(ok(format!("Found {} active sessions", active.len()), json!({"active_sessions": active})))
+}
+
+/// The caller's active sessions, newest first (at most [`MAX_LIMIT`]).
+async fn active_sessions(state: &AppState, caller: Caller) -> CuaResult<Vec<Session>> {
+    let mut query = SessionQuery::newest_first(caller.project_id, MAX_LIMIT as u32);
+    query.statuses = SessionStatus::ALL.iter().copied().filter(|s| !s.is_terminal()).collect();
+    let mut sessions = state.engine.list_sessions(&query).await?;
+    sessions.truncate(MAX_LIMIT);
+    sessions.retain(views::is_active);
+    Ok(sessions)
 }
 
 /// `GET /api/sessions/{id}/details`.
@@ -695,16 +701,33 @@ async fn run_control(state: &AppState, caller: Caller, control: Control, sid: &s
     }
 }
 
-/// `GET /api/health` (public).
-async fn health(State(state): State<AppState>) -> Response {
-    ok(
+/// `GET /api/health`: without a key, only the status (anyone may probe it); with a valid key
+/// (`Authorization: Bearer` or `X-API-Key`), also the number of the caller's project's active
+/// sessions (the count of `/api/sessions/active`), never the whole server's. A key that is
+/// presented and refused is the usual 401 or 429.
+async fn health(State(state): State<AppState>, headers: HeaderMap) -> CuaResult {
+    let Some(secret) = auth::presented_key(&headers).map(str::to_owned) else {
+        return Ok(ok("API is healthy", json!({"status": "ok"})));
+    };
+    let (caller, usage) = match auth::admit(&state, Some(secret)).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            let mut response = CuaError::from(refusal.error.clone()).into_response();
+            refusal.write_headers(&mut response);
+            return Ok(response);
+        }
+    };
+    let active = active_sessions(&state, caller).await?.len();
+    let mut response = ok(
         "API is healthy",
         json!({
             "status": "ok",
-            "active_sessions": state.engine.live_count(),
+            "active_sessions": active,
             "version": API_VERSION,
             "agentd_version": crate::VERSION,
             "browser_environment": "real",
         }),
-    )
+    );
+    usage.write_headers(response.headers_mut());
+    Ok(response)
 }

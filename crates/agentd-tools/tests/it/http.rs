@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use agentd_egress::{AddressClass, EgressError, EgressPolicy};
 use agentd_tools::{
-    DebugSink, HttpMethod, HttpTool, ResponseBody, ToolDefinition, ToolError, ToolLimits, ToolOutput, ToolRunner,
+    CallerInput, DebugSink, HttpMethod, HttpTool, ResponseBody, ToolDefinition, ToolError, ToolLimits, ToolOutput,
+    ToolRunner,
 };
 use axum::Router;
 use axum::extract::{Query, State};
@@ -352,4 +353,46 @@ async fn a_header_value_with_a_line_break_is_refused_without_showing_it() {
     assert!(error.to_string().starts_with("header X-Note: the value has characters a header cannot carry"), "{error}");
     assert!(!error.to_string().contains("Injected"));
     assert!(web.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_callers_value_cannot_move_the_request_to_another_host() {
+    let partner = Web::start().await;
+    let mut vars = variables(&[("partner", &partner.base)], &[("tail", ".attacker.test")]);
+    let runner = runner(short_limits());
+    // A placeholder right after the host (a literal one, as stored before such templates were
+    // refused at creation, or a base variable holding only an origin): whatever a caller puts
+    // there, nothing is sent, and the error names the argument.
+    for template in [format!("{}{{{{path}}}}", partner.base), "{{partner}}{{path}}".to_owned()] {
+        let tool = tool(HttpMethod::Get, &template);
+        for value in [".attacker.test", "@attacker.test", "/search", "\\search", "%2e", "%2E%2E", "#x", "?q=1", ":1", "x"] {
+            let (sink, mut lines) = Lines::new();
+            let error = runner.execute_http(&tool, &json!({"path": value}), &vars, &sink).await.unwrap_err();
+            assert!(
+                matches!(&error, ToolError::ChangesDestination { input: CallerInput::Argument, name, .. } if name == "path"),
+                "{template} with {value:?}: {error:?}"
+            );
+            assert_eq!(error.code(), "changes_destination");
+            assert!(lines.drain().is_empty(), "nothing was sent");
+        }
+    }
+    let error = runner
+        .execute_http(&tool(HttpMethod::Get, "{{partner}}{{tail}}"), &json!({}), &vars, &DebugSink::none())
+        .await
+        .unwrap_err();
+    assert!(matches!(&error, ToolError::ChangesDestination { input: CallerInput::Environment, name, .. } if name == "tail"));
+    assert!(partner.received().is_empty(), "the partner received nothing: {:?}", partner.received());
+
+    // After a `/` the same values are a path and a query, and reach the partner as such.
+    let legit = tool(HttpMethod::Get, "{{partner}}/{{path}}?q={{q}}");
+    vars.environment_variables.clear();
+    let output = runner
+        .execute_http(&legit, &json!({"path": "search", "q": ".attacker.test@x:1/#?"}), &vars, &DebugSink::none())
+        .await
+        .unwrap();
+    assert_eq!(output.status, 200);
+    let received = partner.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].uri, "/search?q=.attacker.test%40x%3A1%2F%23%3F");
+    assert_eq!(received[0].authorization.as_deref(), Some(format!("Bearer {SECRET}").as_str()));
 }

@@ -615,3 +615,25 @@ async fn sse_says_connected_then_beats_under_both_spellings_and_refuses_as_json(
     app.post(format!("/v1/sessions/{id}/stop"), json!({})).await;
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_key_in_the_url_counts_on_the_streams_only() {
+    let app = spawn_app().await;
+    let id = start(&app, "wait").await;
+    // REST routes take the key in a header only.
+    let r = app.http.post(app.url(&format!("/api/v1/sessions?apiKey={}", app.key))).json(&json!({"goal": "x", "url": "https://example.com"})).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app.http.get(app.url(&format!("/api/v1/sessions/{id}?apiKey={}&api_key={}", app.key, app.key))).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // The SSE stream (and its answers) and the WebSocket take it in the query, both spellings.
+    for key in ["apiKey", "api_key"] {
+        let r = app.http.get(app.url(&format!("/events/v1/connect?sessionId={id}&{key}={}", app.key))).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{key}");
+    }
+    let r = app.http.post(app.url(&format!("/events/v1/egress?sessionId={id}&apiKey={}", app.key))).json(&sdk_input("x")).send().await.unwrap();
+    assert_eq!(r.status(), 409, "admitted; the session asks nothing");
+    let mut ws = connect(&app, &format!("?sessionId={id}&apiKey={}", app.key)).await;
+    let first = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("\"event\""), "{first:?}");
+    app.shutdown().await;
+}

@@ -471,6 +471,29 @@ async fn autessa_tool_execute_masks_secrets_and_reports_failures() {
     assert!(status == 400 && body["errors"][0].as_str().unwrap().starts_with("resourceId is required"));
     let (status, _, body) = call(&app, "nope", &path, json!({})).await;
     assert_eq!((status, body), (401, json!({"errors": ["Invalid API key"]})));
+    // REST takes the key in the header only; `?authorization=` is the sockets' way.
+    let r = app.http.post(app.url(&format!("{path}&authorization={}", app.key))).json(&json!({"variables": {"q": "a"}})).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn autessa_tool_execute_refuses_a_value_that_would_move_the_request() {
+    use crate::tools::{created, partner_service, partner_tool};
+    let app = spawn_app().await;
+    let (partner, seen) = partner_service().await;
+    let n = created(&app, partner_tool("partner", "{{partner}}{{path}}", &partner)).await["resource_id"].as_u64().unwrap();
+    let path = format!("/clients/tool/execute?resourceId={n}");
+    let (status, body) = post(&app, &path, json!({"variables": {"path": ".attacker.test"}})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["errors"][0].as_str().unwrap().starts_with("variables.path: argument `path` would change where the request goes"), "{body}");
+    let (status, body) = post(&app, &path, json!({"environmentVariables": {"path": "@attacker.test"}})).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["errors"][0].as_str().unwrap().starts_with("environmentVariables.path: "), "{body}");
+    assert!(seen.lock().unwrap().is_empty(), "the partner received nothing");
+    let (status, body) = post(&app, &path, json!({"variables": {"path": ""}})).await;
+    assert_eq!((status, body["errors"].clone()), (200, json!([])), "{body}");
+    assert_eq!(*seen.lock().unwrap(), ["/"]);
     app.shutdown().await;
 }
 

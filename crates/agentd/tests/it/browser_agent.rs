@@ -89,7 +89,7 @@ async fn fills_and_submits_a_form() {
     assert!(completed[0]["usage"]["input_tokens"].as_u64().unwrap() > 0, "{completed:?}");
 
     // Every observe and action was timed into /metrics too.
-    let metrics = w.app.http.get(w.app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = w.app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("agentd_browser_observe_seconds_count"), "{metrics}");
     assert!(metrics.contains("agentd_browser_action_seconds_count{action=\"click\",outcome=\"ok\"} 1"), "{metrics}");
 }

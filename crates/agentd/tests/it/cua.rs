@@ -117,15 +117,34 @@ async fn bad_create_requests_are_refused_in_the_envelope_naming_the_field() {
 }
 
 #[tokio::test]
-async fn keys_come_in_a_header_the_body_or_the_query_and_health_is_public() {
+async fn keys_come_in_a_header_or_the_body_and_health_counts_only_for_a_key() {
     let app = spawn_app().await;
+    // Without a key, the status only: nothing about anyone's sessions.
     let (code, body) = envelope(app.http.get(app.url("/api/health")).send().await.unwrap()).await;
     assert_eq!(code, 200);
     assert_eq!(body["message"], "API is healthy");
+    assert_eq!(body["data"], json!({"status": "ok"}));
+
+    // With a key, the counts of the caller's own project.
+    let other = app.other_project_key().await;
+    let mine = app.create("wait").await["id"].as_str().unwrap().to_owned();
+    app.wait_status(&mine, "running").await;
+    for _ in 0..2 {
+        assert_eq!(app.post_as(&other, "/v1/sessions", json!({"goal": "wait"})).await.status(), 201);
+    }
+    let health_as = |key: String| {
+        let request = app.http.get(app.url("/api/health")).bearer_auth(key);
+        async move { envelope(request.send().await.unwrap()).await }
+    };
+    let (code, body) = health_as(app.key.clone()).await;
     let data = &body["data"];
-    assert_eq!((data["status"].as_str(), data["version"].as_str()), (Some("ok"), Some("1.0.0")));
-    assert_eq!(data["browser_environment"], "real");
-    assert!(data["active_sessions"].is_u64());
+    assert_eq!(code, 200);
+    assert_eq!((data["status"].as_str(), data["version"].as_str(), data["browser_environment"].as_str()), (Some("ok"), Some("1.0.0"), Some("real")));
+    assert_eq!(data["active_sessions"], 1, "the caller's project only: {body}");
+    let (_, body) = health_as(other.clone()).await;
+    assert_eq!(body["data"]["active_sessions"], 2, "never the server's 3: {body}");
+    let (code, body) = health_as("wrong-key".into()).await;
+    assert_eq!((code, body["success"].as_bool()), (401, Some(false)));
 
     let anonymous = envelope(app.http.get(app.url("/api/sessions")).send().await.unwrap()).await;
     assert_eq!(anonymous.0, 401);
@@ -135,8 +154,11 @@ async fn keys_come_in_a_header_the_body_or_the_query_and_health_is_public() {
     assert_eq!(code, 401);
     let (code, _) = envelope(app.http.post(app.url("/api/tasks")).json(&json!({"task": "x", "api_key": "nope"})).send().await.unwrap()).await;
     assert_eq!(code, 401);
+    // The document puts the key in the body; a key in the URL is not taken (it lands in logs).
     let by_query = app.http.get(app.url(&format!("/api/sessions?api_key={ADMIN_KEY}"))).send().await.unwrap();
-    assert_eq!(by_query.status(), 200);
+    assert_eq!(by_query.status(), 401);
+    let by_body = app.http.post(app.url("/api/sessions/batch")).json(&json!({"api_key": ADMIN_KEY})).send().await.unwrap();
+    assert_eq!(by_body.status(), 200);
     let by_header = app.http.get(app.url("/api/sessions")).header("x-api-key", ADMIN_KEY).send().await.unwrap();
     assert_eq!(by_header.status(), 200);
     app.shutdown().await;

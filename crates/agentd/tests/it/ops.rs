@@ -13,7 +13,7 @@ async fn healthz_metrics_openapi_and_docs() {
     app.wait_status(&s, "completed").await;
     let health: Value = app.http.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health, json!({"status": "ok", "store": true, "version": env!("CARGO_PKG_VERSION")}));
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("agentd_sessions{status=\"completed\"} 1"), "{metrics}");
     assert!(metrics.contains("agentd_sessions{status=\"running\"} 0"));
     assert!(metrics.contains("agentd_events_appended_total 4"), "{metrics}");
@@ -30,6 +30,86 @@ async fn healthz_metrics_openapi_and_docs() {
     assert!(html.contains("/v1/sessions/{id}/stop") && html.contains("CreateSessionRequest"));
     let (status, error) = error_of(app.http.put(app.url("/v1/sessions")).bearer_auth(&app.key).send().await.unwrap()).await;
     assert_eq!((status, error["code"].as_str()), (405, Some("method_not_allowed")));
+    app.shutdown().await;
+}
+
+const METRICS_TOKEN: &str = "metrics-token-for-the-scraper-01";
+
+#[tokio::test]
+async fn metrics_need_an_api_key_or_the_metrics_token() {
+    let app = spawn_with(|c| c.metrics_token = Some(agentd::config::Secret::new(METRICS_TOKEN))).await;
+    let (status, error) = error_of(app.http.get(app.url("/metrics")).send().await.unwrap()).await;
+    assert_eq!((status, error["type"].as_str()), (401, Some("authentication_error")), "{error}");
+    let metrics = |auth: &'static str| {
+        let request = app.http.get(app.url("/metrics"));
+        async move { request.header("authorization", auth).send().await.unwrap() }
+    };
+    let by_token = metrics("Bearer metrics-token-for-the-scraper-01").await;
+    assert_eq!(by_token.status(), 200);
+    assert!(by_token.text().await.unwrap().contains("agentd_sessions{status=\"completed\"}"));
+    for wrong in ["Bearer metrics-token-for-the-scraper-0", "Bearer metrics-token-for-the-scraper-012", "Basic bWV0cmljcw=="] {
+        let (status, error) = error_of(metrics(wrong).await).await;
+        assert_eq!(status, 401, "{wrong}");
+        assert!(!error.to_string().contains(METRICS_TOKEN), "{error}");
+    }
+    assert_eq!(app.get("/metrics").await.status(), 200, "any valid API key reads them too");
+    let other = app.other_project_key().await;
+    assert_eq!(app.get_as(&other, "/metrics").await.status(), 200);
+    assert_eq!(app.http.get(app.url("/metrics")).header("x-api-key", ADMIN_KEY).send().await.unwrap().status(), 200);
+    // Health stays open.
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    app.shutdown().await;
+
+    // Without a token configured, a bearer that is no key is refused.
+    let app = spawn_app().await;
+    assert_eq!(app.get_as(METRICS_TOKEN, "/metrics").await.status(), 401);
+    assert_eq!(app.get("/metrics").await.status(), 200);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn metrics_on_their_own_listener_are_not_on_the_api_port() {
+    let app = spawn_with(|c| c.metrics_addr = Some("127.0.0.1:0".into())).await;
+    let (status, error) = error_of(app.get("/metrics").await).await;
+    assert_eq!((status, error["code"].as_str()), (404, Some("not_found")), "{error}");
+    let at = app.server.as_ref().unwrap().metrics_addr.expect("a metrics listener");
+    assert_ne!(at.to_string(), app.base.trim_start_matches("http://"));
+    let r = app.http.get(format!("http://{at}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "no key on the operator's own listener");
+    assert!(r.text().await.unwrap().contains("agentd_events_appended_total"));
+    assert_eq!(app.http.get(format!("http://{at}/v1/sessions")).bearer_auth(&app.key).send().await.unwrap().status(), 404, "only metrics there");
+    assert_eq!(app.get("/v1/sessions").await.status(), 200);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_key_in_the_url_counts_only_on_streaming_routes() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app().await;
+    let s = app.create("emit:1; done").await["id"].as_str().unwrap().to_owned();
+    app.wait_status(&s, "completed").await;
+    let r = app.post("/v1/tables", json!({"name": "ws", "columns": [{"name": "a", "type": "string"}]})).await;
+    let table = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    // Paths that merely end in /ws, another method on the WebSocket route, plain routes.
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/v1/tables/ws".to_owned()),
+        (reqwest::Method::DELETE, format!("/v1/tables/{table}")),
+        (reqwest::Method::GET, "/v1/sessions".to_owned()),
+        (reqwest::Method::GET, format!("/v1/sessions/{s}/events")),
+    ] {
+        let r = app.http.request(method.clone(), app.url(&format!("{path}?api_key={ADMIN_KEY}"))).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{method} {path}");
+    }
+    assert_eq!(app.get(&format!("/v1/tables/{table}")).await.status(), 200, "the table is still there");
+    // Another method on the WebSocket's route is not served at all.
+    let r = app.http.delete(app.url(&format!("/v1/sessions/{s}/ws?api_key={ADMIN_KEY}"))).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(app.session(&s).await["id"], s.as_str(), "the session is still there");
+    // The session's WebSocket takes it: the browser's WebSocket cannot send headers.
+    let url = format!("{}/v1/sessions/{s}/ws?api_key={ADMIN_KEY}", app.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.into_client_request().unwrap()).await.expect("the WebSocket opens");
+    let first = futures::StreamExt::next(&mut ws).await.unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("\"type\":\"event\""), "{first:?}");
     app.shutdown().await;
 }
 

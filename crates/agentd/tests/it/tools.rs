@@ -195,15 +195,124 @@ async fn a_caller_cannot_send_a_tools_secrets_elsewhere() {
     let (_, run) = execute(&app, &id, json!({"arguments": {"q": "x", "base": other}, "environment_variables": {"base": other}})).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert!(run["debug_output"][0].as_str().unwrap().contains(&base), "{run}");
-    // A base URL the tool leaves to the caller is refused: it would decide where the secret goes.
+    // A base URL the tool leaves to the caller is refused when the tool is defined: it would
+    // decide where the secret goes.
     let mut open = http_tool("open", &base);
     open["variables"] = json!({});
-    let id = created(&app, open).await["id"].as_str().unwrap().to_owned();
-    let (_, run) = execute(&app, &id, json!({"arguments": {"q": "x", "base": other}})).await;
-    assert_eq!((run["status"].as_str(), run["error"]["code"].as_str()), (Some("failed"), Some("invalid_template")), "{run}");
-    let (_, run) = execute(&app, &id, json!({"arguments": {"q": "x"}, "environment_variables": {"base": other}})).await;
-    assert_eq!(run["error"]["code"], "invalid_template", "{run}");
-    assert!(run["error"]["message"].as_str().unwrap().contains("must be one of the tool's own variables"), "{run}");
+    let (status, e) = error_of(app.post("/v1/tools", open).await).await;
+    assert_eq!((status, e["field"].as_str()), (400, Some("definition.url_template")), "{e}");
+    assert!(e["message"].as_str().unwrap().contains("{{base}}") && e["message"].as_str().unwrap().contains("own variables"), "{e}");
+    app.shutdown().await;
+}
+
+/// A partner service on loopback that records the paths it is asked for.
+pub async fn partner_service() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let record = record.clone();
+        async move {
+            record.lock().unwrap().push(uri.to_string());
+            Json(json!({"ok": true}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), seen)
+}
+
+/// A published HTTP tool calling `url_template` with the partner's token.
+pub fn partner_tool(name: &str, url_template: &str, partner: &str) -> Value {
+    json!({
+        "name": name,
+        "definition": {"type": "http", "method": "GET", "url_template": url_template,
+                       "headers": {"Authorization": "Bearer {{token}}"}},
+        "variables": {"partner": partner},
+        "private_variables": {"token": SECRET},
+        "publish": true,
+    })
+}
+
+#[tokio::test]
+async fn a_callers_value_cannot_redirect_a_tool_to_another_host() {
+    let app = spawn_app().await;
+    let (partner, seen) = partner_service().await;
+    // The partner's origin is the tool's own variable; the path is the caller's. A value that
+    // would land right after the host is refused before anything is sent, naming the argument.
+    let id = created(&app, partner_tool("partner", "{{partner}}{{path}}", &partner)).await["id"].as_str().unwrap().to_owned();
+    for value in [".attacker.test", "@attacker.test", "/", "\\", "%2e", "#", "?", ":1", "x"] {
+        let (status, e) = error_of(app.post(format!("/v1/tools/{id}/execute"), json!({"arguments": {"path": value}})).await).await;
+        assert_eq!((status, e["field"].as_str()), (400, Some("arguments.path")), "{value:?} → {e}");
+        assert!(e["message"].as_str().unwrap().starts_with("argument `path` would change where the request goes"), "{e}");
+        assert!(!e["message"].as_str().unwrap().contains("attacker"), "the value is not echoed: {e}");
+    }
+    let (status, e) = error_of(app.post(format!("/v1/tools/{id}/execute"), json!({"environment_variables": {"path": ".attacker.test"}})).await).await;
+    assert_eq!((status, e["field"].as_str()), (400, Some("environment_variables.path")), "{e}");
+    let (status, e) = error_of(app.post(format!("/v1/tools/{id}/execute"), json!({"private_variables": {"path": ".attacker.test"}})).await).await;
+    assert_eq!((status, e["field"].as_str()), (400, Some("private_variables.path")), "{e}");
+    // Streamed, the same refusal is the stream's `error` event.
+    let r = app.post(format!("/v1/tools/{id}/execute"), json!({"arguments": {"path": ".attacker.test"}, "stream": true})).await;
+    let events: Vec<_> = eventsource_stream::EventStream::new(r.bytes_stream()).collect().await;
+    let last = events.into_iter().map(|e| e.unwrap()).last().unwrap();
+    let body: Value = serde_json::from_str(&last.data).unwrap();
+    assert_eq!((last.event.as_str(), body["error"]["field"].as_str()), ("error", Some("arguments.path")), "{body}");
+    assert!(seen.lock().unwrap().is_empty(), "the partner received nothing: {:?}", seen.lock().unwrap());
+
+    // After a `/`, the same characters are a path and a query, and the call goes through.
+    let legit = created(&app, partner_tool("legit", "{{partner}}/items/{{path}}?q={{q}}", &partner)).await["id"].as_str().unwrap().to_owned();
+    let (status, run) = execute(&app, &legit, json!({"arguments": {"path": "a.json", "q": ".attacker.test@x:1/#?"}})).await;
+    assert_eq!((status, run["status"].as_str()), (200, Some("succeeded")), "{run}");
+    assert_eq!(*seen.lock().unwrap(), ["/items/a.json?q=.attacker.test%40x%3A1%2F%23%3F"]);
+    assert_no_secret(&run.to_string());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_model_cannot_redirect_a_tool_either() {
+    let llm = ScriptedLlm::start().await;
+    let app = spawn_agents(&llm.openai_base_url(), |_| {}).await;
+    let (partner, seen) = partner_service().await;
+    created(&app, partner_tool("partner", "{{partner}}{{path}}", &partner)).await;
+    let agent: Value = app.post("/v1/agents", json!({"name": "Helper", "kind": "chat", "tools": ["partner"], "publish": true})).await.json().await.unwrap();
+    llm.push(Reply::tool_call("partner", json!({"path": ".attacker.test"})));
+    llm.push(Reply::tool_call("answer", json!({"answer": "It was refused."})));
+    let id = app.create_with(json!({"goal": "Call the partner", "agent_id": agent["id"]})).await["id"].as_str().unwrap().to_owned();
+    app.wait_status(&id, "completed").await;
+    let events = app.events(&id).await;
+    let action = events.iter().find(|e| e["type"] == "action" && e["data"]["name"] == "partner").expect("the call is an action");
+    assert_eq!(action["data"]["ok"], false, "{action}");
+    assert!(action.to_string().contains("argument `path` would change where the request goes"), "{action}");
+    assert!(seen.lock().unwrap().is_empty(), "the partner received nothing");
+    assert_no_secret(&serde_json::to_string(&events).unwrap());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_definition_that_leaves_where_it_goes_to_a_caller_is_refused() {
+    let app = spawn_app().await;
+    let (partner, _) = partner_service().await;
+    // The attack as it was written: a placeholder right after a literal host.
+    for template in ["http://api.partner.test{{path}}", "https://{{host}}/x", "https://api.partner.test:{{port}}/x", "https://{{user}}@api.partner.test/"] {
+        let (status, e) = error_of(app.post("/v1/tools", partner_tool("bad", template, &partner)).await).await;
+        assert_eq!((status, e["field"].as_str()), (400, Some("definition.url_template")), "{template} → {e}");
+    }
+    // Named by the tool's own variables, the same places are fine.
+    let mut own = partner_tool("own", "https://{{host}}:{{port}}/x/{{path}}", &partner);
+    own["variables"] = json!({"host": "api.partner.test", "port": "8443"});
+    let id = created(&app, own).await["id"].as_str().unwrap().to_owned();
+    // Changing a version so that a caller would fill them is refused as well.
+    let r = app.http.put(app.url(&format!("/v1/tools/{id}/draft"))).bearer_auth(&app.key)
+        .json(&json!({"variables": {"host": "api.partner.test"}})).send().await.unwrap();
+    let (status, e) = error_of(r).await;
+    assert_eq!((status, e["field"].as_str()), (400, Some("definition.url_template")), "{e}");
+    assert!(e["message"].as_str().unwrap().contains("{{port}}"), "{e}");
+    // An MCP server's URL too.
+    let (status, e) = error_of(app.post("/v1/tools", json!({"name": "mcp",
+        "definition": {"type": "mcp", "server": {"transport": "http", "url": "{{mcp_url}}"}}})).await).await;
+    assert_eq!((status, e["field"].as_str()), (400, Some("definition.server.url")), "{e}");
+    created(&app, json!({"name": "mcp", "definition": {"type": "mcp", "server": {"transport": "http", "url": "{{mcp_url}}"}},
+        "private_variables": {"mcp_url": "https://mcp.partner.test/mcp"}})).await;
     app.shutdown().await;
 }
 
@@ -229,7 +338,9 @@ async fn bad_tools_and_bad_executions_are_refused_naming_the_field() {
         let (status, e) = error_of(app.post("/v1/tools", body.clone()).await).await;
         assert_eq!((status, e["field"].as_str()), (400, Some(field)), "{body} → {e}");
     }
-    let fifty: serde_json::Map<String, Value> = (0..50).map(|i| (format!("v{i}"), json!("x"))).collect();
+    // Fifty variables, `base` (the URL's origin) among them.
+    let mut fifty: serde_json::Map<String, Value> = (0..49).map(|i| (format!("v{i}"), json!("x"))).collect();
+    fifty.insert("base".into(), json!(base));
     let mut body = http_tool("fifty", &base);
     body["variables"] = Value::Object(fifty.clone());
     created(&app, body.clone()).await;
