@@ -50,6 +50,7 @@ pub async fn serve() -> String {
         .route("/files/report.csv", get(report))
         .route("/files/notes.txt", get(|| async { "Notes of the meeting\n" }))
         .route("/api/slow", get(slow))
+        .route("/reach", get(reach))
         .route("/hang", get(std::future::pending::<&'static str>));
     for (path, html) in PAGES {
         app = app.route(&format!("/{path}"), get(move || async move { Html(html) }));
@@ -74,6 +75,18 @@ async fn report() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/csv"), (header::CONTENT_DISPOSITION, "attachment; filename=\"report.csv\"")],
         "quarter,revenue\nQ1,100\nQ2,120\n",
     )
+}
+
+#[derive(serde::Deserialize)]
+struct Reach {
+    to: String,
+}
+
+/// A page that loads an image from `to` (any URL): how a page reaches for an address the
+/// egress policy must refuse.
+async fn reach(Query(q): Query<Reach>) -> Html<String> {
+    let to = q.to.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;");
+    Html(format!("<!doctype html><title>Reach</title><p>An image from elsewhere:</p><img alt=\"pixel\" src=\"{to}\">"))
 }
 
 #[derive(serde::Deserialize)]

@@ -5,6 +5,7 @@ mod support;
 mod agents;
 mod audio;
 mod browser_agent;
+mod browser_egress;
 mod cli_run;
 mod computer_use;
 mod control;
