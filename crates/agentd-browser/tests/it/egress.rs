@@ -527,3 +527,64 @@ async fn one_session_cannot_see_or_touch_another_sessions_tabs() {
     b.close().await.unwrap();
     rig.pool.shutdown().await;
 }
+
+/// A browser agentd attaches to (`AGENTD_CDP_URL`): its contexts are created behind the same
+/// proxy, so its pages are under the policy too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attached_browser_gets_the_same_boundary() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let chrome = agentd_browser::find_chrome(None, std::env::var("PATH").ok().as_deref()).expect("Chromium");
+    let mut child = std::process::Command::new(chrome)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--remote-debugging-port={port}"),
+            &format!("--user-data-dir={}", profile.path().display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cdp = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recorder = Recorder::start().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pages = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/landing", get(|| async { Html("<title>landing</title>") }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // Even listed by mistake, the browser's own endpoint stays closed.
+    let allow = EgressAllow::parse(&[pages.to_string(), format!("127.0.0.1:{port}")]).unwrap();
+    let policy = EgressPolicy { allow, ..Default::default() };
+    let proxy = EgressProxy::new(ProxySettings { policy, ..Default::default() });
+    let settings = BrowserSettings { cdp_url: Some(cdp), egress: proxy, ..BrowserSettings::default() };
+    let pool = BrowserPool::start(&settings).await.expect("attached");
+    let mut session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    session.act(&Action::Navigate { url: format!("http://{pages}/landing") }).await.unwrap();
+    assert_eq!(title(&session).await, "landing");
+    // Its own DevTools endpoint is protected; a page's request to loopback is refused.
+    let error = session.act(&Action::Navigate { url: format!("http://127.0.0.1:{port}/json/list") }).await.unwrap_err();
+    assert!(error.to_string().contains("control endpoint"), "{error}");
+    session.act(&Action::Navigate { url: format!("http://{pages}/landing") }).await.unwrap();
+    let _ = session.page().evaluate(format!("fetch('http://127.0.0.1:{}/').catch(() => 0)", recorder.port)).await;
+    assert!(matches!(settle(&session, false).await, Outcome::Refused(s) if s.contains("loopback")));
+    recorder.assert_untouched("an attached browser");
+    session.close().await.unwrap();
+    pool.shutdown().await;
+    let _ = child.kill();
+    let _ = child.wait();
+}
