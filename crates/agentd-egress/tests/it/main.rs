@@ -7,6 +7,7 @@ mod operator;
 mod resolver;
 mod server;
 mod targets;
+mod tidy;
 
 use std::collections::HashMap;
 use std::io;
