@@ -19,8 +19,10 @@
 //! IP-literal URLs and redirect hops are checked, and which uses no proxy. Every refusal is an
 //! [`EgressError`].
 //!
-//! Invariants: no connection is opened to an address the policy has not checked; an error names
-//! the host or address, never the whole URL (paths and queries may hold secrets).
+//! Invariants: no checked connection is opened to an address the policy has not checked; an
+//! error names the host or address, never the whole URL (paths and queries may hold secrets);
+//! no other crate of the server builds an HTTP client or installs a TLS provider (a tidy test
+//! reads the sources).
 #![deny(missing_docs)]
 
 mod chain;
