@@ -1,12 +1,14 @@
 //! `web_search` providers: a SearXNG JSON API (the self-hosted default), Brave Search and
 //! Tavily by API key, and, when none is configured, the real browser on a search page.
-//! A provider is operator-configured (like the LLM endpoint), so it is called directly, not
-//! through the egress policy that guards the pages the model chooses to read.
+//! A provider is operator-configured (like the LLM endpoint), so it is called through
+//! agentd-egress's operator client, not the egress policy that guards the pages the model
+//! chooses to read; `Retry-After`, backoff and error descriptions are agentd-egress's too.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use agentd_browser::Action;
+use agentd_egress::{Backoff, ErrorChain, OperatorClient, OperatorConfig, RETRYABLE_STATUSES};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -66,63 +68,94 @@ pub const DEFAULT_SEARCH_PAGE: &str = "https://html.duckduckgo.com/html/?q={quer
 impl SearchSettings {
     /// The provider these settings choose: SearXNG, else Brave, else Tavily, else the browser.
     pub fn provider(&self, browsers: Arc<Browsers>) -> Arc<dyn SearchProvider> {
-        let http = || {
-            // reqwest builds TLS with rustls' ring provider, which must be installed first.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::builder().timeout(self.timeout).build().unwrap_or_default()
+        // Only a zero timeout makes the client fail; every search then says why it cannot run.
+        let http = |name: &'static str| {
+            OperatorClient::new(OperatorConfig { timeout: Some(self.timeout), ..OperatorConfig::default() })
+                .map_err(|error| Arc::new(Unusable { name, reason: error.to_string() }) as Arc<dyn SearchProvider>)
         };
-        if let Some(url) = &self.searxng_url {
-            return Arc::new(Searxng { url: url.clone(), http: http() });
-        }
-        if let Some(key) = &self.brave_api_key {
-            return Arc::new(Brave { key: key.clone(), http: http() });
-        }
-        if let Some(key) = &self.tavily_api_key {
-            return Arc::new(Tavily { key: key.clone(), http: http() });
-        }
-        Arc::new(BrowserSearch { browsers, page: self.search_page_url.clone() })
+        let made = if let Some(url) = &self.searxng_url {
+            http("searxng").map(|http| Arc::new(Searxng { url: url.clone(), http }) as Arc<dyn SearchProvider>)
+        } else if let Some(key) = &self.brave_api_key {
+            http("brave").map(|http| Arc::new(Brave { key: key.clone(), http }) as Arc<dyn SearchProvider>)
+        } else if let Some(key) = &self.tavily_api_key {
+            http("tavily").map(|http| Arc::new(Tavily { key: key.clone(), http }) as Arc<dyn SearchProvider>)
+        } else {
+            return Arc::new(BrowserSearch { browsers, page: self.search_page_url.clone() });
+        };
+        made.unwrap_or_else(|unusable| unusable)
     }
 }
 
-/// Attempts per search (a 429, a 5xx or a timeout is tried again once, after a pause).
+/// Attempts per search (a 408, 429, 5xx, a timeout or a failed connection is tried again once).
 const ATTEMPTS: u32 = 2;
 
-/// Sends `request` (rebuilt per attempt), retrying once on 429/5xx/timeouts; the JSON body.
-async fn json_with_retry(provider: &str, request: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, String> {
+/// The pause before the second attempt, unless the provider's `Retry-After` says otherwise.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(500));
+
+/// The longest `Retry-After` a search waits for; a provider asking for longer gets no second
+/// attempt (the model hears why now, rather than after a wait within its step).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Sends `request` (rebuilt per attempt), retrying once on a transient failure; the JSON body.
+/// `key` is taken out of any error (a provider may quote it back).
+async fn json_with_retry(provider: &str, key: Option<&str>, request: impl Fn() -> reqwest::RequestBuilder) -> Result<Value, String> {
     let mut last = String::new();
     for attempt in 1..=ATTEMPTS {
+        let mut wait = BACKOFF.wait(attempt);
         match request().send().await {
             Ok(response) if response.status().is_success() => {
-                return response.json().await.map_err(|e| format!("{provider} answered something that is not JSON: {}", e.without_url()));
+                return response
+                    .json()
+                    .await
+                    .map_err(|e| agentd_egress::redact(format!("{provider} answered something that is not JSON: {}", ErrorChain(&e)), key));
             }
             Ok(response) => {
                 let status = response.status();
-                let retry = status.as_u16() == 429 || status.is_server_error();
+                let asked = agentd_egress::retry_after(response.headers(), SystemTime::now(), Duration::MAX);
+                let retry = RETRYABLE_STATUSES.contains(&status.as_u16()) && asked.is_none_or(|asked| asked <= MAX_RETRY_AFTER);
+                wait = asked.unwrap_or(wait);
                 let body: String = response.text().await.unwrap_or_default().chars().take(200).collect();
-                last = format!("{provider} answered HTTP {status}: {}", body.trim());
+                last = agentd_egress::redact(format!("{provider} answered HTTP {status}: {}", body.trim()), key);
                 if !retry {
                     break;
                 }
             }
             Err(e) => {
                 let transient = e.is_timeout() || e.is_connect();
-                last = format!("{provider} could not be reached: {}", e.without_url());
+                last = agentd_egress::redact(format!("{provider} could not be reached: {}", ErrorChain(&e)), key);
                 if !transient {
                     break;
                 }
             }
         }
         if attempt < ATTEMPTS {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(wait).await;
         }
     }
     Err(last)
 }
 
+/// A provider whose client cannot be built: every search says why.
+struct Unusable {
+    name: &'static str,
+    reason: String,
+}
+
+#[async_trait]
+impl SearchProvider for Unusable {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn search(&self, _query: &str, _limit: usize) -> Result<Vec<SearchHit>, String> {
+        Err(format!("the {} search provider cannot be used: {}", self.name, self.reason))
+    }
+}
+
 /// A SearXNG instance's JSON API.
 struct Searxng {
     url: String,
-    http: reqwest::Client,
+    http: OperatorClient,
 }
 
 #[async_trait]
@@ -132,7 +165,7 @@ impl SearchProvider for Searxng {
     }
 
     async fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, String> {
-        let body = json_with_retry("SearXNG", || self.http.get(&self.url).query(&[("q", query), ("format", "json")])).await?;
+        let body = json_with_retry("SearXNG", None, || self.http.get(&self.url).query(&[("q", query), ("format", "json")])).await?;
         Ok(hits(&body["results"], "url", "title", "content", limit))
     }
 }
@@ -140,7 +173,7 @@ impl SearchProvider for Searxng {
 /// Brave Search's web search API.
 struct Brave {
     key: String,
-    http: reqwest::Client,
+    http: OperatorClient,
 }
 
 #[async_trait]
@@ -151,7 +184,7 @@ impl SearchProvider for Brave {
 
     async fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, String> {
         let count = limit.clamp(1, 20).to_string();
-        let body = json_with_retry("Brave Search", || {
+        let body = json_with_retry("Brave Search", Some(&self.key), || {
             self.http
                 .get("https://api.search.brave.com/res/v1/web/search")
                 .header("X-Subscription-Token", &self.key)
@@ -166,7 +199,7 @@ impl SearchProvider for Brave {
 /// Tavily's search API.
 struct Tavily {
     key: String,
-    http: reqwest::Client,
+    http: OperatorClient,
 }
 
 #[async_trait]
@@ -177,7 +210,7 @@ impl SearchProvider for Tavily {
 
     async fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, String> {
         let body = serde_json::json!({"query": query, "max_results": limit.clamp(1, 20)});
-        let answer = json_with_retry("Tavily", || self.http.post("https://api.tavily.com/search").bearer_auth(&self.key).json(&body)).await?;
+        let answer = json_with_retry("Tavily", Some(&self.key), || self.http.post("https://api.tavily.com/search").bearer_auth(&self.key).json(&body)).await?;
         Ok(hits(&answer["results"], "url", "title", "content", limit))
     }
 }
@@ -273,6 +306,85 @@ mod tests {
         );
         assert_eq!(result_target("https://example.org/b").as_deref(), Some("https://example.org/b"));
         assert_eq!(result_target("javascript:void(0)"), None);
+    }
+
+    /// A provider on loopback answering each request with the next of `answers` (status,
+    /// extra header lines, body); the number of requests it got.
+    async fn provider_on_loopback(answers: Vec<(u16, &'static str, &'static str)>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/search", listener.local_addr().unwrap());
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = count.clone();
+        tokio::spawn(async move {
+            for (status, headers, body) in answers {
+                let Ok((mut stream, _)) = listener.accept().await else { return };
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        (url, count)
+    }
+
+    fn searxng(url: String) -> Searxng {
+        let http = OperatorClient::new(OperatorConfig { timeout: Some(Duration::from_secs(10)), ..OperatorConfig::default() }).unwrap();
+        Searxng { url, http }
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_within_the_limit_is_waited_for_and_a_longer_one_ends_the_search() {
+        let ok = r#"{"results": [{"url": "https://a.org", "title": "A", "content": "x"}]}"#;
+        let (url, count) = provider_on_loopback(vec![(503, "Retry-After: 0\r\n", "busy"), (200, "", ok)]).await;
+        let hits = searxng(url).search("q", 5).await.unwrap();
+        assert_eq!((hits.len(), count.load(std::sync::atomic::Ordering::SeqCst)), (1, 2));
+
+        let (url, count) = provider_on_loopback(vec![(429, "Retry-After: 6\r\n", "slow down"), (200, "", ok)]).await;
+        let error = searxng(url).search("q", 5).await.unwrap_err();
+        assert_eq!(error, "SearXNG answered HTTP 429 Too Many Requests: slow down");
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1, "6 s is past the {MAX_RETRY_AFTER:?} a search waits");
+
+        let (url, count) = provider_on_loopback(vec![(501, "", "no"), (200, "", ok)]).await;
+        assert!(searxng(url).search("q", 5).await.is_err());
+        assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1, "501 does not go away: not retried");
+    }
+
+    #[tokio::test]
+    async fn a_key_quoted_back_is_redacted_and_a_failed_connection_names_only_the_host() {
+        let (url, _) = provider_on_loopback(vec![(401, "", "bad token sk-brave-123456")]).await;
+        let http = OperatorClient::new(OperatorConfig::default()).unwrap();
+        let key = Some("sk-brave-123456");
+        let error = json_with_retry("Brave Search", key, || http.get(&url)).await.unwrap_err();
+        assert_eq!(error, "Brave Search answered HTTP 401 Unauthorized: bad token <redacted>");
+
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = closed.local_addr().unwrap();
+        drop(closed);
+        let url = format!("http://{address}/search?q=private+question&token=abc");
+        let error = json_with_retry("SearXNG", None, || http.get(&url)).await.unwrap_err();
+        assert!(error.starts_with(&format!("SearXNG could not be reached: connect to {address}: ")), "{error}");
+        assert!(!error.contains("private") && !error.contains("token"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_provider_with_a_zero_timeout_says_why_it_cannot_search() {
+        let settings = SearchSettings { searxng_url: Some("http://127.0.0.1:9/search".into()), ..SearchSettings::default() };
+        let provider = settings.provider(Arc::new(Browsers::new(agentd_browser::BrowserSettings::default())));
+        assert_eq!(provider.name(), "searxng");
+        let error = provider.search("q", 5).await.unwrap_err();
+        assert!(error.starts_with("the searxng search provider cannot be used: "), "{error}");
     }
 
     #[test]

@@ -392,8 +392,8 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
     let (browser, mut handler, profile, own_traffic) = match &settings.cdp_url {
         Some(url) => {
             // chromiumoxide asks an http:// endpoint for its WebSocket URL with reqwest, which
-            // is built without a TLS provider of its own (see agentd::install_tls).
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            // is built without a TLS provider of its own.
+            agentd_egress::install_tls();
             let connected = tokio::time::timeout(settings.launch_timeout, Browser::connect(url.clone()))
                 .await
                 .map_err(|_| BrowserError::Launch(format!("no answer from {url} within {:?}", settings.launch_timeout)))?

@@ -1,7 +1,7 @@
 //! [`EgressClient`]: a reqwest client whose every connection goes through the policy.
 
 use std::fmt;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::redirect;
@@ -12,8 +12,6 @@ use crate::resolve::{CheckedResolver, NameLookup, SystemLookup};
 
 /// How many redirects a client that follows them follows, at most.
 pub const MAX_REDIRECTS: usize = 10;
-
-static CRYPTO_PROVIDER: Once = Once::new();
 
 /// How an [`EgressClient`] behaves.
 #[derive(Debug, Clone)]
@@ -62,10 +60,7 @@ impl EgressPolicy {
         config: ClientConfig,
         lookup: Arc<dyn NameLookup>,
     ) -> Result<EgressClient, EgressError> {
-        CRYPTO_PROVIDER.call_once(|| {
-            // Another part of the process may have installed one already; either is fine.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        });
+        crate::tls::install_tls();
         if config.timeout.is_zero() || config.connect_timeout.is_zero() {
             return Err(EgressError::Client("the timeouts must be more than zero".into()));
         }
@@ -103,6 +98,26 @@ fn redirect_policy(policy: EgressPolicy, follow: bool) -> redirect::Policy {
             }
         }
     })
+}
+
+impl EgressPolicy {
+    /// A plain reqwest client bound to this policy, for a library that takes one (rmcp's
+    /// streamable-HTTP transport): names resolved by the [`CheckedResolver`], no proxy, no
+    /// redirects (the one URL, checked before, is the only destination), no overall timeout (a
+    /// server's event stream stays open; the caller bounds each request), and no idle
+    /// connections kept (a reused connection whose last body was not drained stalls).
+    pub fn streaming_client(&self, connect_timeout: Duration) -> Result<reqwest::Client, EgressError> {
+        crate::tls::install_tls();
+        reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .user_agent(concat!("agentd/", env!("CARGO_PKG_VERSION")))
+            .no_proxy()
+            .redirect(redirect::Policy::none())
+            .dns_resolver(CheckedResolver::new(self.clone(), Arc::new(SystemLookup)))
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| EgressError::Client(crate::error_chain(&e).to_string()))
+    }
 }
 
 impl EgressClient {

@@ -2,9 +2,10 @@
 //! body limits, error bodies, usage and cost).
 
 use std::fmt;
-use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
+use agentd_egress::{Backoff, OperatorClient, OperatorConfig, error_chain};
 use bytes::Bytes;
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
@@ -15,7 +16,7 @@ use tracing::{Instrument, debug};
 use crate::chat::{Answer, ChatRequest, ChatResponse, TokenUsage};
 use crate::error::LlmError;
 use crate::settings::{LlmSettings, PriceTable, ProviderKind};
-use crate::{anthropic, openai, retry};
+use crate::{anthropic, openai};
 
 /// The largest answer read from a provider, streamed or not (a runaway or hostile server cannot
 /// exhaust memory).
@@ -25,7 +26,8 @@ pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
 const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 const MAX_ERROR_MESSAGE_CHARS: usize = 1000;
 
-static CRYPTO_PROVIDER: Once = Once::new();
+/// The longest a provider's `Retry-After` makes a call wait before its next attempt.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// A configured LLM provider. Cheap to clone (the clones share one connection pool); `Debug`
 /// never prints the API key.
@@ -36,7 +38,7 @@ pub struct Llm {
 
 struct Inner {
     settings: LlmSettings,
-    client: reqwest::Client,
+    client: OperatorClient,
     /// The base URL that endpoint paths are joined to (Anthropic's without its `/v1`).
     root: String,
     endpoint: String,
@@ -83,7 +85,6 @@ pub(crate) enum ReadError {
 impl Llm {
     /// Checks the settings and prepares the HTTP client (no request is made).
     pub fn new(settings: LlmSettings) -> Result<Llm, LlmError> {
-        install_crypto_provider();
         if settings.model.trim().is_empty() {
             return Err(LlmError::Config("no model is configured".into()));
         }
@@ -111,11 +112,7 @@ impl Llm {
         let max_tokens_field =
             if base.host_str() == Some("api.openai.com") { "max_completion_tokens" } else { "max_tokens" };
         let headers = request_headers(&settings)?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!("agentd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| LlmError::Config(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
+        let client = operator_client(settings.timeout).map_err(|e| LlmError::Config(e.to_string()))?;
         let prices = PriceTable::new(&settings.prices);
         Ok(Llm { inner: Arc::new(Inner { settings, client, root, endpoint, headers, prices, max_tokens_field }) })
     }
@@ -163,7 +160,7 @@ impl Llm {
             match outcome {
                 Ok(bytes) => return Ok((bytes, attempt)),
                 Err(failure) if failure.error.is_retryable() && attempt <= settings.max_retries => {
-                    let wait = failure.retry_after.unwrap_or_else(|| retry::backoff(settings.backoff_base, attempt));
+                    let wait = failure.retry_after.unwrap_or_else(|| Backoff::new(settings.backoff_base).wait(attempt));
                     debug!(error = %failure.error, wait_ms = wait.as_millis() as u64, path, "LLM call retried");
                     tokio::time::sleep(wait).await;
                 }
@@ -240,7 +237,7 @@ impl Llm {
                             debug!(error = %failure.error, "LLM call failed");
                             return Err(failure.error);
                         }
-                        let wait = failure.retry_after.unwrap_or_else(|| retry::backoff(settings.backoff_base, attempt));
+                        let wait = failure.retry_after.unwrap_or_else(|| Backoff::new(settings.backoff_base).wait(attempt));
                         debug!(error = %failure.error, wait_ms = wait.as_millis() as u64, "LLM call retried");
                         tokio::time::sleep(wait).await;
                     }
@@ -294,7 +291,7 @@ impl Llm {
             return Ok(response);
         }
         let status = response.status();
-        let retry_after = retry::retry_after(response.headers(), chrono::Utc::now());
+        let retry_after = agentd_egress::retry_after(response.headers(), SystemTime::now(), MAX_RETRY_AFTER);
         let body = read_limited(response, MAX_ERROR_BODY_BYTES).await.unwrap_or_default();
         let message = self.redact(error_message(&body).unwrap_or_else(|| {
             status.canonical_reason().map_or_else(|| format!("HTTP {}", status.as_u16()), str::to_owned)
@@ -484,20 +481,15 @@ fn request_headers(settings: &LlmSettings) -> Result<HeaderMap, LlmError> {
     Ok(headers)
 }
 
-/// Installs rustls' ring provider for the process, once (reqwest is built without one).
-pub(crate) fn install_crypto_provider() {
-    CRYPTO_PROVIDER.call_once(|| {
-        // Another part of the process may have installed one already; either is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
+/// The operator client of a provider whose calls are bounded by `timeout` (the call bounds
+/// itself, streamed chunk by chunk, so the client has only a connect timeout).
+pub(crate) fn operator_client(timeout: Duration) -> Result<OperatorClient, agentd_egress::EgressError> {
+    OperatorClient::new(OperatorConfig { timeout: None, connect_timeout: timeout.min(Duration::from_secs(30)), ..OperatorConfig::default() })
 }
 
 /// `text` without `key` (some providers quote part of a wrong key back).
 pub(crate) fn redact(key: Option<&str>, text: String) -> String {
-    match key.map(str::trim) {
-        Some(key) if key.len() >= 4 && text.contains(key) => text.replace(key, "<redacted>"),
-        _ => text,
-    }
+    agentd_egress::redact(text, key)
 }
 
 fn bytes_of(body: &Value) -> Result<Bytes, LlmError> {
@@ -517,22 +509,6 @@ pub(crate) async fn read_limited(mut response: reqwest::Response, limit: usize) 
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// An error and its causes on one line (reqwest's own message says little: "error sending
-/// request").
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The message in an error body: OpenAI's and Anthropic's `error.message`, or the shapes of

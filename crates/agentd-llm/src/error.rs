@@ -33,15 +33,18 @@ pub enum LlmError {
     Config(String),
 }
 
-/// Statuses that mean "try again later": timeout, conflict, rate limit, server errors and
-/// Anthropic's "overloaded".
-pub(crate) const RETRYABLE_STATUSES: [u16; 8] = [408, 409, 429, 500, 502, 503, 504, 529];
+/// Whether a status means "try again later": the ones every HTTP service shares
+/// ([`agentd_egress::RETRYABLE_STATUSES`]: timeout, rate limit, transient server errors), and
+/// the providers' own: a conflict (409) and Anthropic's "overloaded" (529).
+pub(crate) fn is_retryable_status(status: u16) -> bool {
+    agentd_egress::RETRYABLE_STATUSES.contains(&status) || matches!(status, 409 | 529)
+}
 
 impl LlmError {
     /// Whether the same request may succeed if sent again.
     pub fn is_retryable(&self) -> bool {
         match self {
-            LlmError::Http { status, .. } => RETRYABLE_STATUSES.contains(status),
+            LlmError::Http { status, .. } => is_retryable_status(*status),
             LlmError::Timeout | LlmError::Transport(_) => true,
             LlmError::Provider { kind, .. } => {
                 matches!(kind.as_str(), "overloaded_error" | "rate_limit_error" | "api_error" | "server_error" | "timeout_error")

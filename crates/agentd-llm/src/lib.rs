@@ -6,7 +6,8 @@
 //! of [`Content`], [`ToolSpec`]s, an optional [`OutputSchema`]) and return a [`ChatResponse`]
 //! (text, [`ToolCall`]s, [`TokenUsage`] and its cost from the [`Price`] table). Transient
 //! failures are retried with backoff or as the server's `Retry-After` says; every failure is an
-//! [`LlmError`].
+//! [`LlmError`]. Both clients are `agentd_egress` operator clients, and read `Retry-After`, back
+//! off and describe transport failures the way every outbound connection does.
 //!
 //! [`SpeechClient`] (made from [`SpeechSettings`]) transcribes audio and speaks text on an
 //! OpenAI-compatible speech server; its failures are [`SpeechError`]s.
@@ -21,7 +22,6 @@ mod client;
 mod computer;
 mod error;
 mod openai;
-mod retry;
 mod settings;
 mod speech;
 

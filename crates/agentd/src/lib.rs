@@ -12,8 +12,7 @@ pub mod keys;
 pub mod run_cmd;
 pub mod server;
 
-/// Makes ring the process's TLS crypto provider (reqwest is built without one of its own, to
-/// avoid compiling aws-lc); must run before the first HTTP client is made. Idempotent.
-pub fn install_tls() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+/// Makes ring the process's TLS crypto provider: agentd-egress's one TLS initialisation (every
+/// client it builds calls it too; the binary calls it first for the CLI's own client).
+/// Idempotent.
+pub use agentd_egress::install_tls;

@@ -1,10 +1,14 @@
 //! The egress policy at its boundaries: a table of targets in every spelling, the resolver with a
-//! faked DNS (rebinding refused), and a real client against websites on loopback.
+//! faked DNS (rebinding refused), and a real client against websites on loopback; the operator
+//! client and error chains against servers on loopback; and the tidy check that every
+//! outbound connection is built here.
 
+mod operator;
 mod proxy;
 mod resolver;
 mod server;
 mod targets;
+mod tidy;
 
 use std::collections::HashMap;
 use std::io;

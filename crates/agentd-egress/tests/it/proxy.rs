@@ -182,5 +182,5 @@ async fn a_request_that_is_not_for_a_proxy_is_a_bad_request() {
 }
 
 fn install_tls() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    agentd_egress::install_tls();
 }

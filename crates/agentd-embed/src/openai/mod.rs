@@ -4,14 +4,14 @@
 //! `POST {base_url}/embeddings` with `{"model", "input": [...], "encoding_format": "float"}` and
 //! `Authorization: Bearer {key}`; the answer's `data[i].embedding` is put back in input order by
 //! `data[i].index`. Inputs go in batches; each batch is retried on 408/429/5xx and on connection
-//! failures, waiting what `Retry-After` says (else exponential backoff).
-
-mod retry;
+//! failures, waiting what `Retry-After` says (else exponential backoff) — read, backed off and
+//! described by `agentd_egress`, whose operator client carries the requests.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use agentd_egress::{Backoff, OperatorClient, OperatorConfig, RETRYABLE_STATUSES, error_chain};
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
@@ -26,6 +26,9 @@ pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 /// The longest provider message kept in an error.
 const MAX_ERROR_MESSAGE_CHARS: usize = 500;
 
+/// The longest the endpoint's `Retry-After` makes a batch wait before its next attempt.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// Embeddings from an OpenAI-compatible endpoint. Cheap to clone (one shared connection pool).
 #[derive(Clone)]
 pub struct OpenAiEmbeddings {
@@ -35,7 +38,7 @@ pub struct OpenAiEmbeddings {
 struct Inner {
     settings: RemoteSettings,
     endpoint: String,
-    client: reqwest::Client,
+    client: OperatorClient,
     /// The vectors' length: configured, or learned from the first answer (0 until then).
     dimensions: AtomicUsize,
 }
@@ -79,12 +82,12 @@ impl OpenAiEmbeddings {
         let base = base.as_str().trim_end_matches('/');
         // Accept the base (`…/v1`) or the whole endpoint (`…/v1/embeddings`).
         let endpoint = if base.ends_with("/embeddings") { base.to_owned() } else { format!("{base}/embeddings") };
-        install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!("agentd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| EmbedError::Config(format!("cannot build the HTTP client: {}", error_chain(&e))))?;
+        // Each request carries the whole timeout (`attempt`); connecting gets at most 30 s of it.
+        let client = OperatorClient::new(OperatorConfig {
+            connect_timeout: settings.timeout.min(Duration::from_secs(30)),
+            ..OperatorConfig::default()
+        })
+        .map_err(|e| EmbedError::Config(e.to_string()))?;
         let dimensions = AtomicUsize::new(settings.dimensions.unwrap_or(0));
         Ok(OpenAiEmbeddings { inner: Arc::new(Inner { settings, endpoint, client, dimensions }) })
     }
@@ -132,7 +135,7 @@ impl Inner {
                         return Err(error);
                     }
                     retry += 1;
-                    let wait = wait.unwrap_or_else(|| retry::backoff(self.settings.backoff_base, retry));
+                    let wait = wait.unwrap_or_else(|| Backoff::new(self.settings.backoff_base).wait(retry));
                     tracing::warn!(retry, wait_ms = wait.as_millis() as u64, error = %error, "embeddings request failed; retrying");
                     wait
                 }
@@ -150,7 +153,12 @@ impl Inner {
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_vec());
         if let Some(key) = &self.settings.api_key {
-            request = request.header(AUTHORIZATION, format!("Bearer {key}"));
+            // Sensitive: never printed by a `Debug` of the request.
+            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                Failure::Final(EmbedError::Config("the embeddings API key holds characters a header cannot carry".into()))
+            })?;
+            value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, value);
         }
         let unreachable = |e: reqwest::Error| {
             let text = if e.is_timeout() { "no answer in time".to_owned() } else { self.redact(error_chain(&e)) };
@@ -158,7 +166,7 @@ impl Inner {
         };
         let mut response = request.send().await.map_err(unreachable)?;
         let status = response.status();
-        let wait = retry::retry_after(response.headers(), chrono::Utc::now());
+        let wait = agentd_egress::retry_after(response.headers(), SystemTime::now(), MAX_RETRY_AFTER);
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
             if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
@@ -171,7 +179,7 @@ impl Inner {
         }
         let message = self.redact(error_message(&bytes).unwrap_or_else(|| status.canonical_reason().unwrap_or("no message").to_owned()));
         let error = EmbedError::Provider { status: status.as_u16(), message };
-        if retry::RETRYABLE_STATUSES.contains(&status.as_u16()) {
+        if RETRYABLE_STATUSES.contains(&status.as_u16()) {
             Err(Failure::Retryable { error, wait })
         } else {
             Err(Failure::Final(error))
@@ -215,10 +223,7 @@ impl Inner {
 
     /// `text` without the API key (some servers quote part of a wrong key back).
     fn redact(&self, text: String) -> String {
-        match self.settings.api_key.as_deref().map(str::trim) {
-            Some(key) if key.len() >= 4 && text.contains(key) => text.replace(key, "<redacted>"),
-            _ => text,
-        }
+        agentd_egress::redact(text, self.settings.api_key.as_deref())
     }
 }
 
@@ -246,31 +251,6 @@ fn error_message(body: &[u8]) -> Option<String> {
         Some((cut, _)) => format!("{}…", &message[..cut]),
         None => message.to_owned(),
     })
-}
-
-/// An error and its causes in one line (reqwest's own message alone says little).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// Installs rustls' ring provider for the process, once (reqwest is built without one and
-/// panics when a client is built before a provider is installed).
-fn install_crypto_provider() {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        // Another part of the process may have installed one already; either is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
 }
 
 #[cfg(test)]

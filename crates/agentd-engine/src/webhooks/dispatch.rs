@@ -1,14 +1,15 @@
 //! Deliveries → HTTP. Due deliveries are sent through the egress policy, in order per
 //! endpoint and concurrently across endpoints; each attempt is recorded, and a failed one is
-//! retried on the schedule (`Retry-After` may push it later) until it runs out.
+//! retried on the schedule (`Retry-After` may push it later) until it runs out. The schedule is
+//! this module's; reading `Retry-After`, the jitter and describing a failure are
+//! agentd-egress's, like every outbound connection's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_egress::{ClientConfig, EgressClient};
+use agentd_egress::{ClientConfig, EgressClient, ErrorChain, Jitter};
 use agentd_store::{AttemptOutcome, DeliveryStatus, SharedStore, WebhookDelivery, WebhookEndpoint};
-use chrono::{DateTime, Utc};
 
 use super::{WebhookSettings, sign};
 use crate::clock::{Clock, sleep_until_wall};
@@ -17,6 +18,8 @@ use crate::clock::{Clock, sleep_until_wall};
 const BATCH: u32 = 64;
 /// The longest a `Retry-After` may push an attempt back.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// The spread of each wait of the schedule (5 s is 4.5 to 5.5 s).
+const SCHEDULE_JITTER: Jitter = Jitter::Around(0.10);
 /// Bytes of a failed answer's body kept in the delivery log.
 const ERROR_BODY_BYTES: usize = 200;
 
@@ -146,10 +149,10 @@ impl Dispatcher {
             }
             Ok(response) => {
                 let status = response.status().as_u16();
-                let retry_after = retry_after(response.headers(), at);
+                let retry_after = agentd_egress::retry_after(response.headers(), at.into(), MAX_RETRY_AFTER);
                 let error = if response.status().is_redirection() {
-                    let to = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
-                    format!("HTTP {status}: redirects are not followed (to {to})")
+                    let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+                    format!("HTTP {status}: redirects are not followed (to {})", redirect_origin(&endpoint.url, location))
                 } else {
                     let body = response.text().await.unwrap_or_default();
                     let body: String = body.chars().take(ERROR_BODY_BYTES).collect();
@@ -162,7 +165,7 @@ impl Dispatcher {
                     // The name resolved to a refused address: no retry can change that.
                     return failed(format!("refused by the egress policy: {refused}"));
                 }
-                (None, describe(error), None)
+                (None, ErrorChain(&error).to_string(), None)
             }
         };
         if status == Some(410) {
@@ -170,8 +173,7 @@ impl Dispatcher {
         }
         let round = delivery.round_attempts as usize;
         let next = self.settings.retry_schedule.get(round).map(|wait| {
-            let jitter = 0.9 + rand::random::<f64>() * 0.2;
-            let wait = wait.mul_f64(jitter).max(retry_after.unwrap_or_default());
+            let wait = SCHEDULE_JITTER.spread(*wait).max(retry_after.unwrap_or_default());
             at + chrono::Duration::from_std(wait).unwrap_or_default()
         });
         AttemptOutcome {
@@ -184,26 +186,32 @@ impl Dispatcher {
     }
 }
 
-/// A `Retry-After` header (seconds, or an HTTP date) as a wait from `now`, capped.
-fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let raw = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    let wait = match raw.parse::<u64>() {
-        Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => (DateTime::parse_from_rfc2822(raw).ok()?.with_timezone(&Utc) - now).to_std().ok()?,
-    };
-    Some(wait.min(MAX_RETRY_AFTER))
+/// Where a redirect pointed, as scheme, host and port only: its path or query may carry a token
+/// (an http → https redirect repeats the endpoint's own).
+fn redirect_origin(endpoint: &str, location: Option<&str>) -> String {
+    let to = location.and_then(|location| reqwest::Url::parse(endpoint).ok()?.join(location.trim()).ok());
+    match to {
+        Some(url) if url.has_host() => url.origin().ascii_serialization(),
+        _ => "?".to_owned(),
+    }
 }
 
-/// A failed request in a sentence (the causes reqwest chains behind "error sending request"),
-/// without the URL (it may carry a token).
-fn describe(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = if error.is_timeout() { "timed out".to_owned() } else { error.to_string() };
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_is_named_by_its_origin_only() {
+        let endpoint = "http://hooks.example/in/t0ken?sig=1";
+        let cases = [
+            (Some("https://hooks.example/in/t0ken?sig=1"), "https://hooks.example"),
+            (Some("/elsewhere?sig=2"), "http://hooks.example"),
+            (Some("http://user:pw@other.example:8080/x"), "http://other.example:8080"),
+            (Some("data:text/plain,hi"), "?"),
+            (None, "?"),
+        ];
+        for (location, shown) in cases {
+            assert_eq!(redirect_origin(endpoint, location), shown, "{location:?}");
+        }
     }
-    text
 }

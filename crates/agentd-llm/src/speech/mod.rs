@@ -14,8 +14,9 @@ mod format;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use agentd_egress::{Backoff, OperatorClient, error_chain};
 use bytes::Bytes;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
@@ -24,8 +25,7 @@ use tracing::debug;
 pub use format::AudioFormat;
 
 use crate::client::{self, ReadError};
-use crate::error::RETRYABLE_STATUSES;
-use crate::retry;
+use crate::error::is_retryable_status;
 
 /// The largest audio a transcription takes (OpenAI's limit: 25 MiB).
 pub const MAX_AUDIO_BYTES: usize = 25 << 20;
@@ -136,7 +136,7 @@ impl SpeechError {
     /// Whether the same request may succeed if sent again.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SpeechError::Http { status, .. } => RETRYABLE_STATUSES.contains(status),
+            SpeechError::Http { status, .. } => is_retryable_status(*status),
             SpeechError::Timeout | SpeechError::Transport(_) => true,
             SpeechError::Invalid(_) | SpeechError::BadResponse(_) | SpeechError::Config(_) => false,
         }
@@ -164,7 +164,7 @@ pub struct SpeechClient {
 
 struct Inner {
     settings: SpeechSettings,
-    client: reqwest::Client,
+    client: OperatorClient,
     /// The base URL without a trailing slash.
     base: String,
     /// `Authorization`, marked sensitive, when there is a key.
@@ -180,7 +180,6 @@ impl fmt::Debug for SpeechClient {
 impl SpeechClient {
     /// Checks the settings and prepares the HTTP client (no request is made).
     pub fn new(settings: SpeechSettings) -> Result<SpeechClient, SpeechError> {
-        client::install_crypto_provider();
         let config = |message: String| Err(SpeechError::Config(message));
         let base = match reqwest::Url::parse(settings.base_url.trim()) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.query().is_none() && url.fragment().is_none() => url,
@@ -206,11 +205,7 @@ impl SpeechClient {
             }
             None => None,
         };
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!("agentd/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SpeechError::Config(format!("cannot build the HTTP client: {}", client::error_chain(&e))))?;
+        let client = client::operator_client(settings.timeout).map_err(|e| SpeechError::Config(e.to_string()))?;
         let base = base.as_str().trim_end_matches('/').to_owned();
         Ok(SpeechClient { inner: Arc::new(Inner { settings, client, base, auth }) })
     }
@@ -301,7 +296,7 @@ impl SpeechClient {
             match outcome {
                 Ok(answer) => return Ok(answer),
                 Err((error, retry_after)) if error.is_retryable() && attempt <= settings.max_retries => {
-                    let wait = retry_after.unwrap_or_else(|| retry::backoff(settings.backoff_base, attempt));
+                    let wait = retry_after.unwrap_or_else(|| Backoff::new(settings.backoff_base).wait(attempt));
                     debug!(%error, wait_ms = wait.as_millis() as u64, path, "speech call retried");
                     tokio::time::sleep(wait).await;
                 }
@@ -317,13 +312,13 @@ impl SpeechClient {
     async fn attempt(&self, endpoint: &str, headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<u8>, (SpeechError, Option<Duration>)> {
         let key = self.inner.settings.api_key.as_deref();
         let transport = |e: &reqwest::Error| {
-            if e.is_timeout() { SpeechError::Timeout } else { SpeechError::Transport(client::redact(key, client::error_chain(e))) }
+            if e.is_timeout() { SpeechError::Timeout } else { SpeechError::Transport(client::redact(key, error_chain(e))) }
         };
         let response =
             self.inner.client.post(endpoint).headers(headers.clone()).body(body).send().await.map_err(|e| (transport(&e), None))?;
         let status = response.status();
         if !status.is_success() {
-            let retry_after = retry::retry_after(response.headers(), chrono::Utc::now());
+            let retry_after = agentd_egress::retry_after(response.headers(), SystemTime::now(), client::MAX_RETRY_AFTER);
             let body = client::read_limited(response, 64 << 10).await.unwrap_or_default();
             let message = client::error_message(&body)
                 .unwrap_or_else(|| status.canonical_reason().map_or_else(|| format!("HTTP {}", status.as_u16()), str::to_owned));

@@ -115,7 +115,11 @@ async fn an_unreachable_server_is_a_transport_error() {
     let error = llm.chat(&ask("hi")).await.unwrap_err();
     assert!(matches!(error, LlmError::Transport(_)), "{error:?}");
     assert!(error.is_retryable());
-    assert!(!error.to_string().contains(KEY));
+    let text = error.to_string();
+    assert!(!text.contains(KEY));
+    // The shared error chain: what failed, with which host, and why; never the URL's path.
+    assert!(text.contains(&format!("connect to 127.0.0.1:{port}: ")), "{text}");
+    assert!(!text.contains("/v1") && !text.contains("chat/completions"), "{text}");
 }
 
 #[tokio::test]

@@ -105,9 +105,11 @@ async fn failures_are_retried_then_reported_with_the_providers_message() {
 #[tokio::test]
 async fn an_unreachable_server_is_a_transport_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let address = listener.local_addr().unwrap();
     drop(listener);
-    let settings = SpeechSettings { max_retries: 0, ..SpeechSettings::new(url) };
+    let settings = SpeechSettings { max_retries: 0, ..SpeechSettings::new(format!("http://{address}/v1")) };
     let error = SpeechClient::new(settings).unwrap().speak("Hi", None, AudioFormat::Mp3).await.unwrap_err();
     assert!(matches!(error, SpeechError::Transport(_)), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains(&format!("connect to {address}: ")) && !text.contains("/audio/speech"), "{text}");
 }

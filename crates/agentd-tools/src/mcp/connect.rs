@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use agentd_egress::{CheckedResolver, EgressError, EgressPolicy, SystemLookup};
+use agentd_egress::{EgressError, EgressPolicy};
 use process_wrap::tokio::{CommandWrap, ProcessGroup};
 use rmcp::ServiceExt;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
@@ -30,7 +30,6 @@ use crate::variables::Variables;
 /// The only variables of agentd's own environment a stdio server sees.
 const INHERITED_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TMPDIR"];
 
-static CRYPTO_PROVIDER: Once = Once::new();
 
 /// Starts `server` and completes the handshake. Errors are returned unmasked (the caller masks).
 pub(crate) async fn connect(
@@ -233,23 +232,12 @@ fn plain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The reqwest client for a streamable-HTTP server: names resolved by the egress policy's
-/// [`CheckedResolver`] (only allowed addresses are connected to), no proxy, no redirects (the
+/// `CheckedResolver` (only allowed addresses are connected to), no proxy, no redirects (the
 /// one URL, checked before, is the only destination). No overall timeout: the server's event
 /// stream stays open; each request is bounded by the session's limits instead.
 fn http_client(policy: EgressPolicy, limits: &ToolLimits) -> Result<reqwest::Client, ToolError> {
-    CRYPTO_PROVIDER.call_once(|| {
-        // Another part of the process may have installed one already; either is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-    reqwest::Client::builder()
-        .connect_timeout(limits.mcp_start_timeout)
-        .user_agent(concat!("agentd/", env!("CARGO_PKG_VERSION")))
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .dns_resolver(CheckedResolver::new(policy, Arc::new(SystemLookup)))
-        // rmcp's own default: a reused connection whose last body was not drained stalls ~40 ms.
-        .pool_max_idle_per_host(0)
-        .build()
+    policy
+        .streaming_client(limits.mcp_start_timeout)
         .map_err(|e| ToolError::McpConnect { server: "(HTTP client)".into(), reason: e.to_string() })
 }
 
