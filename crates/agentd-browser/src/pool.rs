@@ -83,6 +83,9 @@ pub struct BrowserSettings {
     /// closer (measured: no change per session); it bounds the renderers of one session's
     /// tabs. None leaves Chromium's own limit.
     pub renderer_process_limit: Option<usize>,
+    /// How long one CDP command may take before it fails (chromiumoxide's request timeout); a
+    /// tab whose commands time out is replaced at the next recovery.
+    pub command_timeout: Duration,
     /// Where timings are recorded.
     pub metrics: BrowserMetrics,
     /// The egress proxy every context's requests go through (its policy is the node's egress
@@ -102,6 +105,7 @@ impl Default for BrowserSettings {
             warm_contexts: 0,
             idle_timeout: Some(Duration::from_secs(600)),
             renderer_process_limit: None,
+            command_timeout: Duration::from_secs(30),
             metrics: BrowserMetrics::default(),
             egress: EgressProxy::new(agentd_egress::ProxySettings::default()),
         }
@@ -394,7 +398,13 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
             // chromiumoxide asks an http:// endpoint for its WebSocket URL with reqwest, which
             // is built without a TLS provider of its own.
             agentd_egress::install_tls();
-            let connected = tokio::time::timeout(settings.launch_timeout, Browser::connect(url.clone()))
+            // Certificate errors are errors: chromiumoxide would have every page ignore them.
+            let handler = chromiumoxide::handler::HandlerConfig {
+                ignore_https_errors: false,
+                request_timeout: settings.command_timeout,
+                ..Default::default()
+            };
+            let connected = tokio::time::timeout(settings.launch_timeout, Browser::connect_with_config(url.clone(), handler))
                 .await
                 .map_err(|_| BrowserError::Launch(format!("no answer from {url} within {:?}", settings.launch_timeout)))?
                 .map_err(|e| BrowserError::Launch(format!("{url}: {e}")))?;
@@ -423,6 +433,10 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
                 .user_data_dir(profile.path())
                 .viewport(None)
                 .launch_timeout(settings.launch_timeout)
+                .request_timeout(settings.command_timeout)
+                // Certificate errors are errors (chromiumoxide's default ignores them in every
+                // page, which would let anyone on the path read what a session types).
+                .respect_https_errors()
                 .args(LAUNCH_FLAGS)
                 .arg(("proxy-server", own_traffic.proxy_server()))
                 .arg(("proxy-bypass-list", PROXY_BYPASS_NONE));

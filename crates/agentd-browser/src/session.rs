@@ -88,6 +88,10 @@ pub struct TabInfo {
 pub enum RecoveryCause {
     /// The page's renderer crashed; the context (cookies, storage) is kept.
     PageCrashed,
+    /// The page stopped answering the browser's commands (Chromium can wedge a tab for good,
+    /// e.g. a page of a proxied context embedding an iframe whose URL carries credentials); a
+    /// fresh blank page replaces it, the context is kept.
+    PageUnresponsive,
     /// The browser process died and was started again; the context is new.
     BrowserCrashed,
     /// The context was disposed of after being idle; the context is new.
@@ -99,6 +103,7 @@ impl RecoveryCause {
     pub fn as_str(self) -> &'static str {
         match self {
             RecoveryCause::PageCrashed => "page_crashed",
+            RecoveryCause::PageUnresponsive => "page_unresponsive",
             RecoveryCause::BrowserCrashed => "browser_crashed",
             RecoveryCause::Reaped => "reaped",
         }
@@ -131,6 +136,8 @@ pub struct SessionBrowser {
     download_dir: PathBuf,
     _download_temp: Option<tempfile::TempDir>,
     last_url: Option<String>,
+    /// Set when a command to the active tab timed out: the next recovery replaces the tab.
+    unresponsive: bool,
     first_action_done: Option<tokio::sync::oneshot::Sender<()>>,
     _slot: OwnedSemaphorePermit,
 }
@@ -192,6 +199,7 @@ impl SessionBrowser {
             download_dir,
             _download_temp,
             last_url: None,
+            unresponsive: false,
             first_action_done: None,
             _slot: slot,
         })
@@ -247,6 +255,9 @@ impl SessionBrowser {
         };
         let read = read.await;
         self.touch(false);
+        if matches!(read, Err(BrowserError::Cdp(chromiumoxide::error::CdpError::Timeout))) {
+            self.unresponsive = true;
+        }
         let mut state = read?;
         state.elapsed = started.elapsed();
         self.last_url = Some(state.url.clone());
@@ -259,6 +270,9 @@ impl SessionBrowser {
         self.touch(true);
         let started = Instant::now();
         let result = crate::act::perform(self, action).await;
+        if matches!(result, Err(ActionError::Browser(BrowserError::Cdp(chromiumoxide::error::CdpError::Timeout)))) {
+            self.unresponsive = true;
+        }
         let took = started.elapsed();
         self.shared.settings.metrics.acted(action.name(), result.is_ok(), took);
         self.touch(false);
@@ -400,6 +414,8 @@ impl SessionBrowser {
             Some(RecoveryCause::BrowserCrashed)
         } else if self.page_crashed() {
             Some(RecoveryCause::PageCrashed)
+        } else if self.unresponsive {
+            Some(RecoveryCause::PageUnresponsive)
         } else {
             None
         }
@@ -415,9 +431,10 @@ impl SessionBrowser {
         };
         let dialogs = self.shared.settings.dialogs.clone();
         match cause {
-            RecoveryCause::PageCrashed => {
+            RecoveryCause::PageCrashed | RecoveryCause::PageUnresponsive => {
                 let fresh = open_page(&self.browser, self.context()?, self.options.viewport, &dialogs).await?;
                 let old = self.set_tab(fresh);
+                self.unresponsive = false;
                 let _ = tokio::time::timeout(Duration::from_secs(2), old.page.clone().close()).await;
             }
             RecoveryCause::BrowserCrashed | RecoveryCause::Reaped => {
@@ -444,7 +461,9 @@ impl SessionBrowser {
             }
         }
         self.shared.settings.metrics.recovered(cause.as_str());
-        let reopened = match self.last_url.clone().filter(|u| u.starts_with("http")) {
+        // A page that wedged its tab would wedge the next one: not reopened.
+        let reopen = self.last_url.clone().filter(|u| u.starts_with("http") && cause != RecoveryCause::PageUnresponsive);
+        let reopened = match reopen {
             Some(url) => {
                 crate::navigate(&self.tab.page, &url, crate::NAVIGATION_TIMEOUT).await.ok().map(|_| url)
             }
@@ -452,6 +471,7 @@ impl SessionBrowser {
         };
         let what = match cause {
             RecoveryCause::PageCrashed => "the page crashed",
+            RecoveryCause::PageUnresponsive => "the page stopped responding",
             RecoveryCause::BrowserCrashed => "the browser crashed and was restarted (cookies and storage are lost)",
             RecoveryCause::Reaped => "the browser context was closed after being idle (cookies and storage are lost)",
         };

@@ -588,3 +588,89 @@ async fn an_attached_browser_gets_the_same_boundary() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// An HTTPS server on loopback with a self-signed certificate (made with `openssl`): a page
+/// there must not load, and nothing may be sent to it once the handshake fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_errors_are_errors() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    agentd_egress::install_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let certs: Vec<CertificateDer> = CertificateDer::pem_file_iter(&cert).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, counter) = (acceptor.clone(), counter.clone());
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                let mut buf = [0u8; 1024];
+                if tls.read(&mut buf).await.unwrap_or(0) > 0 {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 21\r\n\r\n<title>secure</title>").await;
+                }
+            });
+        }
+    });
+    let policy = EgressPolicy { allow: EgressAllow::parse(&[addr.to_string()]).unwrap(), ..Default::default() };
+    let proxy = EgressProxy::new(ProxySettings { policy, ..Default::default() });
+    let pool = BrowserPool::start(&BrowserSettings { egress: proxy, ..BrowserSettings::default() }).await.unwrap();
+    let mut session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    let _ = session.act(&Action::Navigate { url: format!("https://{addr}/login") }).await;
+    assert_ne!(title(&session).await, "secure", "the page of an untrusted certificate loaded");
+    assert_eq!(served.load(Ordering::SeqCst), 0, "a request was sent over a connection with an untrusted certificate");
+    session.close().await.unwrap();
+    pool.shutdown().await;
+}
+
+/// A page can wedge its own tab (Chromium stalls a tab of a proxied context whose page embeds an
+/// iframe with credentials in its URL): the next command times out, and recovery replaces the
+/// tab with a fresh blank one (the wedging page is not reopened); the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wedged_tab_is_replaced_at_the_next_recovery() {
+    let recorder = Recorder::start().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pages = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/page", get(page)).route("/landing", get(|| async { Html("<title>landing</title>") }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let policy = EgressPolicy { allow: EgressAllow::parse(&[pages.to_string()]).unwrap(), ..Default::default() };
+    let proxy = EgressProxy::new(ProxySettings { policy, ..Default::default() });
+    let settings = BrowserSettings { egress: proxy, ..BrowserSettings::default() };
+    let pool = BrowserPool::start(&settings).await.unwrap();
+    let mut session = pool.lease(Viewport { width: 800, height: 600 }).await.unwrap();
+    let to = format!("http://user:pw@127.0.0.1:{}/", recorder.port);
+    let query = serde_urlencoded::to_string([("kind", "iframe"), ("to", to.as_str())]).unwrap();
+    let wedging = format!("http://{pages}/page?{query}");
+    let _ = tokio::time::timeout(Duration::from_secs(3), session.page().goto(wedging.as_str())).await;
+    let landing = Action::Navigate { url: format!("http://{pages}/landing") };
+    // The browser's navigation commands then time out (chromiumoxide's 30 s, fixed for
+    // navigations), which marks the tab.
+    if session.act(&landing).await.is_err() {
+        // Wedged, as Chromium 156 does: the tab is replaced.
+        let recovery = session.recover().await.unwrap().expect("a recovery");
+        assert_eq!(recovery.cause, agentd_browser::RecoveryCause::PageUnresponsive);
+        assert_eq!(recovery.reopened, None, "the wedging page is not reopened");
+        session.act(&landing).await.expect("a fresh tab works");
+    }
+    assert_eq!(title(&session).await, "landing");
+    recorder.assert_untouched("a credentialed iframe");
+    session.close().await.unwrap();
+    pool.shutdown().await;
+}
