@@ -178,7 +178,7 @@ pub struct SessionSpec {
     #[serde(default)]
     pub output_schema: Option<Value>,
     /// Names of the secrets the session was given (`sensitive_data`); their values are never
-    /// stored (see [`Secrets`]).
+    /// stored (see [`crate::Secrets`]).
     #[serde(default)]
     pub secret_names: Vec<String>,
     /// How a browser agent sees and acts (`dom` by default).
@@ -226,40 +226,6 @@ pub struct Source {
     /// A short excerpt.
     #[serde(default)]
     pub snippet: String,
-}
-
-/// Secret values a session may type into pages (`sensitive_data`: name → value). They live
-/// in memory only, for the session's run: never stored, logged, or shown to the LLM (which
-/// sees `<secret>name</secret>` placeholders). `Debug` shows the names only.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secrets(std::collections::BTreeMap<String, String>);
-
-impl Secrets {
-    /// Wraps name → value pairs.
-    pub fn new(values: std::collections::BTreeMap<String, String>) -> Self {
-        Self(values)
-    }
-
-    /// The names, sorted.
-    pub fn names(&self) -> Vec<String> {
-        self.0.keys().cloned().collect()
-    }
-
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The pairs, for the one place that types them into a page.
-    pub fn expose(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-}
-
-impl fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secrets({})", self.names().join(", "))
-    }
 }
 
 /// Token usage and cost accumulated by a session.
@@ -413,12 +379,6 @@ pub fn parse_http_url(field: &str, raw: &str) -> Result<String, FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_print_their_names_only() {
-        let secrets = Secrets::new([("pin".to_owned(), "9876".to_owned())].into());
-        assert_eq!(format!("{secrets:?}"), "Secrets(pin)");
-    }
 
     #[test]
     fn http_urls_only() {

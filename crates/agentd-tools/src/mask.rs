@@ -3,19 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use percent_encoding::utf8_percent_encode;
 use serde_json::Value;
-
-use crate::template::URL_COMPONENT;
 
 /// Replaces every occurrence of a private variable's value with `[redacted:name]`.
 ///
-/// Each value is looked for as written, percent-encoded (as it appears in a URL this crate
-/// built) and JSON-escaped (as it appears inside a JSON string), longest first, in one pass over
-/// the text: a replacement is never searched again, so a short value cannot match inside
-/// `[redacted:…]`. Matching is exact (case-sensitive); empty values mask nothing. A value the
-/// other side transformed otherwise (base64 in a Basic header echoed back, a hash) is not
-/// recognised.
+/// Each value is looked for in every form [`agentd_domain::secret_forms`] lists (as written,
+/// percent-encoded as in a URL this crate built or a form, JSON- and HTML-escaped), longest
+/// first, in one pass over the text: a replacement is never searched again, so a short value
+/// cannot match inside `[redacted:…]`. Matching is exact (case-sensitive); empty values mask
+/// nothing. A value the other side transformed otherwise (base64 in a Basic header echoed
+/// back, a hash) is not recognised.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
     /// (needle, replacement), longest needle first.
@@ -36,11 +33,8 @@ impl Masker {
                 continue;
             }
             let replacement = format!("[redacted:{name}]");
-            let encoded = utf8_percent_encode(value, URL_COMPONENT).to_string();
-            let json = serde_json::to_string(value).unwrap_or_default();
-            let escaped = json.get(1..json.len().saturating_sub(1)).unwrap_or_default().to_owned();
-            for needle in [value.clone(), encoded, escaped] {
-                if !needle.is_empty() && !needles.iter().any(|(n, _)| *n == needle) {
+            for needle in agentd_domain::secret_forms(value) {
+                if !needles.iter().any(|(n, _)| *n == needle) {
                     needles.push((needle, replacement.clone()));
                 }
             }
