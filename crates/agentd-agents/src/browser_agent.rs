@@ -94,7 +94,7 @@ impl Agent for BrowserAgent {
             urls: UrlPolicy { allowed_domains: spec.allowed_domains.clone(), blocked_domains: Vec::new() },
         };
         let browser = pool.lease(options).await.map_err(|e| AgentError::failed("browser_unavailable", e.to_string()))?;
-        let run = BrowserRun::new(ctx, browser, Vault::new(&secrets), self.settings.clone());
+        let run = BrowserRun::new(ctx, browser, Vault::new(&secrets, &spec.allowed_domains), self.settings.clone());
         let redact = |vault: &Vault, done: &mut Completion| vault.redact_json(&mut done.response);
         match spec.driver {
             Driver::Dom => {

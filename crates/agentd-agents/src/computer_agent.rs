@@ -261,7 +261,7 @@ impl ComputerRun {
     /// A PNG of the screen, scaled for the model, and how long it took.
     async fn screenshot(&mut self) -> Result<(Image, f64), AgentError> {
         let started = Instant::now();
-        let png = agentd_browser::screen_png(self.run.browser.page(), self.screen.width)
+        let png = agentd_browser::screen_png(self.run.browser.page(), self.screen.width, self.run.browser.screen_mask())
             .await
             .map_err(|e| match e {
                 agentd_browser::ActionError::Browser(e) => browser_failed(e),

@@ -2,6 +2,7 @@
 //! and counters, and the one way to open the start page, ask a person before a sensitive
 //! action, act, and report it as an event.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentd_browser::{Action, SessionBrowser};
@@ -11,13 +12,14 @@ use serde_json::{Value, json};
 
 use crate::browser_agent::BrowserAgentSettings;
 use crate::loop_guard::{LoopGuard, Verdict};
-use crate::secrets::Vault;
+use crate::secrets::{Revealed, Vault};
 
 /// One session's browser run, whichever driver decides the actions.
 pub(crate) struct BrowserRun {
     pub(crate) ctx: SessionContext,
     pub(crate) browser: SessionBrowser,
-    pub(crate) vault: Vault,
+    /// Shared, so that the browser's request checks can ask it too.
+    pub(crate) vault: Arc<Vault>,
     pub(crate) settings: BrowserAgentSettings,
     /// The current step (one LLM call each), from 1.
     pub(crate) step: u32,
@@ -38,7 +40,10 @@ pub(crate) struct Acted {
 impl BrowserRun {
     pub(crate) fn new(ctx: SessionContext, browser: SessionBrowser, vault: Vault, settings: BrowserAgentSettings) -> Self {
         let guard = LoopGuard::new(settings.loop_nudge_at, settings.loop_stop_at);
-        ctx.show_screen(Some(std::sync::Arc::new(browser.screen())));
+        // Every capture of the session (the live screen, the kept ones, the model's) hides them.
+        browser.screen_mask().set(vault.screen_values());
+        let vault = Arc::new(vault);
+        ctx.show_screen(Some(Arc::new(browser.screen())));
         Self { ctx, browser, vault, settings, step: 0, actions_done: 0, failures: 0, guard, downloads_seen: 0 }
     }
 
@@ -127,8 +132,9 @@ impl BrowserRun {
     /// allowed domains, starts a download, or that the model flagged (with its reason); a
     /// denial stops the session. Never acts first and asks after. The code confirmed, if any.
     pub(crate) async fn confirm_if_sensitive(&mut self, action: &Action, flagged: Option<String>) -> Result<Option<&'static str>, AgentError> {
-        // Judged on what will really happen: secrets revealed.
-        let judged = self.vault.reveal_action(action).unwrap_or_else(|_| action.clone());
+        // Judged on what will really happen: secrets revealed. An action whose secrets may not
+        // go where it would send them is refused by `act` without asking anyone.
+        let Ok(judged) = self.reveal(action).await.map(|r| r.action) else { return Ok(None) };
         let (code, message, host) = match flagged {
             Some(reason) => ("model_flagged", format!("The agent asks to confirm {}: {reason}", action.name()), None),
             None => match self.browser.sensitivity(&judged).await.map_err(browser_failed)? {
@@ -154,11 +160,20 @@ impl BrowserRun {
             Verdict::Nudge(nudge) => Some(nudge),
             Verdict::Stop(why) => return Err(AgentError::failed("loop", format!("stopped a looping agent: {why}"))),
         };
-        let revealed = match self.vault.reveal_action(action) {
+        let revealed = match self.reveal(action).await {
             Ok(revealed) => revealed,
-            Err(error) => return Ok(Acted { result: Err(format!("{}: {error}", action.name())), nudge }),
+            Err(error) => {
+                let refused = Err(format!("refused: {error}"));
+                self.report_action(action.name(), Some(action), &refused, Duration::ZERO).await?;
+                return Ok(Acted { result: refused.map_err(|error| format!("{} {error}", action.name())), nudge });
+            }
         };
-        let result = self.browser.act(&revealed).await;
+        if revealed.types_secrets() {
+            self.vault.note_typed(&revealed);
+            // Masked before the value goes in: no capture in between can show it.
+            self.browser.mask_typing_target(action).await.map_err(|e| AgentError::failed("browser_error", format!("the browser failed: {e}")))?;
+        }
+        let result = self.browser.act(&revealed.action).await;
         self.actions_done += 1;
         let elapsed = result.as_ref().map(|o| o.elapsed).unwrap_or_default();
         let mut summary = result.map(|o| o.description).map_err(|e| e.to_string());
@@ -172,6 +187,18 @@ impl BrowserRun {
             self.failures = 0;
         }
         Ok(Acted { result: summary.map_err(|error| format!("{} failed: {error}", action.name())), nudge })
+    }
+
+    /// `action` with its secrets revealed, if they may go where it sends them: text typed into
+    /// a page of their sites (the document of the element typed into, or of the focus), a URL
+    /// of their site. Otherwise why not, for the model (placeholders and hosts, no values).
+    async fn reveal(&self, action: &Action) -> Result<Revealed, String> {
+        let typed_into = if Vault::types_a_secret(action) {
+            self.browser.typing_origin(action).await.map_err(|e| e.to_string())?
+        } else {
+            None
+        };
+        self.vault.reveal_action(action, typed_into.as_deref())
     }
 
     /// When the page went outside the allowed domains on its own (a script or a redirect: the

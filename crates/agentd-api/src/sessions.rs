@@ -1,6 +1,6 @@
 //! `/v1/sessions`: create, read, list, change, delete and control sessions.
 
-use agentd_domain::{Driver, Mode, Priority, Secrets, SessionId, SessionPatch, SessionSpec, SessionStatus, parse_http_url};
+use agentd_domain::{DomainPattern, Driver, Mode, Priority, Secret, SecretScope, Secrets, SessionId, SessionPatch, SessionSpec, SessionStatus, parse_http_url};
 use agentd_engine::{NewSession, SessionAnswer};
 use agentd_store::{SessionQuery, SessionSortField, SortValue, sort_value};
 use axum::Json;
@@ -112,28 +112,55 @@ fn domains(value: Vec<String>) -> ApiResult<Vec<String>> {
         .collect()
 }
 
+/// `sensitive_data`: flat `name → value` pairs (scoped to the session's allowed domains), and
+/// `domain pattern → {name → value}` objects (scoped to that pattern's sites), side by side as
+/// browser-use takes them. The limits count every secret, whichever form it came in. Errors
+/// name the field (`sensitive_data.pin`, `sensitive_data["https://*.example.com"].pin`) and
+/// never repeat a value.
 fn sensitive_data(value: Map<String, Value>) -> ApiResult<Secrets> {
+    let too_many = || ApiError::invalid("sensitive_data", format!("at most {MAX_SECRETS} secrets are allowed, counting those under every domain"));
     if value.len() > MAX_SECRETS {
-        return Err(ApiError::invalid("sensitive_data", format!("at most {MAX_SECRETS} secrets are allowed")));
+        return Err(too_many());
     }
-    let mut secrets = std::collections::BTreeMap::new();
-    for (name, value) in value {
-        let field = format!("sensitive_data.{name}");
-        let good_name = (1..=MAX_SECRET_NAME_CHARS).contains(&name.len())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if !good_name {
-            return Err(ApiError::invalid("sensitive_data", format!("secret names must be 1 to {MAX_SECRET_NAME_CHARS} letters, digits, '_', '-' or '.'")));
+    let mut secrets = Vec::new();
+    for (key, value) in value {
+        match value {
+            Value::Object(scoped) => {
+                let field = format!("sensitive_data[{}]", Value::String(key.clone()));
+                let pattern = DomainPattern::parse(&key)
+                    .map_err(|why| ApiError::invalid(&field, format!("`{key}` is not a domain pattern (such as https://*.example.com): {why}")))?;
+                if scoped.is_empty() {
+                    return Err(ApiError::invalid(&field, "a domain's object must hold at least one secret (\"name\": \"value\")"));
+                }
+                for (name, value) in scoped {
+                    secrets.push(secret(&field, name, value, SecretScope::Domains(vec![pattern.clone()]))?);
+                }
+            }
+            value => secrets.push(secret("sensitive_data", key, value, SecretScope::Session)?),
         }
-        // The message never repeats the value.
-        let Value::String(value) = value else {
-            return Err(ApiError::invalid(field, "a secret's value must be a string"));
-        };
-        if value.is_empty() || value.chars().count() > MAX_SECRET_CHARS {
-            return Err(ApiError::invalid(field, format!("a secret's value must be 1 to {MAX_SECRET_CHARS} characters")));
+        if secrets.len() > MAX_SECRETS {
+            return Err(too_many());
         }
-        secrets.insert(name, value);
     }
-    Ok(Secrets::new(secrets))
+    Ok(Secrets::from_list(secrets))
+}
+
+/// One secret of `sensitive_data`, found at `parent` (`sensitive_data` or one domain's object).
+fn secret(parent: &str, name: String, value: Value, scope: SecretScope) -> ApiResult<Secret> {
+    let good_name = (1..=MAX_SECRET_NAME_CHARS).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !good_name {
+        return Err(ApiError::invalid(parent, format!("secret names must be 1 to {MAX_SECRET_NAME_CHARS} letters, digits, '_', '-' or '.'")));
+    }
+    let field = format!("{parent}.{name}");
+    // The message never repeats the value.
+    let Value::String(value) = value else {
+        return Err(ApiError::invalid(field, "a secret's value must be a string (or, under a domain pattern, an object of secrets)"));
+    };
+    if value.is_empty() || value.chars().count() > MAX_SECRET_CHARS {
+        return Err(ApiError::invalid(field, format!("a secret's value must be 1 to {MAX_SECRET_CHARS} characters")));
+    }
+    Ok(Secret::new(name, value, scope))
 }
 
 pub(crate) fn model(value: Option<String>) -> ApiResult<Option<String>> {

@@ -53,9 +53,12 @@ pub struct CreateSessionRequest {
     /// A JSON schema the response must match; the response is then JSON.
     #[schema(value_type = Option<Object>)]
     pub output_schema: Option<Value>,
-    /// Secrets the agent may type into pages (name → value, at most 50; names of letters,
-    /// digits, `_`, `-`, `.`): the LLM sees only `<secret>name</secret>`, and the values are
-    /// kept in memory for the run, never stored, logged or shown.
+    /// Secrets the agent may type into pages: `name → value`, typed only on the
+    /// `allowed_domains` (any site when there are none, but never put in a URL), and, beside
+    /// them, `domain pattern → {name → value}` (`https://*.example.com`; scheme optional,
+    /// https by default), typed and sent only to those sites. At most 50 in all; names of
+    /// letters, digits, `_`, `-`, `.`. The LLM sees only `<secret>name</secret>`, and the values
+    /// are kept in memory for the run, never stored, logged or shown.
     #[schema(value_type = Option<Object>)]
     pub sensitive_data: Option<Map<String, Value>>,
     /// A finished session this one follows up (research, chat and coding modes): the new

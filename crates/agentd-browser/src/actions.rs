@@ -540,8 +540,8 @@ impl From<u8> for Shot {
     }
 }
 
-/// A JPEG of the viewport.
-pub async fn screenshot(page: &Page, shot: impl Into<Shot>) -> Result<Vec<u8>, ActionError> {
+/// A JPEG of the viewport; whatever shows one of `mask`'s values is masked first.
+pub async fn screenshot(page: &Page, shot: impl Into<Shot>, mask: &crate::ScreenMask) -> Result<Vec<u8>, ActionError> {
     use chromiumoxide::cdp::browser_protocol::page::{CaptureScreenshotFormat, Viewport as Clip};
     use chromiumoxide::page::ScreenshotParams;
     let shot = shot.into();
@@ -555,16 +555,18 @@ pub async fn screenshot(page: &Page, shot: impl Into<Shot>) -> Result<Vec<u8>, A
             params = params.clip(Clip { x: view.page_x, y: view.page_y, width: view.client_width, height: view.client_height, scale });
         }
     }
+    crate::mask::hide_secrets(page, mask).await?;
     Ok(page.screenshot(params.build()).await?)
 }
 
 /// A JPEG of the viewport with a numbered box drawn on each element of `state` that is in
 /// view (set-of-marks, for vision models). The marks live in an overlay that the page's own
-/// scripts cannot reach, and are removed right after the capture.
+/// scripts cannot reach, and are removed right after the capture. `mask` as for [`screenshot`].
 pub async fn annotated_screenshot(
     page: &Page,
     state: &crate::PageState,
     shot: impl Into<Shot>,
+    mask: &crate::ScreenMask,
 ) -> Result<Vec<u8>, ActionError> {
     let marks: Vec<[i64; 5]> = state
         .elements
@@ -594,7 +596,7 @@ pub async fn annotated_screenshot(
 }})({marks})"#
     );
     let _: bool = Scope::TOP.eval(page, draw).await?;
-    let shot = screenshot(page, shot).await;
+    let shot = screenshot(page, shot, mask).await;
     let _: bool = Scope::TOP
         .eval(page, "(() => { const h = window.__agentdMarks; if (h) h.remove(); delete window.__agentdMarks; return true; })()".into())
         .await?;

@@ -97,8 +97,8 @@ pub async fn type_focused(page: &Page, text: &str) -> Result<ActionOutcome, Acti
 }
 
 /// A PNG of the viewport, scaled to `width` pixels wide (the height in proportion): what a
-/// computer-use model is shown.
-pub async fn screen_png(page: &Page, width: u32) -> Result<Vec<u8>, ActionError> {
+/// computer-use model is shown. Whatever shows one of `mask`'s values is masked first.
+pub async fn screen_png(page: &Page, width: u32, mask: &crate::ScreenMask) -> Result<Vec<u8>, ActionError> {
     use chromiumoxide::cdp::browser_protocol::page::{CaptureScreenshotFormat, Viewport as Clip};
     use chromiumoxide::page::ScreenshotParams;
     let view = page.layout_metrics().await?.css_visual_viewport;
@@ -107,5 +107,6 @@ pub async fn screen_png(page: &Page, width: u32) -> Result<Vec<u8>, ActionError>
         let scale = f64::from(width.max(1)) / view.client_width;
         params = params.clip(Clip { x: view.page_x, y: view.page_y, width: view.client_width, height: view.client_height, scale });
     }
+    crate::mask::hide_secrets(page, mask).await?;
     Ok(page.screenshot(params.build()).await?)
 }

@@ -139,6 +139,8 @@ pub struct SessionBrowser {
     /// Set when a command to the active tab timed out: the next recovery replaces the tab.
     unresponsive: bool,
     first_action_done: Option<tokio::sync::oneshot::Sender<()>>,
+    /// What every capture of this session hides (see `mask.rs`).
+    pub(crate) screen_mask: crate::ScreenMask,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -201,6 +203,7 @@ impl SessionBrowser {
             last_url: None,
             unresponsive: false,
             first_action_done: None,
+            screen_mask: crate::ScreenMask::default(),
             _slot: slot,
         })
     }
@@ -228,9 +231,11 @@ impl SessionBrowser {
     pub fn screen(&self) -> impl Fn() -> futures::future::BoxFuture<'static, Option<Vec<u8>>> + Send + Sync + 'static {
         let shown = self.shown.clone();
         let width = self.options.viewport.width;
+        let mask = self.screen_mask.clone();
         move || {
             let page = shown.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            Box::pin(async move { crate::pointer::screen_png(&page, width).await.ok() })
+            let mask = mask.clone();
+            Box::pin(async move { crate::pointer::screen_png(&page, width, &mask).await.ok() })
         }
     }
 

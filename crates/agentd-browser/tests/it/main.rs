@@ -289,7 +289,7 @@ async fn keys_and_screenshots() {
     press_keys(page, &["Control+a", "z"]).await.unwrap();
     assert_eq!(eval::<String>(page, "document.getElementById('k').value").await, "z");
     assert!(matches!(press_keys(page, &["Hyper+x"]).await, Err(ActionError::BadKey(_))));
-    let jpeg = screenshot(page, 70).await.unwrap();
+    let jpeg = screenshot(page, 70, &Default::default()).await.unwrap();
     assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
     assert!(jpeg.len() > 1000);
     session.close().await.unwrap();
@@ -663,7 +663,7 @@ async fn pointer_actions_at_screen_coordinates() {
     let short = session.act(&Action::Drag { path: vec![[1.0, 1.0]] }).await.unwrap_err();
     assert!(short.to_string().contains("two points"), "{short}");
     // What a computer-use model sees: a PNG at the size asked for.
-    let png = screen_png(session.page(), 512).await.unwrap();
+    let png = screen_png(session.page(), 512, session.screen_mask()).await.unwrap();
     assert_eq!(&png[1..4], b"PNG");
     let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
     assert_eq!((be(16), be(20)), (512, 384));
@@ -713,12 +713,12 @@ async fn downloads_network_waits_and_marked_screenshots() {
     let escape = session.act(&Action::Upload { index: input, files: vec!["../../etc/passwd".into()] }).await.unwrap_err();
     assert!(escape.to_string().contains("session's folder"), "{escape}");
     // Set-of-marks: the marked capture differs from the plain one, and leaves no trace.
-    let plain = screenshot(session.page(), 80).await.unwrap();
-    let marked = annotated_screenshot(session.page(), &state, 80).await.unwrap();
+    let plain = screenshot(session.page(), 80, session.screen_mask()).await.unwrap();
+    let marked = annotated_screenshot(session.page(), &state, 80, session.screen_mask()).await.unwrap();
     assert_eq!(&marked[..3], &[0xFF, 0xD8, 0xFF]);
     assert_ne!(plain, marked);
     assert!(eval::<bool>(session.page(), "document.querySelector('agentd-marks') === null").await);
-    let small = screenshot(session.page(), Shot { quality: 60, max_width: Some(400) }).await.unwrap();
+    let small = screenshot(session.page(), Shot { quality: 60, max_width: Some(400) }, session.screen_mask()).await.unwrap();
     assert!(small.len() < plain.len(), "scaled down");
     session.close().await.unwrap();
     pool.shutdown().await;
