@@ -133,11 +133,27 @@ pub async fn main() -> ExitCode {
     }
 }
 
-/// Whether an event may be logged at all: the CDP client only at `warn` and above, whatever
-/// the filter says, since below that chromiumoxide logs the protocol's traffic, which carries
-/// what is typed into pages (secrets among it).
+/// The most a library that carries the browser's traffic may log, whatever the filter says:
+/// CDP messages hold what is typed into pages (secrets among it). chromiumoxide logs every
+/// message it sends and receives at `trace`, a raw message it cannot read at `debug`, and at
+/// `warn` the parser's error on it, which can quote the message; its `error`s name commands
+/// and connection failures only. The WebSocket library under it (through `log`) prints every
+/// frame at `trace`.
+const PAYLOAD_CAPS: [(&str, tracing::Level); 4] = [
+    ("chromiumoxide", tracing::Level::ERROR),
+    ("tungstenite", tracing::Level::INFO),
+    ("tokio_tungstenite", tracing::Level::INFO),
+    ("async_tungstenite", tracing::Level::INFO),
+];
+
+/// Whether an event may be logged at all ([`PAYLOAD_CAPS`]; every other target as the filter
+/// says).
 fn loggable(meta: &tracing::Metadata<'_>) -> bool {
-    !meta.target().starts_with("chromiumoxide") || *meta.level() <= tracing::Level::WARN
+    let target = meta.target();
+    PAYLOAD_CAPS
+        .iter()
+        .find(|(prefix, _)| target == *prefix || target.strip_prefix(prefix).is_some_and(|rest| rest.starts_with("::") || rest.starts_with('_')))
+        .is_none_or(|(_, cap)| meta.level() <= cap)
 }
 
 /// Logs to stderr with the configured filter and format (once per process).
@@ -326,7 +342,7 @@ async fn sessions_command(client: ClientArgs, command: SessionsCommand) -> anyho
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_cdp_client_never_logs_below_warn() {
+    fn the_browser_s_traffic_is_never_logged_whatever_the_filter() {
         use tracing::Level;
         use tracing::callsite::Identifier;
         use tracing::metadata::{Kind, Metadata};
@@ -341,8 +357,17 @@ mod tests {
         static SITE: Site = Site;
         let meta = |target: &'static str, level: Level| Metadata::new("e", target, level, None, None, None, FieldSet::new(&[], Identifier(&SITE)), Kind::EVENT);
         assert!(!super::loggable(&meta("chromiumoxide::conn", Level::TRACE)));
+        assert!(!super::loggable(&meta("chromiumoxide::conn::raw_ws::parse_errors", Level::DEBUG)));
         assert!(!super::loggable(&meta("chromiumoxide", Level::INFO)));
-        assert!(super::loggable(&meta("chromiumoxide::handler", Level::WARN)));
+        assert!(!super::loggable(&meta("chromiumoxide::handler", Level::WARN)), "it quotes unreadable messages");
+        assert!(super::loggable(&meta("chromiumoxide::handler", Level::ERROR)));
+        assert!(!super::loggable(&meta("chromiumoxide_cdp::cdp", Level::DEBUG)));
+        for socket in ["tungstenite::protocol", "tokio_tungstenite", "async_tungstenite::tokio"] {
+            assert!(!super::loggable(&meta(socket, Level::TRACE)), "{socket}");
+            assert!(!super::loggable(&meta(socket, Level::DEBUG)), "{socket}");
+            assert!(super::loggable(&meta(socket, Level::WARN)), "{socket}");
+        }
         assert!(super::loggable(&meta("agentd::server", Level::TRACE)));
+        assert!(super::loggable(&meta("tungstenitefoo", Level::TRACE)), "only the crates themselves are capped");
     }
 }
