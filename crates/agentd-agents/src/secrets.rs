@@ -403,7 +403,6 @@ impl Vault {
 }
 
 /// `text` with its `%XX` escapes decoded (and `+` read as a space when `plus`).
-#[cfg_attr(not(test), expect(dead_code, reason = "used by `Vault::check_outgoing` only"))]
 fn percent_decoded(text: &str, plus: bool) -> String {
     let spaced;
     let text = if plus {

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use chromiumoxide::Page;
 use chromiumoxide::cdp::browser_protocol::dom::{BackendNodeId, DescribeNodeParams, ResolveNodeParams};
-use chromiumoxide::cdp::browser_protocol::dom_snapshot::{CaptureSnapshotParams, StringIndex};
+use chromiumoxide::cdp::browser_protocol::dom_snapshot::{CaptureSnapshotReturns, StringIndex};
 use chromiumoxide::cdp::js_protocol::runtime::{CallFunctionOnParams, EvaluateParams, ExecutionContextId, ReleaseObjectGroupParams};
 
 use crate::act::Action;
@@ -54,6 +54,24 @@ const MIN_CUT: usize = 6;
 /// Frames within frames followed to find the focused element.
 const MAX_FRAME_DEPTH: usize = 16;
 
+/// `DOMSnapshot.captureSnapshot` asking for no computed style: chromiumoxide's own parameters
+/// leave out an empty `computedStyles`, which the browser requires.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Snapshot {
+    #[serde(rename = "computedStyles")]
+    computed_styles: [String; 0],
+}
+
+impl chromiumoxide::Method for Snapshot {
+    fn identifier(&self) -> chromiumoxide::types::MethodId {
+        "DOMSnapshot.captureSnapshot".into()
+    }
+}
+
+impl chromiumoxide::Command for Snapshot {
+    type Response = CaptureSnapshotReturns;
+}
+
 /// Whether `text` shows one of `values`, whole or (a field that cut it) its beginning.
 fn shows_secret(text: &str, values: &[String]) -> bool {
     let cut = text.trim_end();
@@ -67,7 +85,7 @@ pub(crate) async fn hide_secrets(page: &Page, mask: &ScreenMask) -> Result<(), B
     if values.is_empty() {
         return Ok(());
     }
-    let snapshot = page.execute(CaptureSnapshotParams::new(Vec::new())).await?.result;
+    let snapshot = page.execute(Snapshot { computed_styles: [] }).await?.result;
     let shown: Vec<bool> = snapshot.strings.iter().map(|s| shows_secret(s, &values)).collect();
     let shows = |index: &StringIndex| usize::try_from(*index.inner()).ok().and_then(|i| shown.get(i)).copied().unwrap_or(false);
     let mut hidden: Vec<BackendNodeId> = Vec::new();
