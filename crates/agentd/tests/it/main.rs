@@ -20,6 +20,7 @@ mod crash;
 mod ops;
 mod research;
 mod schedules;
+mod secrets;
 mod semantic;
 mod sessions;
 mod streams;
