@@ -72,10 +72,15 @@ impl chromiumoxide::Command for Snapshot {
     type Response = CaptureSnapshotReturns;
 }
 
-/// Whether `text` shows one of `values`, whole or (a field that cut it) its beginning.
+/// Whether `text` shows one of `values` whole.
 fn shows_secret(text: &str, values: &[String]) -> bool {
-    let cut = text.trim_end();
-    values.iter().any(|v| text.contains(v.as_str()) || (cut.chars().count() >= MIN_CUT && v.starts_with(cut)))
+    values.iter().any(|v| text.contains(v.as_str()))
+}
+
+/// Whether a field's value is the beginning of one of `values` (a `maxlength` cut it).
+fn holds_cut_secret(value: &str, values: &[String]) -> bool {
+    let cut = value.trim_end();
+    cut.chars().count() >= MIN_CUT && values.iter().any(|v| v.starts_with(cut))
 }
 
 /// Masks every element of the page that shows one of `mask`'s values: an input or text area
@@ -86,8 +91,11 @@ pub(crate) async fn hide_secrets(page: &Page, mask: &ScreenMask) -> Result<(), B
         return Ok(());
     }
     let snapshot = page.execute(Snapshot { computed_styles: [] }).await?.result;
+    let string = |index: &StringIndex| usize::try_from(*index.inner()).ok().and_then(|i| snapshot.strings.get(i));
     let shown: Vec<bool> = snapshot.strings.iter().map(|s| shows_secret(s, &values)).collect();
     let shows = |index: &StringIndex| usize::try_from(*index.inner()).ok().and_then(|i| shown.get(i)).copied().unwrap_or(false);
+    // Only a field's value is taken for a secret cut short: a label may well begin like one.
+    let field_shows = |index: &StringIndex| shows(index) || string(index).is_some_and(|v| holds_cut_secret(v, &values));
     let mut hidden: Vec<BackendNodeId> = Vec::new();
     for document in &snapshot.documents {
         let tree = &document.nodes;
@@ -95,7 +103,7 @@ pub(crate) async fn hide_secrets(page: &Page, mask: &ScreenMask) -> Result<(), B
         let node = |i: i64| usize::try_from(i).ok().and_then(|i| backend.get(i)).copied();
         for rare in [&tree.input_value, &tree.text_value].into_iter().flatten() {
             for (&i, value) in rare.index.iter().zip(&rare.value) {
-                if shows(value) {
+                if field_shows(value) {
                     hidden.extend(node(i));
                 }
             }
@@ -221,15 +229,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_are_found_whole_or_cut_short() {
+    fn secrets_are_found_whole_and_in_fields_cut_short() {
         let values = vec!["Zürich päss/&=1 ✓".to_owned(), "hunter2".to_owned()];
         assert!(shows_secret("Zürich päss/&=1 ✓", &values));
         assert!(shows_secret("Hello Zürich päss/&=1 ✓!", &values));
-        assert!(shows_secret("Zürich p", &values), "a field's maxlength cut it");
-        assert!(!shows_secret("Zür", &values), "too short to tell");
-        assert!(shows_secret("hunter", &values));
-        assert!(!shows_secret("        ", &values), "white space is no secret");
-        assert!(!shows_secret("nothing secret", &values));
+        assert!(!shows_secret("Zürich p", &values), "a text is not taken for a cut secret");
+        assert!(holds_cut_secret("Zürich p", &values), "a field's maxlength cut it");
+        assert!(!holds_cut_secret("Zür", &values), "too short to tell");
+        assert!(holds_cut_secret("hunter", &values));
+        assert!(!holds_cut_secret("        ", &values), "white space is no secret");
+        assert!(!shows_secret("nothing secret", &values) && !holds_cut_secret("nothing secret", &values));
         assert_eq!(format!("{:?}", { let m = ScreenMask::default(); m.set(values); m }), "ScreenMask(2 values)");
     }
 }
