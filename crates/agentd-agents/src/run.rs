@@ -18,7 +18,7 @@ use crate::secrets::{Revealed, Vault};
 pub(crate) struct BrowserRun {
     pub(crate) ctx: SessionContext,
     pub(crate) browser: SessionBrowser,
-    /// Shared, so that the browser's request checks can ask it too.
+    /// Shared with the browser, which asks it about every document request.
     pub(crate) vault: Arc<Vault>,
     pub(crate) settings: BrowserAgentSettings,
     /// The current step (one LLM call each), from 1.
@@ -38,11 +38,13 @@ pub(crate) struct Acted {
 }
 
 impl BrowserRun {
-    pub(crate) fn new(ctx: SessionContext, browser: SessionBrowser, vault: Vault, settings: BrowserAgentSettings) -> Self {
+    pub(crate) fn new(ctx: SessionContext, mut browser: SessionBrowser, vault: Vault, settings: BrowserAgentSettings) -> Self {
         let guard = LoopGuard::new(settings.loop_nudge_at, settings.loop_stop_at);
-        // Every capture of the session (the live screen, the kept ones, the model's) hides them.
+        // Every capture of the session (the live screen, the kept ones, the model's) hides them,
+        // and no document request (a form sent, a redirect) carries one to a host not its own.
         browser.screen_mask().set(vault.screen_values());
         let vault = Arc::new(vault);
+        browser.check_outgoing_with(vault.clone());
         ctx.show_screen(Some(Arc::new(browser.screen())));
         Self { ctx, browser, vault, settings, step: 0, actions_done: 0, failures: 0, guard, downloads_seen: 0 }
     }

@@ -7,12 +7,13 @@
 //! the flat form — the session's `allowed_domains`, or any site when there are none. A secret
 //! for any site is typed wherever the model asks, but never put into a URL, and the vault
 //! remembers the hosts it was typed on: those are the only ones a request may carry it to
-//! ([`Vault::check_outgoing`]).
+//! (the vault is the session's [`OutgoingCheck`]: the browser asks it about every document
+//! request, a form post or a redirect, before it leaves).
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use agentd_browser::Action;
+use agentd_browser::{Action, OutgoingCheck};
 use agentd_domain::{DomainPattern, SecretScope, Secrets, secret_forms};
 use serde_json::Value;
 
@@ -279,51 +280,6 @@ impl Vault {
         }
     }
 
-    /// Refuses an outgoing request — a page's document request: a form submitted by POST or
-    /// GET, a redirect — to `host` that carries a secret (in any form, in `url` or `body`) not
-    /// meant for that site: one scoped elsewhere, or one for any site that was never typed on
-    /// `host`. The message names the placeholder and the host, never the value.
-    #[cfg_attr(not(test), expect(dead_code, reason = "the browser's request interception (CDP Fetch) calls it once the egress proxy is in"))]
-    pub fn check_outgoing(&self, host: &str, url: &str, body: Option<&[u8]>) -> Result<(), String> {
-        if self.entries.is_empty() {
-            return Ok(());
-        }
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let scheme = url::Url::parse(url).map(|u| u.scheme().to_owned()).unwrap_or_default();
-        let mut texts = vec![url.to_owned()];
-        if let Some(body) = body {
-            texts.push(String::from_utf8_lossy(body).into_owned());
-        }
-        // Whatever encoding a page chose, decoding once more brings the value back.
-        let decoded: Vec<String> = texts.iter().flat_map(|t| [percent_decoded(t, false), percent_decoded(t, true)]).collect();
-        texts.extend(decoded);
-        let typed_on = self.typed_on.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, entry) in self.entries.iter().enumerate() {
-            let allowed = match &entry.scope {
-                Scope::AnyHost => typed_on[i].contains(&host),
-                scope => scope.allows(&scheme, &host),
-            };
-            if allowed {
-                continue;
-            }
-            let forms = secret_forms(&entry.value);
-            if texts.iter().any(|text| forms.iter().any(|form| text.contains(form.as_str()))) {
-                // Another entry of the same name may be meant for this host with this value.
-                let same_value_allowed = self.entries.iter().enumerate().any(|(j, other)| {
-                    other.value == entry.value
-                        && match &other.scope {
-                            Scope::AnyHost => typed_on[j].contains(&host),
-                            scope => scope.allows(&scheme, &host),
-                        }
-                });
-                if !same_value_allowed {
-                    return Err(format!("a request to {host} carries {}, which is not for that site; it was blocked", placeholder(&entry.name)));
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// The entry named `name` meant for `site` (the most specific one when several are), or
     /// why there is none.
     fn choose(&self, name: &str, site: &Site) -> Result<usize, String> {
@@ -399,6 +355,52 @@ impl Vault {
         }
         out.push_str(rest);
         Ok(out)
+    }
+}
+
+impl OutgoingCheck for Vault {
+    /// Refuses an outgoing request — a page's document request: a form submitted by POST or
+    /// GET, a redirect — to `host` that carries a secret (in any form, in `url` or `body`) not
+    /// meant for that site: one scoped elsewhere, or one for any site that was never typed on
+    /// `host`. The message names the placeholder and the host, never the value.
+    fn check_outgoing(&self, host: &str, url: &str, body: Option<&[u8]>) -> Result<(), String> {
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let scheme = url::Url::parse(url).map(|u| u.scheme().to_owned()).unwrap_or_default();
+        let mut texts = vec![url.to_owned()];
+        if let Some(body) = body {
+            texts.push(String::from_utf8_lossy(body).into_owned());
+        }
+        // Whatever encoding a page chose, decoding once more brings the value back.
+        let decoded: Vec<String> = texts.iter().flat_map(|t| [percent_decoded(t, false), percent_decoded(t, true)]).collect();
+        texts.extend(decoded);
+        let typed_on = self.typed_on.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, entry) in self.entries.iter().enumerate() {
+            let allowed = match &entry.scope {
+                Scope::AnyHost => typed_on[i].contains(&host),
+                scope => scope.allows(&scheme, &host),
+            };
+            if allowed {
+                continue;
+            }
+            let forms = secret_forms(&entry.value);
+            if texts.iter().any(|text| forms.iter().any(|form| text.contains(form.as_str()))) {
+                // Another entry of the same name may be meant for this host with this value.
+                let same_value_allowed = self.entries.iter().enumerate().any(|(j, other)| {
+                    other.value == entry.value
+                        && match &other.scope {
+                            Scope::AnyHost => typed_on[j].contains(&host),
+                            scope => scope.allows(&scheme, &host),
+                        }
+                });
+                if !same_value_allowed {
+                    return Err(format!("a request to {host} would carry {}, which is not for that site", placeholder(&entry.name)));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -2,8 +2,9 @@
 //! `/&=`, non-ASCII) typed by the browser agent into real Chromium are looked for — as written
 //! and in every encoding a URL, a form, JSON or HTML gives them — in every LLM request, event,
 //! API answer, log line (the server as a child process at `AGENTD_LOG=trace`) and byte of the
-//! data directory; a secret put into a URL for another host, or typed on a site it is not for,
-//! is refused; screenshots show no typed secret; the domain-scoped form is parsed and checked.
+//! data directory; a secret put into a URL for another host, typed on a site it is not for, or
+//! sent by a page's form to another host is refused; screenshots show no typed secret; the
+//! domain-scoped form is parsed and checked.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -105,8 +106,19 @@ async fn site() -> String {
             ascii_json(&c)
         ))
     };
+    // A form that sends its field to `to` (another host), by `method`.
+    let away = |Query(q): Query<HashMap<String, String>>| async move {
+        let (to, method) = (q.get("to").cloned().unwrap_or_default(), q.get("method").cloned().unwrap_or_default());
+        Html(format!(
+            r#"<!doctype html><title>Away</title>
+<form action="{}" method="{}"><input name="a" aria-label="Plain field"><input type="submit" value="Send"></form>"#,
+            html(&to),
+            html(&method)
+        ))
+    };
     let app = axum::Router::new()
         .route("/form", axum::routing::get(move || async move { Html(form) }))
+        .route("/away", axum::routing::get(away))
         .route("/plain", axum::routing::get(move || async move { Html(plain) }))
         .route("/echo", axum::routing::get(echo));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -119,10 +131,10 @@ async fn site() -> String {
 async fn recorder() -> (u16, Arc<Mutex<Vec<String>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+    let app = axum::Router::new().fallback(move |method: axum::http::Method, uri: axum::http::Uri, body: String| {
         let sink = sink.clone();
         async move {
-            sink.lock().unwrap().push(uri.to_string());
+            sink.lock().unwrap().push(format!("{method} {uri} {body}"));
             "ok"
         }
     });
@@ -360,6 +372,52 @@ async fn a_secret_is_typed_only_on_its_own_site() {
     let everything = serde_json::to_string(&app.events(&id).await).unwrap() + &session.to_string();
     assert!(!everything.contains(CANARY));
     assert!(llm.requests().iter().all(|r| !r.raw().contains(CANARY)));
+}
+
+#[tokio::test]
+async fn a_form_never_carries_a_secret_to_another_host() {
+    let llm = ScriptedLlm::start().await;
+    let site = site().await;
+    let (sink_port, sunk) = recorder().await;
+    let app = spawn_agents(&llm.openai_base_url(), |_| {}).await;
+    for method in ["get", "post"] {
+        // Typed on this site (127.0.0.1), sent by the page's form to another host (localhost).
+        llm.push_with(|r| {
+            reasoned(
+                "fill in and send",
+                vec![
+                    call("type", json!({"index": index_of(r, "Plain field"), "text": "<secret>plain</secret>"})),
+                    call("click", json!({"index": index_of(r, "\"Send\"")})),
+                ],
+            )
+        });
+        llm.push_with(|r| {
+            let text = r.text();
+            assert!(
+                text.contains("The browser blocked a request: refused: a request to localhost would carry <secret>plain</secret>, which is not for that site"),
+                "{text}"
+            );
+            done("blocked")
+        });
+        let to = format!("http://localhost:{sink_port}/sink");
+        let start = format!("{site}away?method={method}&to={}", lower_percent(&to));
+        let body = json!({"goal": "Send the form", "start_url": start, "sensitive_data": {"plain": PLAIN}});
+        let id = app.create_with(body).await["id"].as_str().unwrap().to_owned();
+        let session = app.finish(&id).await;
+        assert_eq!(session["status"], "completed", "{method}: {session}");
+        let logs = app.events_of(&id, "log").await;
+        assert!(logs.iter().any(|l| l["code"] == "egress_refused" && l["message"].as_str().unwrap().contains("<secret>plain</secret>")), "{logs:?}");
+        let everything = serde_json::to_string(&app.events(&id).await).unwrap();
+        assert_eq!(leak(&everything), None, "{everything}");
+    }
+    // The refusal page stands at the refused URL, so the browser may ask that host for its icon;
+    // nothing else reaches it.
+    let reached = sunk.lock().unwrap().clone();
+    assert!(reached.iter().all(|r| r.starts_with("GET /favicon.ico ")), "the form reached the other host: {reached:?}");
+    assert!(reached.iter().all(|r| leak(r).is_none()), "{reached:?}");
+    for request in llm.requests() {
+        assert_eq!(leak(&request.raw()), None, "{}", request.raw());
+    }
 }
 
 /// The kept screenshot of a finished session (what `/api` and the live page serve).
