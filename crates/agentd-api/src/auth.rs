@@ -135,11 +135,25 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .or_else(|| query_key(req.method(), req.extensions().get::<MatchedPath>().map(MatchedPath::as_str), req.uri().query()));
     let (caller, usage) = match admit(&state, secret).await {
         Ok(admitted) => admitted,
-        Err(refusal) => return refusal.into_response(),
+        Err(refusal) => return answer_unread(req, refusal.into_response()).await,
     };
     req.extensions_mut().insert(caller);
     let mut response = next.run(req).await;
     usage.write_headers(response.headers_mut());
+    response
+}
+
+/// Answers a request refused before its body was read, reading (and dropping) a small body
+/// first: hyper cannot keep a connection whose request body is left unread, and a client that
+/// sent its next request on it meanwhile would see the connection closed under it ("server
+/// disconnected"). A body over 64 KiB, or slower than a second, is left, and the connection
+/// closes.
+pub async fn answer_unread(req: Request, response: Response) -> Response {
+    const SMALL: usize = 64 * 1024;
+    let declared = req.headers().get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > 0 && n <= SMALL) {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), axum::body::to_bytes(req.into_body(), SMALL)).await;
+    }
     response
 }
 

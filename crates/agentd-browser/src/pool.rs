@@ -461,10 +461,13 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
     let handler = tokio::spawn(async move {
         while let Some(event) = handler.next().await {
             if let Err(error) = event {
-                tracing::debug!(%error, "CDP handler reported an error");
-                if matches!(error, chromiumoxide::error::CdpError::Ws(_)) {
+                // Only the connection's own failures are described: a message the handler could
+                // not read may quote that message (typed text included).
+                if let chromiumoxide::error::CdpError::Ws(ws) = &error {
+                    tracing::debug!(error = %ws, "the CDP connection failed");
                     break;
                 }
+                tracing::debug!("CDP handler reported an error (a message it could not use)");
             }
         }
         flag.store(true, Ordering::SeqCst);

@@ -72,7 +72,7 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
             usage.write_headers(response.headers_mut());
             response
         }
-        Err(refused) => refused.into_response(),
+        Err(refused) => auth::answer_unread(req, refused.into_response()).await,
     }
 }
 

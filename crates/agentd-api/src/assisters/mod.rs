@@ -105,7 +105,7 @@ async fn admit(State(state): State<AppState>, mut req: Request, next: Next) -> R
             let mut response = error.into_response();
             refusal.write_headers(&mut response);
             per_minute_headers(response.headers_mut(), retry_after);
-            return response;
+            return auth::answer_unread(req, response).await;
         }
     };
     let mut response = match tier_allowed(&state, secret.as_deref().unwrap_or_default()).await {
@@ -113,7 +113,7 @@ async fn admit(State(state): State<AppState>, mut req: Request, next: Next) -> R
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
-        Err(refused) => refused.into_response(),
+        Err(refused) => auth::answer_unread(req, refused.into_response()).await,
     };
     usage.write_headers(response.headers_mut());
     per_minute_headers(response.headers_mut(), None);

@@ -137,7 +137,7 @@ pub(crate) async fn admit(State(state): State<AppState>, mut req: Request, next:
         Err((error, usage)) => {
             let mut response = error.into_response();
             LimitUsage::write_all_headers(usage.as_ref(), response.headers_mut());
-            response
+            auth::answer_unread(req, response).await
         }
     }
 }
