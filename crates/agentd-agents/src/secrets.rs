@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use agentd_browser::{Action, OutgoingCheck};
-use agentd_domain::{DomainPattern, SecretScope, Secrets, secret_forms};
+use agentd_domain::{DomainPattern, SecretReplacer, SecretScope, Secrets, secret_forms};
 use serde_json::Value;
 
 const OPEN: &str = "<secret>";
@@ -95,10 +95,8 @@ impl Revealed {
 /// The session's secret values, with the two directions of substitution and the scope checks.
 pub struct Vault {
     entries: Vec<Entry>,
-    /// (form, placeholder), longest form first, for redaction in one pass.
-    needles: Vec<(String, String)>,
-    /// Indices into `needles` by their first byte.
-    by_first_byte: Vec<Vec<usize>>,
+    /// Every form of every value → its placeholder, for redaction in one pass.
+    replacer: SecretReplacer,
     /// For each entry: the hosts it was typed on (what a request may carry it to, for
     /// [`Scope::AnyHost`] entries).
     typed_on: Mutex<Vec<BTreeSet<String>>>,
@@ -127,21 +125,9 @@ impl Vault {
                 },
             })
             .collect();
-        let mut needles: Vec<(String, String)> = Vec::new();
-        for entry in &entries {
-            for form in secret_forms(&entry.value) {
-                if !needles.iter().any(|(n, _)| *n == form) {
-                    needles.push((form, placeholder(&entry.name)));
-                }
-            }
-        }
-        needles.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        let mut by_first_byte = vec![Vec::new(); 256];
-        for (i, (needle, _)) in needles.iter().enumerate() {
-            by_first_byte[usize::from(needle.as_bytes()[0])].push(i);
-        }
+        let replacer = SecretReplacer::new(entries.iter().map(|e| (e.value.as_str(), placeholder(&e.name))));
         let typed_on = Mutex::new(vec![BTreeSet::new(); entries.len()]);
-        Self { entries, needles, by_first_byte, typed_on }
+        Self { entries, replacer, typed_on }
     }
 
     /// The line telling the model which secrets it can type, and where.
@@ -167,7 +153,7 @@ impl Vault {
 
     /// Every form of every value, for the browser to hide in screenshots.
     pub fn screen_values(&self) -> Vec<String> {
-        self.needles.iter().map(|(form, _)| form.clone()).collect()
+        self.replacer.forms().map(str::to_owned).collect()
     }
 
     /// `text` with every secret value replaced by its placeholder: in every form
@@ -179,26 +165,7 @@ impl Vault {
             return text.to_owned();
         }
         // One pass, longest form first: a placeholder written is never searched again.
-        let bytes = text.as_bytes();
-        let mut out = String::with_capacity(text.len());
-        let (mut copied, mut at) = (0, 0);
-        while at < bytes.len() {
-            let found = self.by_first_byte[usize::from(bytes[at])]
-                .iter()
-                .map(|&i| &self.needles[i])
-                .find(|(needle, _)| bytes[at..].starts_with(needle.as_bytes()));
-            match found {
-                // A form is valid UTF-8, so it only matches where a character starts.
-                Some((needle, replacement)) => {
-                    out.push_str(&text[copied..at]);
-                    out.push_str(replacement);
-                    at += needle.len();
-                    copied = at;
-                }
-                None => at += 1,
-            }
-        }
-        out.push_str(&text[copied..]);
+        let mut out = self.replacer.replace(text);
         for entry in &self.entries {
             let collapsed = entry.value.split_whitespace().collect::<Vec<_>>().join(" ");
             out = redact_cut(&out, &collapsed, &placeholder(&entry.name));

@@ -19,7 +19,7 @@ pub use event::{Event, EventKind, NewEvent, describe};
 pub use agent_def::{BUILT_IN_TOOLS, AgentDef, AgentLimits, AgentSpec, AgentVersion, PinnedVersion, VersionChoice, VersionState, Versioned};
 pub use ids::{AgentId, ApiKeyId, IdError, ProjectId, ScheduleId, SessionId, TableId, ToolId};
 pub use schedule::{MAX_EVERY_MINUTES, RunOutcome, Schedule, ScheduleRun, ScheduleStatus, Timetable};
-pub use secrets::{DomainPattern, Secret, SecretScope, Secrets, secret_forms};
+pub use secrets::{DomainPattern, Secret, SecretReplacer, SecretScope, Secrets, secret_forms};
 pub use session::{
     Driver, FieldError, Mode, Priority, ResponseType, Session, SessionPatch, SessionSpec, Source, Turn, Usage,
     parse_http_url,

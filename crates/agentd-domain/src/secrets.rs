@@ -249,6 +249,77 @@ pub fn secret_forms(value: &str) -> Vec<String> {
     forms
 }
 
+/// Replaces every form ([`secret_forms`]) of some values with a replacement each, in one pass
+/// over a text, longest form first: a replacement written is never searched again, so a short
+/// value cannot match inside one. The one replacer behind the browser agent's vault and the
+/// tools' masker. Empty values replace nothing; matching is exact.
+#[derive(Debug, Clone, Default)]
+pub struct SecretReplacer {
+    /// (form, replacement), longest form first.
+    needles: Vec<(String, String)>,
+    /// Indices into `needles` by their first byte.
+    by_first_byte: Vec<Vec<usize>>,
+}
+
+impl SecretReplacer {
+    /// A replacer of every form of each value by its replacement.
+    pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Self {
+        let mut needles: Vec<(String, String)> = Vec::new();
+        for (value, replacement) in pairs {
+            for form in secret_forms(value) {
+                if !needles.iter().any(|(n, _)| *n == form) {
+                    needles.push((form, replacement.clone()));
+                }
+            }
+        }
+        // Ties by text, for a stable order.
+        needles.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        let mut by_first_byte = vec![Vec::new(); 256];
+        for (i, (needle, _)) in needles.iter().enumerate() {
+            by_first_byte[usize::from(needle.as_bytes()[0])].push(i);
+        }
+        Self { needles, by_first_byte }
+    }
+
+    /// Whether nothing is replaced.
+    pub fn is_empty(&self) -> bool {
+        self.needles.is_empty()
+    }
+
+    /// Every form looked for.
+    pub fn forms(&self) -> impl Iterator<Item = &str> {
+        self.needles.iter().map(|(form, _)| form.as_str())
+    }
+
+    /// `text` with every form replaced.
+    pub fn replace(&self, text: &str) -> String {
+        if self.needles.is_empty() {
+            return text.to_owned();
+        }
+        let bytes = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let (mut copied, mut at) = (0, 0);
+        while at < bytes.len() {
+            let found = self.by_first_byte[usize::from(bytes[at])]
+                .iter()
+                .map(|&i| &self.needles[i])
+                .find(|(needle, _)| bytes[at..].starts_with(needle.as_bytes()));
+            match found {
+                // A form is valid UTF-8, so it only matches where a character starts.
+                Some((needle, replacement)) => {
+                    out.push_str(&text[copied..at]);
+                    out.push_str(replacement);
+                    at += needle.len();
+                    copied = at;
+                }
+                None => at += 1,
+            }
+        }
+        out.push_str(&text[copied..]);
+        out
+    }
+}
+
 /// `encoded` with every `%XX` escape in lower-case hex.
 fn lower_hex(encoded: &str) -> String {
     let mut out = String::with_capacity(encoded.len());

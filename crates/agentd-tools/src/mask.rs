@@ -15,8 +15,7 @@ use serde_json::Value;
 /// back, a hash) is not recognised.
 #[derive(Debug, Clone, Default)]
 pub struct Masker {
-    /// (needle, replacement), longest needle first.
-    needles: Vec<(String, String)>,
+    replacer: agentd_domain::SecretReplacer,
 }
 
 impl Masker {
@@ -27,57 +26,26 @@ impl Masker {
 
     /// A masker for these (name, value) pairs; a name may come more than once.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> Masker {
-        let mut needles: Vec<(String, String)> = Vec::new();
-        for (name, value) in pairs {
-            if value.is_empty() {
-                continue;
-            }
-            let replacement = format!("[redacted:{name}]");
-            for needle in agentd_domain::secret_forms(value) {
-                if !needles.iter().any(|(n, _)| *n == needle) {
-                    needles.push((needle, replacement.clone()));
-                }
-            }
-        }
-        // Longest first, so a value that contains another is replaced whole; ties by text for a
-        // stable order.
-        needles.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        Masker { needles }
+        let replacer = agentd_domain::SecretReplacer::new(
+            pairs.into_iter().filter(|(_, value)| !value.is_empty()).map(|(name, value)| (value.as_str(), format!("[redacted:{name}]"))),
+        );
+        Masker { replacer }
     }
 
     /// Whether this masker has nothing to mask.
     pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
+        self.replacer.is_empty()
     }
 
     /// `text` with every private value replaced.
     pub fn mask(&self, text: &str) -> String {
-        if self.needles.is_empty() {
-            return text.to_owned();
-        }
-        let bytes = text.as_bytes();
-        let mut out = String::with_capacity(text.len());
-        let (mut copied, mut at) = (0, 0);
-        while at < bytes.len() {
-            // A needle is valid UTF-8, so it can only match where a character starts.
-            match self.needles.iter().find(|(needle, _)| bytes[at..].starts_with(needle.as_bytes())) {
-                Some((needle, replacement)) => {
-                    out.push_str(&text[copied..at]);
-                    out.push_str(replacement);
-                    at += needle.len();
-                    copied = at;
-                }
-                None => at += 1,
-            }
-        }
-        out.push_str(&text[copied..]);
-        out
+        self.replacer.replace(text)
     }
 
     /// A JSON value with every string (and object key) masked; a number whose digits are a
     /// private value becomes the masked string.
     pub fn mask_value(&self, value: Value) -> Value {
-        if self.needles.is_empty() {
+        if self.replacer.is_empty() {
             return value;
         }
         match value {
