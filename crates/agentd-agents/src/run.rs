@@ -44,7 +44,9 @@ impl BrowserRun {
         // and no document request (a form sent, a redirect) carries one to a host not its own.
         browser.screen_mask().set(vault.screen_values());
         let vault = Arc::new(vault);
-        browser.check_outgoing_with(vault.clone());
+        if !vault.is_empty() {
+            browser.check_outgoing_with(vault.clone());
+        }
         ctx.show_screen(Some(Arc::new(browser.screen())));
         Self { ctx, browser, vault, settings, step: 0, actions_done: 0, failures: 0, guard, downloads_seen: 0 }
     }

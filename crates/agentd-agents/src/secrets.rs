@@ -130,6 +130,11 @@ impl Vault {
         Self { entries, replacer, typed_on }
     }
 
+    /// Whether the session has no secrets.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The line telling the model which secrets it can type, and where.
     pub fn prompt_line(&self) -> Option<String> {
         if self.entries.is_empty() {

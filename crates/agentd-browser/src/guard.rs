@@ -1,11 +1,15 @@
-//! The rules a session's documents meet before their request leaves the browser: every document
-//! request (a navigation, each of its redirect hops, an iframe, a form post, a download) is paused
-//! by CDP's Fetch domain and checked — its scheme, the egress policy (the proxy enforces it on the
-//! wire too: this check is what lets the page and the agent say why), for the top-level document
-//! the session's `allowed_domains`, and whatever the session adds ([`OutgoingCheck`]: secrets
+//! The rules a session's documents meet before their request leaves the browser: when the
+//! session has rules of its own (allowed or blocked domains, an [`OutgoingCheck`] for its
+//! secrets), every document request (a navigation, each of its redirect hops, an iframe, a form
+//! post, a download) is paused by CDP's Fetch domain and checked — its scheme, the egress policy
+//! (the proxy enforces it on the wire in any case: this check is what lets the page say why), for
+//! the top-level document the session's `allowed_domains`, and the session's own check (secrets
 //! leaving for another host). A refused request is answered with a page saying why, and the
 //! sentence reaches the agent with its next observation (through the context's egress lane).
+//! Sessions without such rules are not paused (a pause is a round trip to agentd per document):
+//! the proxy alone refuses what the policy refuses, and notes it on the lane the same way.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use agentd_egress::Lane;
@@ -45,25 +49,37 @@ impl ContextRules {
     pub fn urls(&self) -> UrlPolicy {
         self.urls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Whether the session has rules only the guard can apply: allowed or blocked domains, or
+    /// its own check. Without any, documents are not paused (a pause costs a round trip to
+    /// agentd per document); the egress policy holds on the wire through the proxy either way.
+    fn need_guard(&self) -> bool {
+        let urls = self.urls.read().unwrap_or_else(|e| e.into_inner());
+        !urls.allowed_domains.is_empty()
+            || !urls.blocked_domains.is_empty()
+            || self.outgoing.read().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
 }
 
-/// Checks one tab's document requests while it lives.
+/// Checks one tab's document requests while it lives, once its session has rules to apply
+/// ([`NavigationGuard::ensure`]).
 pub(crate) struct NavigationGuard {
+    page: Page,
+    rules: Arc<ContextRules>,
+    enabled: AtomicBool,
     task: JoinHandle<()>,
 }
 
 impl NavigationGuard {
-    /// Starts pausing `page`'s document requests and judging them by `rules` and `lane`.
+    /// Listens for `page`'s paused document requests and judges them by `rules` and `lane`;
+    /// pausing starts now if the rules need it, or at the first [`NavigationGuard::ensure`] after
+    /// they do.
     pub async fn watch(page: &Page, rules: Arc<ContextRules>, lane: Arc<Lane>) -> Result<Self, BrowserError> {
         let mut paused = page.event_listener::<EventRequestPaused>().await?;
-        let pattern = RequestPattern {
-            url_pattern: Some("*".into()),
-            resource_type: Some(ResourceType::Document),
-            request_stage: Some(RequestStage::Request),
-        };
-        page.execute(EnableParams { patterns: Some(vec![pattern]), handle_auth_requests: None }).await?;
-        let page = page.clone();
+        let guard_rules = rules.clone();
+        let listening = page.clone();
         let task = tokio::spawn(async move {
+            let (page, rules) = (listening, guard_rules);
             let main_frame = page.target_id().as_ref().to_owned();
             while let Some(event) = paused.next().await {
                 let (page, rules, lane, main_frame) = (page.clone(), rules.clone(), lane.clone(), main_frame.clone());
@@ -89,7 +105,25 @@ impl NavigationGuard {
                 });
             }
         });
-        Ok(Self { task })
+        let guard = Self { page: page.clone(), rules, enabled: AtomicBool::new(false), task };
+        guard.ensure().await?;
+        Ok(guard)
+    }
+
+    /// Starts pausing the tab's document requests if its session's rules now need it (called
+    /// before each observation and action; an atomic load when nothing changed).
+    pub async fn ensure(&self) -> Result<(), BrowserError> {
+        if self.enabled.load(Ordering::Acquire) || !self.rules.need_guard() {
+            return Ok(());
+        }
+        let pattern = RequestPattern {
+            url_pattern: Some("*".into()),
+            resource_type: Some(ResourceType::Document),
+            request_stage: Some(RequestStage::Request),
+        };
+        self.page.execute(EnableParams { patterns: Some(vec![pattern]), handle_auth_requests: None }).await?;
+        self.enabled.store(true, Ordering::Release);
+        Ok(())
     }
 }
 

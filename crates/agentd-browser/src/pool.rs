@@ -542,7 +542,7 @@ pub(crate) struct Tab {
     pub dialogs: DialogGuard,
     pub crashed: Arc<AtomicBool>,
     pub network: crate::network::NetworkTracker,
-    _navigation: NavigationGuard,
+    pub navigation: NavigationGuard,
     _crash_watch: JoinHandle<()>,
 }
 
@@ -580,7 +580,7 @@ pub(crate) async fn watch_tab(page: Page, viewport: Viewport, policy: &DialogPol
             tracing::warn!("a session's page crashed");
         }
     });
-    Ok(Tab { page, dialogs, crashed, network, _navigation: navigation, _crash_watch: crash_watch })
+    Ok(Tab { page, dialogs, crashed, network, navigation, _crash_watch: crash_watch })
 }
 
 impl Drop for Tab {

@@ -253,6 +253,7 @@ impl SessionBrowser {
         self.touch(true);
         let started = Instant::now();
         let read = async {
+            self.tab.navigation.ensure().await?;
             let mut state = crate::observe(&self.tab.page).await?;
             state.tabs = self.tabs().await?;
             state.refused = self.take_refusals();
@@ -274,7 +275,10 @@ impl SessionBrowser {
     pub async fn act(&mut self, action: &crate::Action) -> Result<ActionOutcome, ActionError> {
         self.touch(true);
         let started = Instant::now();
-        let result = crate::act::perform(self, action).await;
+        let result = match self.tab.navigation.ensure().await {
+            Ok(()) => crate::act::perform(self, action).await,
+            Err(error) => Err(error.into()),
+        };
         if matches!(result, Err(ActionError::Browser(BrowserError::Cdp(chromiumoxide::error::CdpError::Timeout)))) {
             self.unresponsive = true;
         }
