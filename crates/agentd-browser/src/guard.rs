@@ -144,8 +144,11 @@ async fn refusal(event: &EventRequestPaused, top: bool, rules: &ContextRules, la
     }
     let host = url.host_str().unwrap_or_default().to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
-    if let Err(error) = lane.check(&host, port).await {
-        return Some(format!("refused by the egress policy: {error}"));
+    match lane.check(&host, port).await {
+        // A name that does not resolve is the network's answer, not a refusal: the request goes
+        // on and fails as it would.
+        Ok(()) | Err(agentd_egress::EgressError::Resolve { .. }) => {}
+        Err(error) => return Some(format!("refused by the egress policy: {error}")),
     }
     if top {
         let urls = rules.urls();

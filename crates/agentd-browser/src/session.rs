@@ -326,7 +326,11 @@ impl SessionBrowser {
             return Ok(());
         };
         let (host, port) = (parsed.host_str().unwrap_or_default(), parsed.port_or_known_default().unwrap_or(80));
-        self.lane().check(host, port).await.map_err(|refusal| ActionError::EgressRefused(refusal.to_string()))
+        match self.lane().check(host, port).await {
+            // A name that does not resolve is not a refusal: the page will say so.
+            Ok(()) | Err(agentd_egress::EgressError::Resolve { .. }) => Ok(()),
+            Err(refusal) => Err(ActionError::EgressRefused(refusal.to_string())),
+        }
     }
 
     /// What was refused on the session's way out since the last call (requests its pages made

@@ -429,7 +429,11 @@ async fn connect(lane: &LaneState, host: &str, port: u16) -> Result<TcpStream, F
     }
     let timeout = lane.proxy.inner.settings.connect_timeout;
     let attempt = async {
-        let addresses = lane.proxy.destinations(host, port).await.map_err(Failure::Refused)?;
+        let addresses = lane.proxy.destinations(host, port).await.map_err(|error| match error {
+            // A name that does not resolve is not a refusal: the page gets a 502, the agent no note.
+            EgressError::Resolve { reason, .. } => Failure::Unreachable(format!("cannot resolve the name: {reason}")),
+            refusal => Failure::Refused(refusal),
+        })?;
         let mut last = String::from("no address");
         for address in addresses {
             match TcpStream::connect(address).await {

@@ -80,9 +80,8 @@ impl NameLookup for FakeDns {
 }
 
 /// The targets, with `{R}` for the recorder's port and `{D}` for the browser's DevTools port.
-const TARGETS: [&str; 46] = [
+const TARGETS: [&str; 45] = [
     "http://user:pw@10.0.0.1/",
-    "http://user:pw@public.example/",
     "http://127.0.0.1:{R}/",
     "http://localhost:{R}/",
     "http://LOCALHOST.:{R}/",
