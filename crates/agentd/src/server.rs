@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::data_dir_lock::DataDirLock;
 use crate::keys;
 
 /// A started server.
@@ -35,6 +36,8 @@ pub struct RunningServer {
     http: JoinHandle<std::io::Result<()>>,
     metrics: Option<JoinHandle<std::io::Result<()>>>,
     browsers: Option<Arc<Browsers>>,
+    /// This server's hold on its data directory, released last.
+    data_dir_lock: DataDirLock,
 }
 
 impl RunningServer {
@@ -62,6 +65,9 @@ impl RunningServer {
                 Err(_) => tracing::warn!("metrics connections did not close within 10 s"),
             }
         }
+        // Only now may another server take the data directory: everything is settled and
+        // flushed.
+        drop(self.data_dir_lock);
     }
 }
 
@@ -132,6 +138,10 @@ async fn launch(
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    // One server per data directory, taken before the store opens: recovery below settles
+    // the sessions it finds live as ones a dead process left, which they are only once
+    // nobody else holds the directory.
+    let mut data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
     let store = SqliteStore::open(&config.data_dir)
         .await
         .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
@@ -206,6 +216,7 @@ async fn launch(
         }
         None => (None, None),
     };
+    data_dir_lock.record_address(addr);
     Ok(RunningServer {
         addr,
         engine,
@@ -215,6 +226,7 @@ async fn launch(
         http,
         metrics,
         browsers,
+        data_dir_lock,
     })
 }
 
