@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::target::{CreateBrowserContextParams, CreateTargetParams};
-use chromiumoxide::{Browser, BrowserConfig, Page};
+use chromiumoxide::{Browser, Page};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -20,6 +20,7 @@ use agentd_egress::{EgressProxy, Lane};
 use crate::dialogs::{DialogGuard, DialogPolicy};
 use crate::guard::{ContextRules, NavigationGuard};
 use crate::metrics::BrowserMetrics;
+use crate::process::{ChromiumProcess, PROFILE_PREFIX};
 use crate::session::{SessionBrowser, SessionOptions, Viewport};
 use crate::{BrowserError, find_chrome};
 
@@ -91,6 +92,10 @@ pub struct BrowserSettings {
     /// The egress proxy every context's requests go through (its policy is the node's egress
     /// policy); the browser's DevTools endpoint is protected on it once known.
     pub egress: EgressProxy,
+    /// Where a launched browser is recorded (`browser.pid`: its PID, start time and profile
+    /// folder) for [`crate::kill_leftover_browser`] at the next start: the server's data
+    /// directory. None records nothing.
+    pub record_dir: Option<PathBuf>,
 }
 
 impl Default for BrowserSettings {
@@ -108,6 +113,7 @@ impl Default for BrowserSettings {
             command_timeout: Duration::from_secs(30),
             metrics: BrowserMetrics::default(),
             egress: EgressProxy::new(agentd_egress::ProxySettings::default()),
+            record_dir: None,
         }
     }
 }
@@ -120,6 +126,9 @@ pub(crate) struct Live {
     /// Set when the connection to the browser ends (it crashed, or was closed).
     pub lost: Arc<AtomicBool>,
     handler: JoinHandle<()>,
+    /// The launched browser's process (None when attached), killed when dropped: before the
+    /// profile folder goes.
+    process: Option<ChromiumProcess>,
     /// The launched browser's profile folder (None when attached), removed with it.
     profile: Option<tempfile::TempDir>,
     /// The lane the launched browser's own traffic goes to (it refuses everything); None when
@@ -379,8 +388,8 @@ impl Live {
         if self.owned() {
             use chromiumoxide::cdp::browser_protocol::browser::CloseParams;
             let _ = tokio::time::timeout(Duration::from_secs(5), self.browser.execute(CloseParams::default())).await;
-            if let Some(browser) = Arc::get_mut(&mut self.browser) {
-                let _ = tokio::time::timeout(Duration::from_secs(5), browser.wait()).await;
+            if let Some(process) = &mut self.process {
+                process.stop(Duration::from_secs(5)).await;
             }
         }
         self.handler.abort();
@@ -393,23 +402,17 @@ impl Live {
 
 /// Starts (or attaches to) a browser and the task that drives its CDP connection.
 async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, BrowserError> {
-    let (browser, mut handler, profile, own_traffic) = match &settings.cdp_url {
+    let (browser, mut handler, process, profile, own_traffic) = match &settings.cdp_url {
         Some(url) => {
             // chromiumoxide asks an http:// endpoint for its WebSocket URL with reqwest, which
             // is built without a TLS provider of its own.
             agentd_egress::install_tls();
-            // Certificate errors are errors: chromiumoxide would have every page ignore them.
-            let handler = chromiumoxide::handler::HandlerConfig {
-                ignore_https_errors: false,
-                request_timeout: settings.command_timeout,
-                ..Default::default()
-            };
-            let connected = tokio::time::timeout(settings.launch_timeout, Browser::connect_with_config(url.clone(), handler))
+            let connected = tokio::time::timeout(settings.launch_timeout, Browser::connect_with_config(url.clone(), handler_config(settings)))
                 .await
                 .map_err(|_| BrowserError::Launch(format!("no answer from {url} within {:?}", settings.launch_timeout)))?
                 .map_err(|e| BrowserError::Launch(format!("{url}: {e}")))?;
             protect_endpoint(&settings.egress, url).await;
-            (connected.0, connected.1, None, None)
+            (connected.0, connected.1, None, None, None)
         }
         None => {
             if settings.headed && std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
@@ -419,39 +422,33 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
             }
             let path = std::env::var("PATH").ok();
             let executable = find_chrome(settings.executable.as_deref(), path.as_deref())?;
+            let executable = crate::process::executable_path(&executable).map_err(|e| BrowserError::Launch(format!("{}: {e}", executable.display())))?;
             // A fresh profile per browser: never a shared default (profile-lock clashes).
             let profile = tempfile::Builder::new()
-                .prefix("agentd-chromium-")
+                .prefix(PROFILE_PREFIX)
                 .tempdir()
                 .map_err(|e| BrowserError::Launch(format!("cannot create a profile directory: {e}")))?;
             // The browser's own requests (outside every session's context) go to a lane that
             // refuses them all; each context gets a lane of its own.
             let own_traffic = settings.egress.closed_lane().await.map_err(|e| BrowserError::Launch(e.to_string()))?;
-            let mut builder = BrowserConfig::builder()
-                .chrome_executable(&executable)
-                .no_sandbox()
-                .user_data_dir(profile.path())
-                .viewport(None)
-                .launch_timeout(settings.launch_timeout)
-                .request_timeout(settings.command_timeout)
-                // Certificate errors are errors (chromiumoxide's default ignores them in every
-                // page, which would let anyone on the path read what a session types).
-                .respect_https_errors()
-                .args(LAUNCH_FLAGS)
-                .arg(("proxy-server", own_traffic.proxy_server()))
-                .arg(("proxy-bypass-list", PROXY_BYPASS_NONE));
-            if settings.headed {
-                builder = builder.with_head();
-            }
+            let mut switches: Vec<(&str, Vec<String>)> =
+                LAUNCH_FLAGS.iter().map(|(name, values)| (*name, values.iter().map(|v| (*v).to_owned()).collect())).collect();
+            switches.push(("proxy-server", vec![own_traffic.proxy_server().to_owned()]));
+            switches.push(("proxy-bypass-list", vec![PROXY_BYPASS_NONE.to_owned()]));
             if let Some(limit) = settings.renderer_process_limit {
-                builder = builder.arg(("renderer-process-limit", limit.to_string().as_str()));
+                switches.push(("renderer-process-limit", vec![limit.to_string()]));
             }
-            let config = builder.build().map_err(BrowserError::Launch)?;
-            let (browser, handler) = Browser::launch(config)
+            let args = crate::process::command_line(profile.path(), settings.headed, &switches);
+            // Started here rather than by chromiumoxide, so that it dies with agentd (process.rs).
+            let process = ChromiumProcess::spawn(&executable, args, settings.launch_timeout, settings.record_dir.as_deref(), profile.path()).await?;
+            let connect = Browser::connect_with_config(process.devtools_url.clone(), handler_config(settings));
+            // On failure the process is dropped, which kills it.
+            let (browser, handler) = tokio::time::timeout(settings.launch_timeout, connect)
                 .await
+                .map_err(|_| BrowserError::Launch(format!("{}: no DevTools connection within {:?}", executable.display(), settings.launch_timeout)))?
                 .map_err(|e| BrowserError::Launch(format!("{}: {e}", executable.display())))?;
             protect_endpoint(&settings.egress, browser.websocket_address()).await;
-            (browser, handler, Some(profile), Some(own_traffic))
+            (browser, handler, Some(process), Some(profile), Some(own_traffic))
         }
     };
     // The handler drives the CDP connection; it must be polled for as long as the browser
@@ -472,7 +469,20 @@ async fn launch(settings: &BrowserSettings, generation: u64) -> Result<Live, Bro
         }
         flag.store(true, Ordering::SeqCst);
     });
-    Ok(Live { browser: Arc::new(browser), generation, lost, handler, profile, _own_traffic: own_traffic })
+    Ok(Live { browser: Arc::new(browser), generation, lost, handler, process, profile, _own_traffic: own_traffic })
+}
+
+/// How chromiumoxide drives the connection: certificate errors are errors (its default would
+/// have every page ignore them, which would let anyone on the path read what a session types),
+/// no viewport of its own (each context sets the session's), commands bounded by
+/// `command_timeout`.
+fn handler_config(settings: &BrowserSettings) -> chromiumoxide::handler::HandlerConfig {
+    chromiumoxide::handler::HandlerConfig {
+        ignore_https_errors: false,
+        viewport: None,
+        request_timeout: settings.command_timeout,
+        ..Default::default()
+    }
 }
 
 /// Makes the browser's DevTools endpoint (`ws://host:port/...` or `http://host:port`)

@@ -30,7 +30,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server.
+    /// Run the server (one per data directory: a second one over it refuses to start).
     Serve {
         /// Address to listen on (AGENTD_ADDR; default 127.0.0.1:5001).
         #[arg(long)]
@@ -44,8 +44,9 @@ enum Command {
     /// Run a browser task from the terminal, with live progress; prints the response.
     ///
     /// Uses the server at AGENTD_URL (or --server) when one answers, else starts one
-    /// in-process for the run. Exit code 0 when the task completed, 1 when it failed, was
-    /// stopped or timed out, 130 after Ctrl-C.
+    /// in-process for the run (refused while another server holds the data directory). Exit
+    /// code 0 when the task completed, 1 when it failed, was stopped or timed out, 130 after
+    /// Ctrl-C.
     Run(run_cmd::RunArgs),
     /// Look at and stop sessions through a running server.
     Sessions {

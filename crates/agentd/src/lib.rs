@@ -3,11 +3,12 @@
 //! Principal items: [`config::Config`] (every setting, layered and validated),
 //! [`server::start`] (the whole server on a listener, with graceful shutdown), [`cli`] (the
 //! command line), [`run_cmd`] (`agentd run`: one task from the terminal), [`keys`] (API key
-//! creation and bootstrap).
+//! creation and bootstrap), [`data_dir_lock::DataDirLock`] (one server per data directory).
 #![deny(missing_docs)]
 
 pub mod cli;
 pub mod config;
+pub mod data_dir_lock;
 pub mod keys;
 pub mod run_cmd;
 pub mod server;

@@ -1,6 +1,7 @@
 //! `agentd run GOAL --url URL`: runs one browser session from the terminal. It uses the
 //! server at `AGENTD_URL` when one answers there, or else starts one in-process for the run
-//! (with a key made for the run and revoked after it). It follows the session's event
+//! (with a key made for the run and revoked after it) — unless another server holds the data
+//! directory, which it then names instead. It follows the session's event
 //! stream (SSE) with a line per step and action, asks the person at the terminal when the
 //! agent needs them, and prints the final response on stdout (progress goes to stderr).
 
@@ -20,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::config::{Config, Overrides};
+use crate::data_dir_lock::DataDirLockError;
 use crate::keys::{self, KeyRequest};
 use crate::server::{self, RunningServer};
 
@@ -169,7 +171,8 @@ impl Backend {
 }
 
 /// Starts the full server (browser agent, LLM from the config) on an ephemeral loopback
-/// port over the configured data dir, with a key for this run.
+/// port over the configured data dir, with a key for this run; refused, naming the holder,
+/// when a server that did not answer at `base` holds the data dir.
 async fn start_local(mut config: Config, base: &str, ui: &mut Progress) -> anyhow::Result<Backend> {
     // Without a model the server would start, then refuse the session: say so first.
     if config.llm_settings(|name| std::env::var(name).ok()).is_none() {
@@ -187,7 +190,25 @@ async fn start_local(mut config: Config, base: &str, ui: &mut Progress) -> anyho
         config.log = "warn,chromiumoxide=off".into();
     }
     crate::cli::init_logging(&config);
-    let server = server::start_builtin(&config).await?;
+    let server = match server::start_builtin(&config).await {
+        Ok(server) => server,
+        Err(error) => match error.downcast_ref::<DataDirLockError>() {
+            // A server holds the data directory but does not answer at `base`: starting a
+            // second one over the same data would settle its running sessions as interrupted.
+            Some(DataDirLockError::InUse { dir, holder }) => {
+                let hint = match holder.addr {
+                    Some(addr) => format!("--server {} (or AGENTD_URL)", configured_url(&addr.to_string())),
+                    None => "--server (or AGENTD_URL) at it".to_owned(),
+                };
+                bail!(
+                    "no server answers at {base}, and the data directory {} is in use by an agentd server ({}): use that server with {hint}, or stop it first",
+                    dir.display(),
+                    holder.describe()
+                );
+            }
+            _ => return Err(error),
+        },
+    };
     match run_key(&server, &config).await {
         Ok((key, key_id)) => Ok(Backend::Local { server, key, key_id }),
         Err(error) => {

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::data_dir_lock::DataDirLock;
 use crate::keys;
 
 /// A started server.
@@ -35,6 +36,8 @@ pub struct RunningServer {
     http: JoinHandle<std::io::Result<()>>,
     metrics: Option<JoinHandle<std::io::Result<()>>>,
     browsers: Option<Arc<Browsers>>,
+    /// This server's hold on its data directory, released last.
+    data_dir_lock: DataDirLock,
 }
 
 impl RunningServer {
@@ -62,6 +65,9 @@ impl RunningServer {
                 Err(_) => tracing::warn!("metrics connections did not close within 10 s"),
             }
         }
+        // Only now may another server take the data directory: everything is settled and
+        // flushed, and the browser is closed.
+        drop(self.data_dir_lock);
     }
 }
 
@@ -82,7 +88,11 @@ pub async fn start_with_clock(
 /// Starts everything with the agents this build ships ([`builtin_agents`]); when an LLM is
 /// configured, the browser starts in the background so the first session finds it ready.
 pub async fn start_builtin(config: &Config) -> anyhow::Result<RunningServer> {
-    let browsers = Arc::new(Browsers::new(config.browser_settings()));
+    let mut settings = config.browser_settings();
+    // The launched browser is recorded in the data directory, so that the next start kills
+    // it should it outlive this process.
+    settings.record_dir = Some(config.data_dir.clone());
+    let browsers = Arc::new(Browsers::new(settings));
     let (registry, llm_configured) = builtin_agents(config, browsers.clone())?;
     let server = launch(config, registry, Arc::new(SystemClock), Some(browsers.clone())).await?;
     if llm_configured {
@@ -132,6 +142,12 @@ async fn launch(
     };
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    // One server per data directory, taken before the store opens: recovery below settles
+    // the sessions it finds live as ones a dead process left, which they are only once
+    // nobody else holds the directory. Then a browser a killed predecessor left behind is
+    // killed, now that it cannot be a running server's.
+    let mut data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
+    agentd_browser::kill_leftover_browser(&config.data_dir);
     let store = SqliteStore::open(&config.data_dir)
         .await
         .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
@@ -206,6 +222,7 @@ async fn launch(
         }
         None => (None, None),
     };
+    data_dir_lock.record_address(addr);
     Ok(RunningServer {
         addr,
         engine,
@@ -215,6 +232,7 @@ async fn launch(
         http,
         metrics,
         browsers,
+        data_dir_lock,
     })
 }
 

@@ -16,6 +16,7 @@ mod autessa;
 mod autessadb;
 mod cua;
 mod live_page;
+mod one_server;
 mod crash;
 mod ops;
 mod research;
