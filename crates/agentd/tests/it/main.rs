@@ -17,6 +17,7 @@ mod autessadb;
 mod cua;
 mod live_page;
 mod crash;
+mod faults;
 mod ops;
 mod research;
 mod schedules;
