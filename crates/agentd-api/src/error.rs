@@ -2,11 +2,16 @@
 //! one HTTP status and the body `{"error": {"type", "code", "message", "field"}}`.
 
 use agentd_domain::FieldError;
-use agentd_engine::EngineError;
+use agentd_engine::{AppendError, EngineError};
+use agentd_store::{StorageFault, StoreError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+/// `Retry-After` of a 503 `storage_unavailable`: a full disk is usually freed by an
+/// operator or a cleanup job, not within a second.
+pub const STORAGE_RETRY_AFTER_SECONDS: u64 = 5;
 
 /// Every error the native API can answer with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -44,6 +49,9 @@ pub enum ErrorCode {
     Internal,
     /// The server is shutting down or its store is unreachable (503).
     Unavailable,
+    /// The server's disk does not take writes right now (full, read-only, failing): nothing
+    /// was stored; retry after `Retry-After` seconds (503).
+    StorageUnavailable,
     /// A service agentd called for the request failed (an MCP server, a speech provider) (502).
     UpstreamFailed,
 }
@@ -63,7 +71,7 @@ impl ErrorCode {
             IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable | StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             UpstreamFailed => StatusCode::BAD_GATEWAY,
         }
     }
@@ -79,7 +87,7 @@ impl ErrorCode {
             NotFound => "not_found_error",
             InvalidState | Conflict | IdempotencyInProgress | IdempotencyKeyReused => "conflict_error",
             RateLimited => "rate_limit_error",
-            Internal | Unavailable | UpstreamFailed => "api_error",
+            Internal | Unavailable | StorageUnavailable | UpstreamFailed => "api_error",
         }
     }
 }
@@ -153,6 +161,18 @@ impl ApiError {
         Self::new(ErrorCode::NotFound, format!("{what} not found"))
     }
 
+    /// A 503 `storage_unavailable`: the disk refused a write, so nothing was stored; the
+    /// cause goes to the log (and `/healthz`), the client learns to retry.
+    pub fn storage_unavailable(fault: StorageFault) -> Self {
+        tracing::warn!(cause = %fault, "a request failed: the disk does not take writes");
+        let mut e = Self::new(
+            ErrorCode::StorageUnavailable,
+            "the server cannot store data right now, so nothing was saved; retry shortly",
+        );
+        e.retry_after = Some(STORAGE_RETRY_AFTER_SECONDS);
+        e
+    }
+
     /// A 500 whose detail goes to the log, not to the client.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
@@ -179,6 +199,15 @@ impl From<FieldError> for ApiError {
     }
 }
 
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e.fault() {
+            Some(fault) => ApiError::storage_unavailable(fault),
+            None => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
@@ -199,7 +228,7 @@ impl From<EngineError> for ApiError {
                 e
             }
             EngineError::Forbidden(message) => ApiError::new(ErrorCode::PermissionDenied, message),
-            EngineError::Store(error) => ApiError::internal(error),
+            EngineError::Store(error) | EngineError::Log(AppendError::Store(error)) => error.into(),
             EngineError::Log(error) => ApiError::internal(error),
         }
     }
@@ -219,3 +248,27 @@ impl IntoResponse for ApiError {
 
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disk_that_refuses_writes_is_a_503_storage_unavailable_to_retry() {
+        let cases = [
+            EngineError::Store(StoreError::Unavailable(StorageFault::Full)),
+            EngineError::Log(AppendError::Store(StoreError::Unavailable(StorageFault::Io))),
+        ];
+        for engine in cases {
+            let e = ApiError::from(engine);
+            assert_eq!((e.code, e.code.status(), e.code.kind()), (ErrorCode::StorageUnavailable, StatusCode::SERVICE_UNAVAILABLE, "api_error"));
+            assert_eq!(e.retry_after, Some(STORAGE_RETRY_AFTER_SECONDS));
+            let response = e.into_response();
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        }
+        let other = ApiError::from(EngineError::Store(StoreError::Corrupt("x".into())));
+        assert_eq!((other.code, other.retry_after), (ErrorCode::Internal, None));
+        assert_eq!(serde_json::to_value(ErrorCode::StorageUnavailable).unwrap(), "storage_unavailable");
+    }
+}

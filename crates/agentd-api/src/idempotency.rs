@@ -104,7 +104,7 @@ async fn run(state: AppState, key: HeaderValue, req: Request, next: Next) -> Res
     };
     let store = state.store();
     match store.idempotency_begin(&claim).await {
-        Err(error) => return Err(ApiError::internal(error).into_response()),
+        Err(error) => return Err(ApiError::from(error).into_response()),
         Ok(IdempotencyBegin::Seen { request_hash: seen, .. }) if seen != request_hash => {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyKeyReused,

@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use agentd_store::WriteHealth;
 use axum::{Extension, Json};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -73,14 +74,21 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// The server's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Liveness and store reachability (no authentication).
+/// Liveness, and whether the store takes writes (no authentication): 503 with the reason
+/// while it does not (a full or read-only disk, a failing one), 200 once it does again.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    let store = state.store().ping().await.is_ok();
+    let reason = match state.store().write_health().await {
+        WriteHealth::Writable => None,
+        WriteHealth::Unavailable(fault) => Some(fault.reason()),
+        WriteHealth::Failing => Some("the database does not take writes; the server log has the details"),
+    };
+    let store = reason.is_none();
     let health = Health {
         status: if store { "ok" } else { "degraded" }.to_owned(),
         store,
+        reason: reason.map(str::to_owned),
         version: VERSION.to_owned(),
     };
     let status = if store { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -106,7 +114,7 @@ pub(crate) async fn metrics(State(state): State<AppState>, Extension(gate): Exte
     }
     let by_status = match state.store().count_sessions_by_status().await {
         Ok(counts) => counts,
-        Err(error) => return crate::error::ApiError::internal(error).into_response(),
+        Err(error) => return crate::error::ApiError::from(error).into_response(),
     };
     let body = state.metrics.render(&by_status, state.engine.events_appended());
     let mut response = (

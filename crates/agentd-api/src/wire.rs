@@ -514,8 +514,11 @@ pub struct EventPage {
 pub struct Health {
     /// ok | degraded.
     pub status: String,
-    /// Whether the store answered.
+    /// Whether the store takes writes.
     pub store: bool,
+    /// Why it does not (a full or read-only disk, a failing one); absent when it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Server version.
     pub version: String,
 }

@@ -541,6 +541,11 @@ impl Engine {
             return Ok(live);
         }
         let session = self.get_session(project, id).await?;
+        if let Some(fault) = self.inner.log.parked(id) {
+            // It has ended, but the disk refused its end: the event log commits it once
+            // writes work again. Until then nothing about it can be stored.
+            return Err(EngineError::Store(StoreError::Unavailable(fault)));
+        }
         if !session.status.is_terminal() {
             // Stored as live but run by nobody (a store write failed under it): settle it now
             // rather than let it hang until the next restart.

@@ -228,6 +228,19 @@ impl LiveSession {
         Ok(Changed { pending })
     }
 
+    /// Undoes a start the store refused (the store still has the session queued): back to
+    /// queued, unless a command moved it meanwhile. Whether it did.
+    pub fn back_to_queued(&self) -> bool {
+        let mut state = self.lock();
+        if state.status != SessionStatus::Running {
+            return false;
+        }
+        state.status = SessionStatus::Queued;
+        state.active_since = None;
+        self.status_tx.send_replace(SessionStatus::Queued);
+        true
+    }
+
     /// Queues an event that changes no status; refused once the session has ended.
     pub fn append(&self, event: NewEvent) -> Result<Pending, SessionStatus> {
         let now = self.clock.now();

@@ -4,14 +4,17 @@
 use std::sync::{Arc, Mutex};
 
 use agentd_domain::{EventKind, NewEvent, SessionStatus, Transition};
-use agentd_store::SessionChange;
+use agentd_store::{SessionChange, StoreError, WriteHealth};
 use serde_json::json;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use crate::agent::{AgentError, SessionContext};
 use crate::engine::{Engine, failed_event};
-use crate::event_log::committed;
+use crate::event_log::{AppendError, committed};
 use crate::live::LiveSession;
+
+/// How often a session the disk would not let start looks whether writes work again.
+const STORE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Sessions waiting for a slot. Highest priority first, then first come first served; the
 /// priority is read at dequeue time, so a PATCH to a queued session takes effect.
@@ -84,17 +87,47 @@ impl Engine {
             |_, change| change.started_at = Some(agentd_domain::now()),
         );
         let started = match started {
-            Ok(changed) => committed(changed.pending).await.is_ok(),
-            Err(_) => false,
+            Ok(changed) => Some(committed(changed.pending).await),
+            Err(_) => None,
         };
-        if started {
-            self.drive(&live).await;
+        match started {
+            Some(Ok(_)) => self.drive(&live).await,
+            Some(Err(AppendError::Store(StoreError::Unavailable(fault)))) if live.back_to_queued() => {
+                // The disk refused the start, so the store still has the session queued, and
+                // no work began: it waits (holding its slot, as nothing else could start
+                // either) until writes work again, then queues up again.
+                tracing::warn!(session_id = %id, cause = %fault, "a session could not start: the disk refused its start; it is queued again once writes work");
+                self.requeue_when_writable(live).await;
+                return;
+            }
+            Some(Err(_)) | None => {}
         }
         if !live.status().is_terminal() {
             // Whatever the agent did, a session never outlives its runner in a live status.
             self.finish_failed(&live, "the agent stopped without finishing", "agent_ended").await;
         }
         self.forget(id);
+    }
+
+    /// Queues `live` again once the store takes writes (checked every second), unless the
+    /// node stops first (it stays queued, for the next start).
+    async fn requeue_when_writable(&self, live: Arc<LiveSession>) {
+        let stop = self.inner.stop_dispatch.clone();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(STORE_RECHECK) => {}
+                _ = stop.cancelled() => return,
+            }
+            if self.inner.store.write_health().await == WriteHealth::Writable {
+                break;
+            }
+        }
+        if live.status() == SessionStatus::Queued {
+            self.inner.queue.push(live);
+        } else {
+            // Stopped while it waited: already settled.
+            self.forget(live.id);
+        }
     }
 
     async fn drive(&self, live: &Arc<LiveSession>) {

@@ -7,6 +7,7 @@
 //! carry, committed together), [`SessionQuery`], [`ApiKeyRecord`].
 #![deny(missing_docs)]
 
+mod fault;
 mod records;
 mod sqlite;
 mod tables;
@@ -19,6 +20,7 @@ use agentd_domain::{AgentDef, AgentId, AgentSpec, AgentVersion, ApiKeyId, Resour
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use fault::{StorageFault, WriteHealth};
 pub use records::*;
 pub use sqlite::SqliteStore;
 pub use tables::{RowTarget, TableStore, UploadLink};
@@ -29,16 +31,56 @@ pub use vectors::{RowVectors, VectorStore};
 pub enum StoreError {
     /// The database refused or failed the operation.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
+    /// The disk does not take writes (full, read-only, refused, failing): nothing was
+    /// written, and the store works again once the cause is gone.
+    #[error("storage unavailable: {0}")]
+    Unavailable(StorageFault),
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Migration(sqlx::migrate::MigrateError),
     /// A stored row could not be read back.
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// The write conflicts with what is stored (a name already taken).
     #[error("{0}")]
     Conflict(String),
+}
+
+impl StoreError {
+    /// The storage fault behind this failure, if it is one.
+    pub fn fault(&self) -> Option<StorageFault> {
+        match self {
+            StoreError::Unavailable(fault) => Some(*fault),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match StorageFault::of_sqlx(&error) {
+            Some(fault) => {
+                tracing::debug!(%error, "storage fault");
+                StoreError::Unavailable(fault)
+            }
+            None => StoreError::Database(error),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        match &error {
+            sqlx::migrate::MigrateError::Execute(inner) | sqlx::migrate::MigrateError::ExecuteMigration(inner, _) => {
+                match StorageFault::of_sqlx(inner) {
+                    Some(fault) => StoreError::Unavailable(fault),
+                    None => StoreError::Migration(error),
+                }
+            }
+            _ => StoreError::Migration(error),
+        }
+    }
 }
 
 /// Shorthand for store results.
@@ -53,6 +95,9 @@ pub type SharedStore = Arc<dyn Store>;
 pub trait Store: TableStore + VectorStore + Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// Whether a write commits now: a one-row probe write, at most one a second (callers
+    /// in between share the last answer), bounded in time.
+    async fn write_health(&self) -> WriteHealth;
 
     /// The project called `name`, created if missing.
     async fn ensure_project(&self, name: &str) -> StoreResult<Project>;

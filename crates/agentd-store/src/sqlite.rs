@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use agentd_domain::{
     AgentDef, AgentId, AgentSpec, AgentVersion, ApiKeyId, Event, EventKind, Priority, ProjectId, ResourceKind, ResponseType, Schedule, ScheduleId, ScheduleRun, ScheduleStatus, Session, SessionId,
@@ -12,14 +13,14 @@ use agentd_domain::{
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 
 use crate::{
     ApiKeyRecord, AttemptOutcome, ConversationRecord, DeliveryStatus, EventWrite, ScheduleAdvance, IdempotencyBegin, IdempotencyClaim, Project, Screenshot, SessionQuery,
     WebhookDelivery, WebhookEndpoint, WebhookSubscription,
-    SessionSortField, SortValue, Store, StoreError, StoreResult,
+    SessionSortField, SortValue, StorageFault, Store, StoreError, StoreResult, WriteHealth,
 };
 
 mod agents;
@@ -50,13 +51,50 @@ const SESSION_SELECT: &str = "id, project_id, status, mode, priority, name, user
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The last write probe: when, and what it found.
+    probe: Arc<tokio::sync::Mutex<Option<(Instant, WriteHealth)>>>,
 }
 
+/// A write probe's answer is reused this long: `/healthz` polled by a load balancer costs at
+/// most one tiny write a second.
+const PROBE_REUSE: Duration = Duration::from_secs(1);
+/// A write probe that has not committed by then (the write lock held that long) reports the
+/// store as failing rather than keep `/healthz` waiting out the busy timeout.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl SqliteStore {
-    /// Opens (creating if needed) `agentd.db` in `data_dir` and applies migrations.
+    /// Opens (creating if needed) `agentd.db` in `data_dir` and applies migrations. When that
+    /// fails because of the disk (full, read-only, not writable by this user), the error says
+    /// so ([`StoreError::Unavailable`]).
     pub async fn open(data_dir: &Path) -> StoreResult<Self> {
+        Self::open_with(data_dir, |options| options).await
+    }
+
+    /// [`SqliteStore::open`] with the connection options adjusted by `adjust`.
+    async fn open_with(
+        data_dir: &Path,
+        adjust: impl FnOnce(SqliteConnectOptions) -> SqliteConnectOptions,
+    ) -> StoreResult<Self> {
+        let database = data_dir.join("agentd.db");
+        match Self::connect(&database, adjust).await {
+            Ok(store) => Ok(store),
+            // SQLite says "unable to open database file" whatever the cause: ask the disk.
+            Err(error) => match StorageFault::diagnose(data_dir, &database) {
+                Some(fault) => {
+                    tracing::error!(%error, cause = %fault, "cannot open the database");
+                    Err(StoreError::Unavailable(fault))
+                }
+                None => Err(error),
+            },
+        }
+    }
+
+    async fn connect(
+        database: &Path,
+        adjust: impl FnOnce(SqliteConnectOptions) -> SqliteConnectOptions,
+    ) -> StoreResult<Self> {
         let options = SqliteConnectOptions::new()
-            .filename(data_dir.join("agentd.db"))
+            .filename(database)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // WAL + NORMAL: a commit survives a crash of the process (kill -9); only an OS
@@ -69,12 +107,47 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
-            .connect_with(options)
+            .after_release(|conn, _| Box::pin(outside_transaction(conn)))
+            .connect_with(adjust(options))
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         tokio::spawn(checkpoint_periodically(pool.clone()));
-        Ok(Self { pool })
+        Ok(Self { pool, probe: Arc::default() })
     }
+
+    /// One write that commits or fails like any other: the probe row rewritten.
+    async fn probe_write(&self) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO store_probe (id, probed_at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at",
+        )
+        .bind(ms(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Whether a connection going back to the pool is outside any transaction; one that is not
+/// is closed (closing rolls back whatever is open) instead of being handed out again.
+///
+/// A transaction dropped without commit or rollback (an error, an early return) has queued
+/// its ROLLBACK: let it run, then look again. It can fail: after SQLITE_FULL or an I/O error
+/// SQLite may already have rolled the transaction back on its own, and then sqlx goes on
+/// counting the connection as inside a transaction, so every later `begin` on it becomes a
+/// SAVEPOINT that opens a transaction nothing commits. That connection then holds the write
+/// lock (every other writer waits out the busy timeout and fails "database is locked"), and
+/// what is written on it looks committed but is seen by no one and lost.
+async fn outside_transaction(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    conn.ping().await?;
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+    }
+    Ok(clean)
 }
 
 impl SqliteStore {
@@ -343,6 +416,29 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn write_health(&self) -> WriteHealth {
+        let mut last = self.probe.lock().await;
+        if let Some((at, health)) = *last
+            && at.elapsed() < PROBE_REUSE
+        {
+            return health;
+        }
+        let health = match tokio::time::timeout(PROBE_TIMEOUT, self.probe_write()).await {
+            Ok(Ok(())) => WriteHealth::Writable,
+            Ok(Err(StoreError::Unavailable(fault))) => WriteHealth::Unavailable(fault),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the store's write probe failed");
+                WriteHealth::Failing
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?PROBE_TIMEOUT, "the store's write probe did not commit in time");
+                WriteHealth::Failing
+            }
+        };
+        *last = Some((Instant::now(), health));
+        health
     }
 
     async fn ensure_project(&self, name: &str) -> StoreResult<Project> {
@@ -1074,5 +1170,210 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod fault_tests {
+    //! A full disk, played by SQLite's `max_page_count`: past it every write fails with
+    //! SQLITE_FULL exactly as when the device has no space left.
+
+    use agentd_domain::{Driver, Mode};
+    use serde_json::{Map, Value, json};
+    use sqlx::ConnectOptions;
+    use tokio::task::JoinSet;
+
+    use super::*;
+    use crate::SessionChange;
+
+    fn spec() -> SessionSpec {
+        SessionSpec {
+            mode: Mode::Browser,
+            goal: "g".into(),
+            start_url: None,
+            max_actions: 10,
+            max_cycles: 1,
+            timeout_seconds: 3600,
+            inactivity_timeout_seconds: 3600,
+            display_width: 1024,
+            display_height: 768,
+            headless: true,
+            webhook_url: None,
+            allowed_domains: vec![],
+            model: None,
+            output_schema: None,
+            secret_names: vec![],
+            driver: Driver::default(),
+            continues: None,
+            conversation: Vec::new(),
+            conversation_id: None,
+            agent: None,
+            instructions: None,
+            tools: None,
+        }
+    }
+
+    fn padding(bytes: usize) -> Map<String, Value> {
+        Map::from_iter([("padding".to_owned(), json!("x".repeat(bytes)))])
+    }
+
+    /// A session with a tag (so that storing it is a transaction) and `bytes` of metadata.
+    fn session(project: ProjectId, bytes: usize) -> Session {
+        let mut session = Session::queued(project, spec(), Utc::now());
+        session.tags = vec!["fill".into()];
+        session.metadata = padding(bytes);
+        session
+    }
+
+    /// A store over `dir` whose database may grow by `spare` pages at most.
+    async fn capped(dir: &Path, spare: i64) -> SqliteStore {
+        let store = SqliteStore::open(dir).await.unwrap();
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&store.pool).await.unwrap();
+        store.pool.close().await;
+        SqliteStore::open_with(dir, |options| options.pragma("max_page_count", (pages + spare).to_string()))
+            .await
+            .unwrap()
+    }
+
+    /// A connection of its own to the same database, as another process would have, that
+    /// waits for the write lock 1 s at most.
+    async fn outsider(dir: &Path) -> SqliteConnection {
+        SqliteConnectOptions::new()
+            .filename(dir.join("agentd.db"))
+            .busy_timeout(Duration::from_secs(1))
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until no connection of the pool is checked out (released ones have gone back
+    /// to the pool or been closed).
+    async fn settled(pool: &SqlitePool) {
+        for _ in 0..10_000 {
+            if pool.size() as usize == pool.num_idle() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("the pool's connections never came back");
+    }
+
+    /// An event with `bytes` of text.
+    fn event(session: SessionId, seq: u64, change: bool, bytes: usize) -> EventWrite {
+        EventWrite {
+            event: Event { session_id: session, seq, kind: EventKind::Thought, data: json!({"thought": "x".repeat(bytes)}), created_at: Utc::now() },
+            change: change.then(|| SessionChange { status: Some(SessionStatus::Running), ..SessionChange::default() }),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_disk_fails_each_write_cleanly_and_writes_work_again_once_space_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = capped(dir.path(), 48).await;
+        let project = store.ensure_project("p").await.unwrap().id;
+        let mut stored = Vec::new();
+        let full = loop {
+            let s = session(project, 3000);
+            match store.insert_session(&s).await {
+                Ok(()) => stored.push(s.id),
+                Err(error) => break error,
+            }
+            assert!(stored.len() < 1000, "the cap never bit");
+        };
+        assert_eq!(full.fault(), Some(StorageFault::Full), "{full}");
+        assert!(full.to_string().contains("full"), "{full}");
+
+        // Every kind of write fails the same way while full: a read-then-write transaction
+        // (BEGIN IMMEDIATE), events with the session change they carry, plain events.
+        let victim = stored[0];
+        let patch = SessionPatch { metadata: Some(padding(20_000)), ..SessionPatch::default() };
+        let error = store.patch_session(project, victim, &patch, Utc::now()).await.unwrap_err();
+        assert_eq!(error.fault(), Some(StorageFault::Full), "{error}");
+        let error = store.append_events(&(1..=40).map(|seq| event(victim, seq, seq == 1, 2000)).collect::<Vec<_>>()).await.unwrap_err();
+        assert_eq!(error.fault(), Some(StorageFault::Full), "{error}");
+        let error = store.append_events(&(1..=40).map(|seq| event(victim, seq, false, 2000)).collect::<Vec<_>>()).await.unwrap_err();
+        assert_eq!(error.fault(), Some(StorageFault::Full), "{error}");
+        // None of it was written.
+        assert_eq!(store.get_session(project, victim).await.unwrap().unwrap().metadata, padding(3000));
+        assert!(store.events_after(victim, 0, 100).await.unwrap().is_empty());
+
+        // Space returns.
+        for id in stored.split_off(1) {
+            assert!(store.delete_session(project, id).await.unwrap());
+        }
+        assert_eq!(store.write_health().await, WriteHealth::Writable);
+
+        // Every pooled connection writes, and what it writes is committed: another
+        // connection sees it, and the write lock is free for it.
+        let mut outside = outsider(dir.path()).await;
+        for round in 0..4 {
+            let mut writers = JoinSet::new();
+            for _ in 0..8 {
+                let store = store.clone();
+                writers.spawn(async move {
+                    let s = session(project, 100);
+                    store.insert_session(&s).await.unwrap();
+                    let patch = SessionPatch { name: Some(Some("patched".into())), ..SessionPatch::default() };
+                    store.patch_session(project, s.id, &patch, Utc::now()).await.unwrap().unwrap();
+                    store.append_events(&[event(s.id, 1, true, 10), event(s.id, 2, false, 10)]).await.unwrap();
+                    store.append_events(&[event(s.id, 3, false, 10)]).await.unwrap();
+                    s.id
+                });
+            }
+            for id in writers.join_all().await {
+                let row: (Option<String>, String, i64) = sqlx::query_as(
+                    "SELECT name, status, (SELECT COUNT(*) FROM events WHERE session_id = sessions.id) FROM sessions WHERE id = $1",
+                )
+                .bind(id.to_string())
+                .fetch_one(&mut outside)
+                .await
+                .unwrap();
+                assert_eq!(row, (Some("patched".to_owned()), "running".to_owned(), 3), "round {round}");
+            }
+            sqlx::query("UPDATE store_probe SET probed_at = probed_at + 1").execute(&mut outside).await.unwrap();
+        }
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&store.pool).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_whose_transaction_ended_behind_sqlx_is_closed_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        {
+            let mut tx = store.pool.begin().await.unwrap();
+            // What SQLITE_FULL or an I/O error can do: SQLite ends the transaction on its
+            // own, and sqlx still counts it open; the ROLLBACK queued at drop then fails.
+            sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+        }
+        settled(&store.pool).await;
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            let conn = store.pool.acquire().await.unwrap();
+            assert!(!conn.is_in_transaction(), "a connection left inside a transaction was handed out");
+            held.push(conn);
+        }
+        drop(held);
+        settled(&store.pool).await;
+        // BEGIN IMMEDIATE is refused on a connection sqlx believes is in a transaction.
+        for _ in 0..8 {
+            let tx = store.write_transaction().await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_dropped_on_an_early_return_keeps_its_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let project = store.ensure_project("p").await.unwrap().id;
+        settled(&store.pool).await;
+        let size = store.pool.size();
+        // A patch of an unknown session returns from inside its transaction.
+        let patch = SessionPatch { name: Some(None), ..SessionPatch::default() };
+        assert!(store.patch_session(project, SessionId::new(), &patch, Utc::now()).await.unwrap().is_none());
+        settled(&store.pool).await;
+        assert_eq!(store.pool.size(), size, "rolled back cleanly: the connection stays");
+        let conn = store.pool.acquire().await.unwrap();
+        assert!(!conn.is_in_transaction());
     }
 }

@@ -83,3 +83,15 @@ impl IntoResponse for AssisfyError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disk_that_refuses_writes_is_a_503_with_retry_after() {
+        let e = AssisfyError::from(ApiError::storage_unavailable(agentd_store::StorageFault::Full));
+        assert_eq!((e.status, e.retry_after), (StatusCode::SERVICE_UNAVAILABLE, Some(5)));
+        assert_eq!(e.into_response().headers()[header::RETRY_AFTER], "5");
+    }
+}

@@ -143,6 +143,7 @@ impl From<ApiError> for AssistersError {
             Internal => ("server_error", "internal_error"),
             UpstreamFailed => ("server_error", "upstream_error"),
             Unavailable => ("server_error", "service_unavailable"),
+            StorageUnavailable => ("server_error", "storage_unavailable"),
         };
         let message = match (e.code, e.retry_after) {
             // The documented wording.
@@ -194,5 +195,7 @@ mod tests {
         assert_eq!((e.status, e.code), (StatusCode::SERVICE_UNAVAILABLE, "agent_unavailable"));
         let e = AssistersError::from(ApiError::new(ErrorCode::Internal, "internal server error"));
         assert_eq!((e.status, e.kind), (StatusCode::INTERNAL_SERVER_ERROR, "server_error"));
+        let e = AssistersError::from(ApiError::storage_unavailable(agentd_store::StorageFault::Full));
+        assert_eq!((e.status, e.kind, e.code, e.retry_after), (StatusCode::SERVICE_UNAVAILABLE, "server_error", "storage_unavailable", Some(5)));
     }
 }

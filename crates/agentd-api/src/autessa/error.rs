@@ -93,5 +93,7 @@ mod tests {
         let e = AutessaError::from(ApiError::new(ErrorCode::Unauthorized, "the API key is invalid or revoked"));
         assert_eq!((e.status, e.errors.clone()), (StatusCode::UNAUTHORIZED, vec!["Invalid API key".to_owned()]));
         assert_eq!(e.frame(), json!({"responseType": "ERROR", "errors": ["Invalid API key"]}));
+        let e = AutessaError::from(ApiError::storage_unavailable(agentd_store::StorageFault::Full));
+        assert_eq!((e.status, e.retry_after), (StatusCode::SERVICE_UNAVAILABLE, Some(5)));
     }
 }

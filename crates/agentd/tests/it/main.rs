@@ -18,6 +18,7 @@ mod cua;
 mod live_page;
 mod one_server;
 mod crash;
+mod faults;
 mod ops;
 mod research;
 mod schedules;
