@@ -241,7 +241,13 @@ impl SessionContext {
             .map_err(|_| AgentError::Ended)?;
         first(committed(changed.pending).await)?;
         let answer = tokio::select! {
-            answer = answer => answer.map_err(|_| AgentError::Ended)?,
+            answer = answer => match answer {
+                Ok(answer) => answer,
+                // Nobody will answer because the session ended, or because the answer given
+                // could not be recorded (the engine drops it rather than act on it).
+                Err(_) if self.live.status().is_terminal() => return Err(AgentError::Ended),
+                Err(_) => return Err(AgentError::failed("store", "the person's answer could not be recorded")),
+            },
             _ = self.live.cancel.cancelled() => return Err(AgentError::Ended),
         };
         // An answer given while paused is held until the session is resumed.

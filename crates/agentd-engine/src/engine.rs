@@ -667,6 +667,9 @@ impl Engine {
                 }
             },
         )?;
+        // The agent acts on the answer only once its event is durable: if the disk refuses it,
+        // the reply is dropped with the error and the agent never acts on what nobody recorded.
+        let events = committed(changed.pending).await?;
         if let Some((r, permission)) = reply {
             let value = if permission {
                 InputAnswer::Permission(answer.granted.unwrap_or(false))
@@ -675,7 +678,7 @@ impl Engine {
             };
             let _ = r.send(value);
         }
-        first_event(committed(changed.pending).await?)
+        first_event(events)
     }
 
     /// Confirms (`true`) or denies a pending safety check.
@@ -716,10 +719,12 @@ impl Engine {
                 }
             },
         )?;
+        // As with an answer: the decision reaches the agent only once it is durable.
+        let events = committed(changed.pending).await?;
         if let Some(r) = reply {
             let _ = r.send(confirm);
         }
-        first_event(committed(changed.pending).await?)
+        first_event(events)
     }
 
     /// Stops taking sessions, settles the running ones (failed, reason `shutdown`; queued

@@ -42,7 +42,7 @@ impl StorageFault {
     }
 
     /// The fault an operating-system error reports, if it is one.
-    pub(crate) fn of_io(error: &std::io::Error) -> Option<Self> {
+    pub fn of_io(error: &std::io::Error) -> Option<Self> {
         match error.kind() {
             ErrorKind::StorageFull | ErrorKind::QuotaExceeded => Some(StorageFault::Full),
             ErrorKind::ReadOnlyFilesystem => Some(StorageFault::ReadOnly),

@@ -28,13 +28,22 @@ pub enum DataDirLockError {
         holder: Holder,
     },
     /// The lock file could not be opened, locked or written.
-    #[error("cannot lock the data directory: {}: {source}", path.display())]
+    #[error("cannot lock the data directory: {}: {}", path.display(), cause(error))]
     Io {
         /// The lock file.
         path: PathBuf,
         /// The failure.
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+/// An I/O failure in words: the storage fault behind it ("the data directory is read-only")
+/// when it is one, else the system's message.
+fn cause(error: &std::io::Error) -> String {
+    match agentd_store::StorageFault::of_io(error) {
+        Some(fault) => format!("{} ({error})", fault.reason()),
+        None => error.to_string(),
+    }
 }
 
 /// The server holding a data directory, as its lock file describes it.
@@ -80,7 +89,7 @@ impl DataDirLock {
     /// Locks `dir` (which must exist) for this process, or says who holds it.
     pub fn acquire(dir: &Path) -> Result<DataDirLock, DataDirLockError> {
         let path = dir.join(LOCK_FILE);
-        let io = |source| DataDirLockError::Io { path: path.clone(), source };
+        let io = |error| DataDirLockError::Io { path: path.clone(), error };
         // Opened without truncating: the holder's PID stays readable until the lock is ours.
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         match file.try_lock() {
@@ -93,9 +102,11 @@ impl DataDirLock {
             }
             Err(TryLockError::Error(error)) => return Err(io(error)),
         }
-        // Ours now: whatever a dead holder wrote is replaced by this process's PID.
-        file.set_len(0).map_err(io)?;
-        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        // Ours now: whatever a dead holder wrote is replaced by this process's PID. The PID is
+        // only for the message a second server prints, so a full disk does not stop a start.
+        if let Err(error) = file.set_len(0).and_then(|()| writeln!(file, "{}", std::process::id())) {
+            tracing::warn!(%error, path = %path.display(), "could not write the PID into the lock file");
+        }
         Ok(DataDirLock { file, path })
     }
 

@@ -223,8 +223,11 @@ async fn a_full_disk_loses_nothing_acknowledged_and_writes_recover_without_a_res
     })
     .await;
     // A command whose event cannot be stored is not acknowledged either.
+    // The agent acts on an answer only once it is stored: a refused one fails the session
+    // (checked after space returns) rather than letting it go on from an unrecorded answer.
     let answer = app.post(&format!("/v1/sessions/{waiting}/input"), json!({"text": "hello"})).await;
-    if answer.status() != 200 {
+    let answer_refused = answer.status() != 200;
+    if answer_refused {
         let (status, error) = error_of(answer).await;
         assert_eq!((status, error["code"].as_str()), (503, Some("storage_unavailable")), "{error}");
     }
@@ -248,6 +251,12 @@ async fn a_full_disk_loses_nothing_acknowledged_and_writes_recover_without_a_res
     // emitter's end (refused by the full disk) is stored, and its subscriber sees it.
     for s in &acknowledged {
         app.finish(s).await;
+    }
+    if answer_refused {
+        let session = app.session(&waiting).await;
+        assert_eq!(session["status"], "failed", "{session}");
+        let kinds: Vec<Value> = app.events(&waiting).await.iter().map(|e| e["type"].clone()).collect();
+        assert!(!kinds.contains(&json!("input_received")), "{kinds:?}");
     }
     tokio::time::timeout(Duration::from_secs(30), reader).await.expect("the stream ends").unwrap();
     let seen = seen.lock().unwrap().clone();
