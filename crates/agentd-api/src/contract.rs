@@ -225,3 +225,11 @@ fn error_response(answer: &Answer) -> Response {
     }
     response.build()
 }
+
+/// An array of strings for `schema_with`: at most `max` items (none when `None`), each `item`;
+/// `null` too when `nullable` (an optional field left null reads as absent).
+pub(crate) fn strings(max: Option<usize>, item: ObjectBuilder, nullable: bool) -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, Schema, SchemaType};
+    let types = if nullable { SchemaType::from_iter([Type::Array, Type::Null]) } else { SchemaType::new(Type::Array) };
+    Schema::Array(ArrayBuilder::new().schema_type(types).items(item.schema_type(Type::String).build()).max_items(max).build())
+}

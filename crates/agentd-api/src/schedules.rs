@@ -26,6 +26,43 @@ const MAX_PER_DAY: i64 = 10_000;
 /// Runs shown with a schedule.
 const RUNS_SHOWN: u32 = 20;
 
+/// `POST /v1/schedules`, as the API description shows it: the fields of `POST /v1/sessions`
+/// for its sessions (`CreateSessionRequest`'s schema) and the schedule's own beside them (null
+/// reads as absent). The handler reads the body as a map ([`parse_schedule`]).
+pub struct CreateScheduleRequest;
+
+impl utoipa::PartialSchema for CreateScheduleRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+        use utoipa::openapi::{RefOr, schema::SchemaType};
+        let mut schema = <CreateSessionRequest as utoipa::PartialSchema>::schema();
+        let RefOr::T(Schema::Object(object)) = &mut schema else { return schema };
+        let nullable = |t: Type| SchemaType::from_iter([t, Type::Null]);
+        let field = |t: Type, description: &str| ObjectBuilder::new().schema_type(nullable(t)).description(Some(description));
+        let own = [
+            ("every_minutes", field(Type::Integer, "Minutes between runs, counted from the start (this or `cron`).")
+                .minimum(Some(1)).maximum(Some(agentd_domain::MAX_EVERY_MINUTES))),
+            ("cron", field(Type::String, "A cron expression (this or `every_minutes`), read in `timezone`.")),
+            ("timezone", field(Type::String, "The IANA zone `cron` and the daily quota are read in (default UTC; with `cron` only).")),
+            ("start_at", field(Type::String, "The first run at or after this time (RFC 3339).")
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))),
+            ("start_now", field(Type::Boolean, "true: the first run is now (not with `start_at`).")),
+            ("end_at", field(Type::String, "No run after this time (RFC 3339).").format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))),
+            ("max_sessions_per_day", field(Type::Integer, "Sessions a day at most (1 to 10000).").minimum(Some(1)).maximum(Some(MAX_PER_DAY))),
+        ];
+        // A scheduled session starts a new conversation each time: `continues` may only be null.
+        let only_null = ObjectBuilder::new().schema_type(Type::Null).description(Some("Not for schedules: each run starts a new conversation."));
+        object.properties.insert("continues".to_owned(), only_null.build().into());
+        for (name, property) in own {
+            object.properties.insert(name.to_owned(), property.build().into());
+        }
+        object.description = Some("The fields of `POST /v1/sessions` for each run's session, and the schedule's own.".into());
+        schema
+    }
+}
+
+impl ToSchema for CreateScheduleRequest {}
+
 /// A schedule.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScheduleView {
@@ -189,7 +226,7 @@ fn not_found(error: agentd_engine::EngineError) -> ApiError {
 /// Create a schedule: the fields of `POST /v1/sessions` for its sessions, plus
 /// `every_minutes` or `cron` (with `timezone`), `start_at` or `start_now`, `end_at`,
 /// `max_sessions_per_day`.
-#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = Object,
+#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = CreateScheduleRequest,
     responses((status = 201, body = ScheduleView), (status = 400, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create_schedule(State(state): State<AppState>, caller: Caller, bytes: Bytes) -> ApiResult<(StatusCode, Json<ScheduleView>)> {
     let body: Map<String, Value> = match serde_json::from_slice(&bytes) {
@@ -213,7 +250,7 @@ pub async fn list_schedules(State(state): State<AppState>, caller: Caller) -> Ap
 }
 
 /// One schedule, with its newest runs.
-#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id")),
+#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = uuid::Uuid, Path, description = "Schedule id")),
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_schedule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ScheduleView>> {
     let schedule = state.engine.get_schedule(caller.project_id, schedule_id(&id)?).await.map_err(not_found)?;
@@ -221,7 +258,7 @@ pub async fn get_schedule(State(state): State<AppState>, caller: Caller, Path(id
 }
 
 /// Pause a schedule: nothing fires until it is resumed.
-#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", params(("id" = String, Path, description = "Schedule id")),
+#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", params(("id" = uuid::Uuid, Path, description = "Schedule id")),
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn pause_schedule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ScheduleView>> {
     let schedule = state.engine.pause_schedule(caller.project_id, schedule_id(&id)?).await.map_err(not_found)?;
@@ -229,7 +266,7 @@ pub async fn pause_schedule(State(state): State<AppState>, caller: Caller, Path(
 }
 
 /// Resume a paused schedule from its next slot.
-#[utoipa::path(post, path = "/v1/schedules/{id}/resume", tag = "schedules", params(("id" = String, Path, description = "Schedule id")),
+#[utoipa::path(post, path = "/v1/schedules/{id}/resume", tag = "schedules", params(("id" = uuid::Uuid, Path, description = "Schedule id")),
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn resume_schedule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ScheduleView>> {
     let schedule = state.engine.resume_schedule(caller.project_id, schedule_id(&id)?).await.map_err(not_found)?;
@@ -237,7 +274,7 @@ pub async fn resume_schedule(State(state): State<AppState>, caller: Caller, Path
 }
 
 /// Delete a schedule (the sessions it made stay).
-#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id")),
+#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = uuid::Uuid, Path, description = "Schedule id")),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_schedule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     state.engine.delete_schedule(caller.project_id, schedule_id(&id)?).await.map_err(not_found)?;
