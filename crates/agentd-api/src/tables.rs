@@ -132,6 +132,15 @@ pub struct InsertRequest {
     pub rows: Option<Vec<Map<String, Value>>>,
 }
 
+/// `PATCH /v1/tables/{table}/rows/{row_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRowRequest {
+    /// The values to set, `{column: value}` (the columns left out keep theirs).
+    #[schema(value_type = Object)]
+    pub values: Map<String, Value>,
+}
+
 /// What a batch insert did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Inserted {
@@ -564,8 +573,23 @@ pub async fn insert_rows(State(state): State<AppState>, caller: Caller, Path(tab
 pub async fn list_rows(State(state): State<AppState>, caller: Caller, Path(table): Path<String>, QueryParams(q): QueryParams<ListRowsQuery>) -> ApiResult<Json<RowsPage>> {
     let table = find(&state, &caller, &table).await?;
     let (page, per_page) = (q.page.unwrap_or(0), q.per_page.unwrap_or(agentd_domain::table::DEFAULT_PER_PAGE));
-    let sort = q.sort.map(|column| SortSpec { column, direction: q.direction.clone() });
-    let rows = state.engine.list_rows(access(&caller), &table, page, per_page, sort).await?;
+    // A direction alone orders by the default column.
+    let sort = match (q.sort, q.direction) {
+        (None, None) => None,
+        (column, direction) => Some(SortSpec { column: column.unwrap_or_else(|| "id".to_owned()), direction }),
+    };
+    // The engine names the sort as a query body would (`sort[0].column`); here they are parameters.
+    let rows = state.engine.list_rows(access(&caller), &table, page, per_page, sort).await.map_err(|error| match error {
+        EngineError::Invalid(mut invalid) => {
+            invalid.field = match invalid.field.as_str() {
+                "sort[0].column" => "sort".to_owned(),
+                "sort[0].direction" => "direction".to_owned(),
+                _ => invalid.field,
+            };
+            EngineError::Invalid(invalid)
+        }
+        other => other,
+    })?;
     Ok(Json(rows_page(rows, page, per_page)))
 }
 
@@ -580,16 +604,12 @@ pub async fn get_row(State(state): State<AppState>, caller: Caller, Path((table,
 }
 
 /// Change a row's values (those given).
-#[utoipa::path(patch, path = "/v1/tables/{table}/rows/{row_id}", tag = "tables", request_body = Object,
+#[utoipa::path(patch, path = "/v1/tables/{table}/rows/{row_id}", tag = "tables", request_body = UpdateRowRequest,
     params(("table" = String, Path, description = "Table id, resource number or name"), ("row_id" = i64, Path, description = "Row id")),
     responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
-pub async fn update_row(State(state): State<AppState>, caller: Caller, Path((table, row)): Path<(String, String)>, JsonBody(req): JsonBody<InsertRequest>) -> ApiResult<Json<Map<String, Value>>> {
+pub async fn update_row(State(state): State<AppState>, caller: Caller, Path((table, row)): Path<(String, String)>, JsonBody(req): JsonBody<UpdateRowRequest>) -> ApiResult<Json<Map<String, Value>>> {
     let table = find(&state, &caller, &table).await?;
-    let values = req.values.ok_or_else(|| ApiError::invalid("values", "values is required"))?;
-    if req.rows.is_some() {
-        return Err(ApiError::invalid("rows", "a row update takes `values` only"));
-    }
-    let row = state.engine.update_row(access(&caller), &table, row_id(&row)?, &values).await.map_err(row_not_found)?;
+    let row = state.engine.update_row(access(&caller), &table, row_id(&row)?, &req.values).await.map_err(row_not_found)?;
     Ok(Json(one_row(row)))
 }
 
