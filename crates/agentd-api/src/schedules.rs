@@ -50,9 +50,13 @@ impl utoipa::PartialSchema for CreateScheduleRequest {
             ("end_at", field(Type::String, "No run after this time (RFC 3339).").format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))),
             ("max_sessions_per_day", field(Type::Integer, "Sessions a day at most (1 to 10000).").minimum(Some(1)).maximum(Some(MAX_PER_DAY))),
         ];
-        // A scheduled session starts a new conversation each time: `continues` may only be null.
-        let only_null = ObjectBuilder::new().schema_type(Type::Null).description(Some("Not for schedules: each run starts a new conversation."));
-        object.properties.insert("continues".to_owned(), only_null.build().into());
+        // What a scheduled session does not take may only be null: it starts a new conversation
+        // each time, and runs no defined agent.
+        let only_null = |why: &str| ObjectBuilder::new().schema_type(Type::Null).description(Some(why)).build();
+        object.properties.insert("continues".to_owned(), only_null("Not for schedules: each run starts a new conversation.").into());
+        for field in ["agent_id", "agent_version", "version_state"] {
+            object.properties.insert(field.to_owned(), only_null("Not for schedules: their sessions run no defined agent.").into());
+        }
         for (name, property) in own {
             object.properties.insert(name.to_owned(), property.build().into());
         }
@@ -163,6 +167,16 @@ pub(crate) async fn view(state: &AppState, schedule: &Schedule, webhook: Option<
 pub(crate) fn parse_schedule(body: Map<String, Value>, state: &AppState) -> ApiResult<NewSchedule> {
     let (own, rest): (Map<String, Value>, Map<String, Value>) = body.into_iter().partition(|(k, _)| SCHEDULE_KEYS.contains(&k.as_str()));
     let request: CreateSessionRequest = parse_json(Value::Object(rest).to_string().as_bytes())?;
+    // A schedule's sessions are not pinned to a defined agent (yet): refused rather than dropped.
+    for (field, given) in [
+        ("agent_id", request.agent_id.is_some()),
+        ("agent_version", request.agent_version.is_some()),
+        ("version_state", request.version_state.is_some()),
+    ] {
+        if given {
+            return Err(ApiError::invalid(field, format!("{field} is not taken by a schedule: its sessions do not run a defined agent")));
+        }
+    }
     let session = parse_create(request, &state.config.sessions)?;
     let field = |name: &str| own.get(name).filter(|v| !v.is_null());
     let int = |name: &str| -> ApiResult<Option<i64>> {
