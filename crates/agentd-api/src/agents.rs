@@ -28,10 +28,13 @@ const MAX_TOOLS: usize = 50;
 #[serde(deny_unknown_fields)]
 pub struct LimitsBody {
     /// Upper bound on browser actions.
+    #[schema(minimum = 1)]
     pub max_actions: Option<i64>,
     /// Upper bound on research cycles (1 to 8).
+    #[schema(minimum = 1, maximum = 8)]
     pub max_cycles: Option<i64>,
     /// Overall time limit in seconds.
+    #[schema(minimum = 1)]
     pub timeout_seconds: Option<i64>,
 }
 
@@ -40,12 +43,16 @@ pub struct LimitsBody {
 #[serde(deny_unknown_fields)]
 pub struct DraftRequest {
     /// browser | research | chat | coding.
+    #[schema(pattern = "^(browser|research|chat|coding)$")]
     pub kind: Option<String>,
     /// Instructions added to the agent's system prompt.
+    #[schema(max_length = 20_000)]
     pub instructions: Option<String>,
     /// The model (the server's when absent).
+    #[schema(pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f]{1,200}\s*$")]
     pub model: Option<String>,
     /// The tools it may call, by name (`web_search`, `fetch_url`, ...).
+    #[schema(schema_with = tool_names_schema)]
     pub tools: Option<Vec<String>>,
     /// Its sessions' bounds.
     pub limits: Option<LimitsBody>,
@@ -56,16 +63,21 @@ pub struct DraftRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateAgentRequest {
     /// Its name (required).
+    #[schema(value_type = String, min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     /// What it is for.
     pub description: Option<String>,
     /// browser | research | chat | coding (required).
+    #[schema(value_type = String, pattern = "^(browser|research|chat|coding)$")]
     pub kind: Option<String>,
     /// Instructions added to the agent's system prompt.
+    #[schema(max_length = 20_000)]
     pub instructions: Option<String>,
     /// The model.
+    #[schema(pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f]{1,200}\s*$")]
     pub model: Option<String>,
     /// The tools it may call.
+    #[schema(schema_with = tool_names_schema)]
     pub tools: Option<Vec<String>>,
     /// Its sessions' bounds.
     pub limits: Option<LimitsBody>,
@@ -78,11 +90,18 @@ pub struct CreateAgentRequest {
 #[serde(deny_unknown_fields)]
 pub struct PatchAgentRequest {
     /// A new name.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     /// A new description (null clears it).
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
+}
+
+/// `tools`: at most 50 tool names.
+fn tool_names_schema() -> utoipa::openapi::schema::Schema {
+    let name = utoipa::openapi::schema::ObjectBuilder::new().pattern(Some("^[A-Za-z0-9_.-]{1,100}$"));
+    crate::contract::strings(Some(MAX_TOOLS), name, true)
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -269,14 +288,14 @@ pub async fn list_agents(State(state): State<AppState>, caller: Caller) -> ApiRe
 }
 
 /// One agent with its versions.
-#[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "Agent id")),
+#[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents", params(("id" = uuid::Uuid, Path, description = "Agent id")),
     responses((status = 200, body = AgentView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_agent(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<AgentView>> {
     Ok(Json(full_view(&state, caller, agent_id(&id)?).await?))
 }
 
 /// Rename an agent or change its description.
-#[utoipa::path(patch, path = "/v1/agents/{id}", tag = "agents", request_body = PatchAgentRequest, params(("id" = String, Path, description = "Agent id")),
+#[utoipa::path(patch, path = "/v1/agents/{id}", tag = "agents", request_body = PatchAgentRequest, params(("id" = uuid::Uuid, Path, description = "Agent id")),
     responses((status = 200, body = AgentView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn patch_agent(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, JsonBody(req): JsonBody<PatchAgentRequest>) -> ApiResult<Json<AgentView>> {
     let id = agent_id(&id)?;
@@ -287,7 +306,7 @@ pub async fn patch_agent(State(state): State<AppState>, caller: Caller, Path(id)
 }
 
 /// Delete an agent (sessions keep the version they were pinned to).
-#[utoipa::path(delete, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "Agent id")),
+#[utoipa::path(delete, path = "/v1/agents/{id}", tag = "agents", params(("id" = uuid::Uuid, Path, description = "Agent id")),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_agent(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     state.engine.delete_agent(caller.project_id, agent_id(&id)?).await.map_err(not_found)?;
@@ -295,7 +314,7 @@ pub async fn delete_agent(State(state): State<AppState>, caller: Caller, Path(id
 }
 
 /// An agent's versions.
-#[utoipa::path(get, path = "/v1/agents/{id}/versions", tag = "agents", params(("id" = String, Path, description = "Agent id")),
+#[utoipa::path(get, path = "/v1/agents/{id}/versions", tag = "agents", params(("id" = uuid::Uuid, Path, description = "Agent id")),
     responses((status = 200, body = Vec<VersionView>), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_versions(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vec<VersionView>>> {
     let versions = state.engine.agent_versions(caller.project_id, agent_id(&id)?).await.map_err(not_found)?;
@@ -304,7 +323,7 @@ pub async fn list_versions(State(state): State<AppState>, caller: Caller, Path(i
 
 /// Edit the agent's draft (or start the next version as a draft); fields left out keep the
 /// latest version's.
-#[utoipa::path(put, path = "/v1/agents/{id}/draft", tag = "agents", request_body = DraftRequest, params(("id" = String, Path, description = "Agent id")),
+#[utoipa::path(put, path = "/v1/agents/{id}/draft", tag = "agents", request_body = DraftRequest, params(("id" = uuid::Uuid, Path, description = "Agent id")),
     responses((status = 200, body = VersionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn put_draft(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, JsonBody(req): JsonBody<DraftRequest>) -> ApiResult<Json<VersionView>> {
     let id = agent_id(&id)?;
@@ -315,7 +334,7 @@ pub async fn put_draft(State(state): State<AppState>, caller: Caller, Path(id): 
 }
 
 /// Publish the draft; the version published before is archived.
-#[utoipa::path(post, path = "/v1/agents/{id}/publish", tag = "agents", params(("id" = String, Path, description = "Agent id")),
+#[utoipa::path(post, path = "/v1/agents/{id}/publish", tag = "agents", params(("id" = uuid::Uuid, Path, description = "Agent id")),
     responses((status = 200, body = VersionView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn publish(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<VersionView>> {
     let published = state.engine.publish_agent(caller.project_id, agent_id(&id)?).await.map_err(not_found)?;

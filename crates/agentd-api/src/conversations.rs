@@ -69,10 +69,13 @@ pub(crate) const OPENING_GOAL: &str = "(conversation opened; each message is a t
 #[serde(deny_unknown_fields)]
 pub struct CreateConversationRequest {
     /// The agent (required; a chat, research or coding agent).
+    #[schema(value_type = String, format = Uuid)]
     pub agent_id: Option<String>,
     /// A version number (default: the published version).
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64)]
     pub agent_version: Option<i64>,
     /// DRAFT or PUBLISHED.
+    #[schema(pattern = r"^\s*([Dd][Rr][Aa][Ff][Tt]|[Pp][Uu][Bb][Ll][Ii][Ss][Hh][Ee][Dd])\s*$")]
     pub version_state: Option<String>,
 }
 
@@ -114,7 +117,7 @@ fn session_id(raw: &str) -> ApiResult<SessionId> {
 /// naming the field; a speech provider that fails is a 502 (`upstream_failed`) before the
 /// message is sent, or the response's `audio_error` after it was answered.
 #[utoipa::path(post, path = "/v1/sessions/{id}/messages", tag = "conversations", request_body = MessageRequest,
-    params(("id" = String, Path, description = "A session of the conversation")),
+    params(("id" = uuid::Uuid, Path, description = "A session of the conversation")),
     responses((status = 201, body = MessageView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 502, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -214,7 +217,7 @@ pub async fn create_conversation(
 }
 
 /// Close the session's conversation (its sessions stay; further messages are refused).
-#[utoipa::path(post, path = "/v1/sessions/{id}/close", tag = "conversations", params(("id" = String, Path, description = "A session of the conversation")),
+#[utoipa::path(post, path = "/v1/sessions/{id}/close", tag = "conversations", params(("id" = uuid::Uuid, Path, description = "A session of the conversation")),
     responses((status = 200, body = ConversationView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn close(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ConversationView>> {
     let record = state.engine.close_conversation(caller.project_id, session_id(&id)?).await?;
@@ -222,7 +225,7 @@ pub async fn close(State(state): State<AppState>, caller: Caller, Path(id): Path
 }
 
 /// The session's conversation: open or closed (and why).
-#[utoipa::path(get, path = "/v1/sessions/{id}/conversation", tag = "conversations", params(("id" = String, Path, description = "A session of the conversation")),
+#[utoipa::path(get, path = "/v1/sessions/{id}/conversation", tag = "conversations", params(("id" = uuid::Uuid, Path, description = "A session of the conversation")),
     responses((status = 200, body = ConversationView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_conversation(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ConversationView>> {
     let (_, record) = state.engine.conversation(caller.project_id, session_id(&id)?).await?;

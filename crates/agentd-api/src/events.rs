@@ -50,7 +50,7 @@ fn resume_point(headers: &HeaderMap, after: Option<String>) -> ApiResult<u64> {
 /// A session's events: JSON pages, or with `Accept: text/event-stream` a live SSE stream
 /// (`id:` is the seq; resume with `Last-Event-ID`; closes after the terminal event).
 #[utoipa::path(get, path = "/v1/sessions/{id}/events", tag = "events",
-    params(("id" = String, Path, description = "Session id"), EventsQuery,
+    params(("id" = uuid::Uuid, Path, description = "Session id"), EventsQuery,
            ("Last-Event-ID" = Option<String>, Header, description = "SSE: resume after this seq")),
     responses((status = 200, description = "JSON page, or text/event-stream", body = EventPage),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
@@ -113,7 +113,7 @@ enum ClientCommand {
 /// then live), and commands `{"type":"input"|"safety_check"|"pause"|"resume"|"stop", ...}`
 /// answered with `{"type":"ack","command":...}` or `{"type":"error","error":{...}}`.
 #[utoipa::path(get, path = "/v1/sessions/{id}/ws", tag = "events",
-    params(("id" = String, Path, description = "Session id"), SocketQuery),
+    params(("id" = uuid::Uuid, Path, description = "Session id"), SocketQuery),
     responses((status = 101, description = "WebSocket"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn session_ws(

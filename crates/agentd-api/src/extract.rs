@@ -101,6 +101,8 @@ fn field_error(path: &str, message: &str) -> ApiError {
 }
 
 /// A query string parsed into `T` (unknown parameters refused), naming the parameter at fault.
+/// A parameter with an empty value (`?limit=`) reads as absent, as most clients mean it (forms
+/// and query builders send empty fields) and as the API description says (`allowEmptyValue`).
 pub struct QueryParams<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
@@ -108,7 +110,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        let given = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form_urlencoded::parse(query.as_bytes()).filter(|(_, value)| !value.is_empty()))
+            .finish();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(given.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(QueryParams)
             .map_err(|e| {

@@ -20,10 +20,12 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::read_body;
 use crate::state::AppState;
 
+/// The request header that carries the key.
+pub(crate) const HEADER: &str = "Idempotency-Key";
 /// Longest accepted key.
 const MAX_KEY_LEN: usize = 255;
 /// How long a key is remembered.
-const RETENTION_HOURS: i64 = 24;
+pub(crate) const RETENTION_HOURS: i64 = 24;
 /// A claim still unfinished after this long belonged to a process that died.
 const ABANDONED_AFTER_SECONDS: i64 = 60;
 
@@ -50,14 +52,30 @@ impl Drop for Claim {
     }
 }
 
+/// Whether a request with `method` to `path` (a request's path, or a route's template) takes an
+/// `Idempotency-Key`: every POST but a tool execution.
+pub(crate) fn applies(method: &str, path: &str) -> bool {
+    let tool_execution = path.starts_with("/v1/tools/") && path.ends_with("/execute");
+    method == Method::POST.as_str() && !tool_execution
+}
+
+/// The key's schema in the API description: 1 to [`MAX_KEY_LEN`] visible ASCII characters,
+/// spaces and tabs inside (HTTP trims them around a header's value).
+pub(crate) fn key_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_KEY_LEN))
+        .pattern(Some("^[!-~]([\\t -~]*[!-~])?$"))
+        .build()
+}
+
 /// Middleware (after authentication).
 pub async fn idempotent(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let tool_execution = path.starts_with("/v1/tools/") && path.ends_with("/execute");
-    if req.method() != Method::POST || tool_execution {
+    if !applies(req.method().as_str(), req.uri().path()) {
         return next.run(req).await;
     }
-    let Some(key) = req.headers().get("idempotency-key").cloned() else {
+    let Some(key) = req.headers().get(HEADER).cloned() else {
         return next.run(req).await;
     };
     match run(state, key, req, next).await {
@@ -73,7 +91,7 @@ async fn run(state: AppState, key: HeaderValue, req: Request, next: Next) -> Res
         .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
         .ok_or_else(|| {
             ApiError::invalid(
-                "Idempotency-Key",
+                HEADER,
                 format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
             )
             .into_response()
@@ -110,7 +128,7 @@ async fn run(state: AppState, key: HeaderValue, req: Request, next: Next) -> Res
                 ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was already used for a different request",
             )
-            .with_field("Idempotency-Key")
+            .with_field(HEADER)
             .into_response());
         }
         Ok(IdempotencyBegin::Seen { response: None, .. }) => {

@@ -11,6 +11,7 @@ pub mod auth;
 mod assisfy;
 mod assisters;
 mod autessa;
+mod contract;
 mod conversations;
 mod cua;
 mod error;
@@ -150,6 +151,7 @@ pub fn router(state: AppState, metrics: MetricsAccess) -> Router {
     // An upload link is its own key: its route is outside the API-key middleware.
     let (uploads, uploads_spec) = OpenApiRouter::<AppState>::new().routes(routes!(tables::upload)).split_for_parts();
     spec.merge(uploads_spec);
+    contract::CommonAnswers.modify(&mut spec);
     spec.info.version = VERSION.to_owned();
     let spec_value = serde_json::to_value(&spec).unwrap_or_default();
     let description = ops::ApiDescription {

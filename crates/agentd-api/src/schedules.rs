@@ -26,6 +26,47 @@ const MAX_PER_DAY: i64 = 10_000;
 /// Runs shown with a schedule.
 const RUNS_SHOWN: u32 = 20;
 
+/// `POST /v1/schedules`, as the API description shows it: the fields of `POST /v1/sessions`
+/// for its sessions (`CreateSessionRequest`'s schema) and the schedule's own beside them (null
+/// reads as absent). The handler reads the body as a map ([`parse_schedule`]).
+pub struct CreateScheduleRequest;
+
+impl utoipa::PartialSchema for CreateScheduleRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+        use utoipa::openapi::{RefOr, schema::SchemaType};
+        let mut schema = <CreateSessionRequest as utoipa::PartialSchema>::schema();
+        let RefOr::T(Schema::Object(object)) = &mut schema else { return schema };
+        let nullable = |t: Type| SchemaType::from_iter([t, Type::Null]);
+        let field = |t: Type, description: &str| ObjectBuilder::new().schema_type(nullable(t)).description(Some(description));
+        let own = [
+            ("every_minutes", field(Type::Integer, "Minutes between runs, counted from the start (this or `cron`).")
+                .minimum(Some(1)).maximum(Some(agentd_domain::MAX_EVERY_MINUTES))),
+            ("cron", field(Type::String, "A cron expression (this or `every_minutes`), read in `timezone`.")),
+            ("timezone", field(Type::String, "The IANA zone `cron` and the daily quota are read in (default UTC; with `cron` only).")),
+            ("start_at", field(Type::String, "The first run at or after this time (RFC 3339).")
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))),
+            ("start_now", field(Type::Boolean, "true: the first run is now (not with `start_at`).")),
+            ("end_at", field(Type::String, "No run after this time (RFC 3339).").format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))),
+            ("max_sessions_per_day", field(Type::Integer, "Sessions a day at most (1 to 10000).").minimum(Some(1)).maximum(Some(MAX_PER_DAY))),
+        ];
+        // What a scheduled session does not take may only be null: it starts a new conversation
+        // each time, and runs no defined agent.
+        let only_null = |why: &str| ObjectBuilder::new().schema_type(Type::Null).description(Some(why)).build();
+        object.properties.insert("continues".to_owned(), only_null("Not for schedules: each run starts a new conversation.").into());
+        for field in ["agent_id", "agent_version", "version_state"] {
+            object.properties.insert(field.to_owned(), only_null("Not for schedules: their sessions run no defined agent.").into());
+        }
+        for (name, property) in own {
+            object.properties.insert(name.to_owned(), property.build().into());
+        }
+        object.description = Some("The fields of `POST /v1/sessions` for each run's session, and the schedule's own.".into());
+        schema
+    }
+}
+
+impl ToSchema for CreateScheduleRequest {}
+
 /// A schedule.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScheduleView {
@@ -126,6 +167,16 @@ pub(crate) async fn view(state: &AppState, schedule: &Schedule, webhook: Option<
 pub(crate) fn parse_schedule(body: Map<String, Value>, state: &AppState) -> ApiResult<NewSchedule> {
     let (own, rest): (Map<String, Value>, Map<String, Value>) = body.into_iter().partition(|(k, _)| SCHEDULE_KEYS.contains(&k.as_str()));
     let request: CreateSessionRequest = parse_json(Value::Object(rest).to_string().as_bytes())?;
+    // A schedule's sessions are not pinned to a defined agent (yet): refused rather than dropped.
+    for (field, given) in [
+        ("agent_id", request.agent_id.is_some()),
+        ("agent_version", request.agent_version.is_some()),
+        ("version_state", request.version_state.is_some()),
+    ] {
+        if given {
+            return Err(ApiError::invalid(field, format!("{field} is not taken by a schedule: its sessions do not run a defined agent")));
+        }
+    }
     let session = parse_create(request, &state.config.sessions)?;
     let field = |name: &str| own.get(name).filter(|v| !v.is_null());
     let int = |name: &str| -> ApiResult<Option<i64>> {
@@ -189,7 +240,7 @@ fn not_found(error: agentd_engine::EngineError) -> ApiError {
 /// Create a schedule: the fields of `POST /v1/sessions` for its sessions, plus
 /// `every_minutes` or `cron` (with `timezone`), `start_at` or `start_now`, `end_at`,
 /// `max_sessions_per_day`.
-#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = Object,
+#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = CreateScheduleRequest,
     responses((status = 201, body = ScheduleView), (status = 400, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create_schedule(State(state): State<AppState>, caller: Caller, bytes: Bytes) -> ApiResult<(StatusCode, Json<ScheduleView>)> {
     let body: Map<String, Value> = match serde_json::from_slice(&bytes) {
@@ -213,7 +264,7 @@ pub async fn list_schedules(State(state): State<AppState>, caller: Caller) -> Ap
 }
 
 /// One schedule, with its newest runs.
-#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id")),
+#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = uuid::Uuid, Path, description = "Schedule id")),
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_schedule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ScheduleView>> {
     let schedule = state.engine.get_schedule(caller.project_id, schedule_id(&id)?).await.map_err(not_found)?;
@@ -221,7 +272,7 @@ pub async fn get_schedule(State(state): State<AppState>, caller: Caller, Path(id
 }
 
 /// Pause a schedule: nothing fires until it is resumed.
-#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", params(("id" = String, Path, description = "Schedule id")),
+#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", params(("id" = uuid::Uuid, Path, description = "Schedule id")),
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn pause_schedule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ScheduleView>> {
     let schedule = state.engine.pause_schedule(caller.project_id, schedule_id(&id)?).await.map_err(not_found)?;
@@ -229,7 +280,7 @@ pub async fn pause_schedule(State(state): State<AppState>, caller: Caller, Path(
 }
 
 /// Resume a paused schedule from its next slot.
-#[utoipa::path(post, path = "/v1/schedules/{id}/resume", tag = "schedules", params(("id" = String, Path, description = "Schedule id")),
+#[utoipa::path(post, path = "/v1/schedules/{id}/resume", tag = "schedules", params(("id" = uuid::Uuid, Path, description = "Schedule id")),
     responses((status = 200, body = ScheduleView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn resume_schedule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ScheduleView>> {
     let schedule = state.engine.resume_schedule(caller.project_id, schedule_id(&id)?).await.map_err(not_found)?;
@@ -237,7 +288,7 @@ pub async fn resume_schedule(State(state): State<AppState>, caller: Caller, Path
 }
 
 /// Delete a schedule (the sessions it made stay).
-#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = String, Path, description = "Schedule id")),
+#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", params(("id" = uuid::Uuid, Path, description = "Schedule id")),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_schedule(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     state.engine.delete_schedule(caller.project_id, schedule_id(&id)?).await.map_err(not_found)?;

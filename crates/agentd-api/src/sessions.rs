@@ -392,9 +392,7 @@ fn parse_list(project: agentd_domain::ProjectId, q: ListSessionsQuery) -> ApiRes
 
 /// Create a session; it is queued and starts as soon as a runner slot is free.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = CreateSessionRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe creation")),
-    responses((status = 201, body = CreatedSessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)),
+    responses((status = 201, body = CreatedSessionView), (status = 400, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn create_session(
     State(state): State<AppState>,
@@ -415,7 +413,7 @@ pub async fn create_session(
 }
 
 /// One session.
-#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")),
+#[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn get_session(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<SessionView>> {
@@ -448,7 +446,7 @@ pub async fn list_sessions(
 
 /// Change a session's name, tags, priority, user id or metadata.
 #[utoipa::path(patch, path = "/v1/sessions/{id}", tag = "sessions", request_body = PatchSessionRequest,
-    params(("id" = String, Path, description = "Session id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn patch_session(
@@ -464,7 +462,7 @@ pub async fn patch_session(
 }
 
 /// Delete a finished session and its events (a live session must be stopped first: 409).
-#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "Session id")),
+#[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_session(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     state.engine.delete_session(caller.project_id, session_id(&id)?).await?;
@@ -489,7 +487,7 @@ pub async fn cleanup_sessions(
 }
 
 /// Stop a session (any live status).
-#[utoipa::path(post, path = "/v1/sessions/{id}/stop", tag = "control", params(("id" = String, Path, description = "Session id")),
+#[utoipa::path(post, path = "/v1/sessions/{id}/stop", tag = "control", params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses((status = 200, body = SessionView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn stop_session(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<SessionView>> {
     let session = state.engine.stop(caller.project_id, session_id(&id)?).await?;
@@ -497,7 +495,7 @@ pub async fn stop_session(State(state): State<AppState>, caller: Caller, Path(id
 }
 
 /// Pause a running or waiting session.
-#[utoipa::path(post, path = "/v1/sessions/{id}/pause", tag = "control", params(("id" = String, Path, description = "Session id")),
+#[utoipa::path(post, path = "/v1/sessions/{id}/pause", tag = "control", params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses((status = 200, body = SessionView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn pause_session(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<SessionView>> {
     let session = state.engine.pause(caller.project_id, session_id(&id)?).await?;
@@ -505,7 +503,7 @@ pub async fn pause_session(State(state): State<AppState>, caller: Caller, Path(i
 }
 
 /// Resume a paused session.
-#[utoipa::path(post, path = "/v1/sessions/{id}/resume", tag = "control", params(("id" = String, Path, description = "Session id")),
+#[utoipa::path(post, path = "/v1/sessions/{id}/resume", tag = "control", params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses((status = 200, body = SessionView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn resume_session(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<SessionView>> {
     let session = state.engine.resume(caller.project_id, session_id(&id)?).await?;
@@ -514,7 +512,7 @@ pub async fn resume_session(State(state): State<AppState>, caller: Caller, Path(
 
 /// Answer the session's open input (`text`) or permission (`granted`) request.
 #[utoipa::path(post, path = "/v1/sessions/{id}/input", tag = "control", request_body = InputRequest,
-    params(("id" = String, Path, description = "Session id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id")),
     responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn answer_input(
@@ -546,7 +544,7 @@ pub(crate) fn to_answer(req: InputRequest) -> ApiResult<SessionAnswer> {
 
 /// Confirm or deny a pending safety check.
 #[utoipa::path(post, path = "/v1/sessions/{id}/safety_checks/{check_id}", tag = "control", request_body = SafetyCheckDecision,
-    params(("id" = String, Path, description = "Session id"), ("check_id" = String, Path, description = "Safety check id")),
+    params(("id" = uuid::Uuid, Path, description = "Session id"), ("check_id" = String, Path, pattern = "^sc_[0-9a-f]{32}$", description = "Safety check id (`sc_` and 32 hex digits)")),
     responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn resolve_safety_check(

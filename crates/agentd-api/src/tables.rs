@@ -39,9 +39,11 @@ use crate::state::AppState;
 pub struct ColumnRequest {
     /// Its name: letters, digits and `_` (not a system name: id, created_at, updated_at,
     /// vector_status, uniqueId, createdAt, lastUpdated).
+    #[schema(pattern = "^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
     pub name: String,
     /// string, long_text, integer, float, boolean or timestamp.
     #[serde(rename = "type")]
+    #[schema(pattern = "^([Ss][Tt][Rr][Ii][Nn][Gg]|[Ll][Oo][Nn][Gg]_[Tt][Ee][Xx][Tt]|[Ii][Nn][Tt][Ee][Gg][Ee][Rr]|[Ff][Ll][Oo][Aa][Tt]|[Bb][Oo][Oo][Ll][Ee][Aa][Nn]|[Tt][Ii][Mm][Ee][Ss][Tt][Aa][Mm][Pp])$")]
     pub column_type: String,
     /// Embed it for semantic search (text columns only).
     pub vectorized: Option<bool>,
@@ -53,11 +55,13 @@ pub struct ColumnRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTableRequest {
-    /// Unique in the project: letters, digits and `_`, at most 64.
+    /// Unique in the project: letters, digits and `_`, at most 64 (required).
+    #[schema(value_type = String, pattern = "^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
     pub name: Option<String>,
     /// What it holds.
     pub description: Option<String>,
     /// Its columns (at most 100).
+    #[schema(max_items = 100)]
     pub columns: Option<Vec<ColumnRequest>>,
 }
 
@@ -66,6 +70,7 @@ pub struct CreateTableRequest {
 #[serde(deny_unknown_fields)]
 pub struct PatchTableRequest {
     /// A new name.
+    #[schema(pattern = "^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
     pub name: Option<String>,
     /// A new description.
     pub description: Option<String>,
@@ -123,8 +128,17 @@ pub struct InsertRequest {
     #[schema(value_type = Option<Object>)]
     pub values: Option<Map<String, Value>>,
     /// Several rows (at most 1,000), inserted together or not at all.
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<Object>>, max_items = 1000)]
     pub rows: Option<Vec<Map<String, Value>>>,
+}
+
+/// `PATCH /v1/tables/{table}/rows/{row_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRowRequest {
+    /// The values to set, `{column: value}` (the columns left out keep theirs).
+    #[schema(value_type = Object)]
+    pub values: Map<String, Value>,
 }
 
 /// What a batch insert did.
@@ -177,7 +191,8 @@ pub struct BatchUpdateRequest {
     /// The values to set on them.
     #[schema(value_type = Option<Object>)]
     pub values: Option<Map<String, Value>>,
-    /// Or each row its own values.
+    /// Or each row its own values (at most 1,000).
+    #[schema(max_items = 1000)]
     pub rows: Option<Vec<RowUpdate>>,
 }
 
@@ -197,6 +212,7 @@ pub struct RowUpdate {
 #[serde(deny_unknown_fields)]
 pub struct BatchDeleteRequest {
     /// These rows (at most 1,000).
+    #[schema(max_items = 1000)]
     pub ids: Option<Vec<i64>>,
     /// The rows matching.
     #[schema(value_type = Option<Object>)]
@@ -219,44 +235,112 @@ pub struct Deleted {
     pub deleted: u64,
 }
 
-/// `POST /v1/tables/{table}/query` (documentation of the body; see the module docs).
+/// `POST /v1/tables/{table}/query` (documentation of the body, which the domain's `QuerySpec`
+/// reads; see the module docs).
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct QueryRequestDoc {
     /// The main table's alias (default its name).
     pub alias: Option<String>,
-    /// `[{column, alias?, function?: count|sum|min|max|avg}]` (`column: "*"` with count).
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub select: Option<Value>,
+    /// Output columns and aggregates (default: every column of every source).
+    #[schema(max_items = 200)]
+    pub select: Option<Vec<SelectDoc>>,
     /// `{"and"|"or": [filter…]}` or `{"column", "op": eq|ne|lt|lte|gt|gte|like|in|is_null|is_not_null, "value"}`,
     /// groups nested at most 5 deep, at most 50 conditions.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,
-    /// `[{column, direction: asc|desc}]` (at most 5).
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub sort: Option<Value>,
+    /// Sort keys (at most 5).
+    #[schema(max_items = 5)]
+    pub sort: Option<Vec<SortDoc>>,
     /// 0-based page.
     pub page: Option<u64>,
     /// Rows per page (1..=100, default 20).
+    #[schema(minimum = 1, maximum = 100)]
     pub per_page: Option<u32>,
-    /// `{table, alias, type: inner|left, on: {left: "a.col", right: "b.col"}}` or a list of up
-    /// to 3; with joins, columns are named `alias.column`.
-    #[schema(value_type = Option<Object>)]
+    /// One join, or a list of up to 3; with joins, columns are named `alias.column`.
+    #[schema(schema_with = joins_schema)]
     pub join: Option<Value>,
     /// Columns to group by.
+    #[schema(max_items = 200)]
     pub group_by: Option<Vec<String>>,
+}
+
+/// An output column of a query.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelectDoc {
+    /// A column (`name`, `alias.name`, or `*` with `count`).
+    pub column: String,
+    /// Its key in the output (default: the column as written, or `function(column)`).
+    pub alias: Option<String>,
+    /// count, sum, min, max or avg.
+    pub function: Option<String>,
+}
+
+/// A sort key of a query.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SortDoc {
+    /// A column, or an output name of `select`.
+    pub column: String,
+    /// asc (default) or desc.
+    #[schema(pattern = "^([Aa][Ss][Cc]|[Dd][Ee][Ss][Cc])$")]
+    pub direction: Option<String>,
+}
+
+/// A joined table.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinDoc {
+    /// The table: its id, resource number or name.
+    #[schema(value_type = Object)]
+    pub table: Value,
+    /// Its alias (default: its name).
+    pub alias: Option<String>,
+    /// inner (default) or left.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The condition.
+    pub on: JoinOnDoc,
+}
+
+/// A join condition.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JoinOnDoc {
+    /// A column of an earlier table (`alias.column`).
+    pub left: String,
+    /// A column of the joined table.
+    pub right: String,
+}
+
+/// `join`: one join, or a list of up to [`agentd_domain::table::MAX_JOINS`].
+fn joins_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::PartialSchema;
+    use utoipa::openapi::schema::{ArrayBuilder, Object, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(JoinDoc::schema())
+            .item(ArrayBuilder::new().items(JoinDoc::schema()).max_items(Some(agentd_domain::table::MAX_JOINS)))
+            .item(Object::with_type(Type::Null))
+            .build(),
+    )
 }
 
 /// `POST /v1/tables/{table}/search`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
-    /// The words.
+    /// The words (required: 1 to 32 words, at most 1,000 characters).
+    #[schema(value_type = String, max_length = 1_000, pattern = r"\S")]
     pub query: Option<String>,
     /// Text columns to look in (default: all).
     pub columns: Option<Vec<String>>,
     /// Results at most (1..=100, default 10).
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// fulltext (default); semantic and hybrid need an embedding model.
+    #[schema(pattern = "^([Ff][Uu][Ll][Ll]_?[Tt][Ee][Xx][Tt]|[Ss][Ee][Mm][Aa][Nn][Tt][Ii][Cc]|[Hh][Yy][Bb][Rr][Ii][Dd])$")]
     pub mode: Option<String>,
 }
 
@@ -290,8 +374,15 @@ pub struct UploadLinkView {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionsRequest {
-    /// READ, WRITE and/or DELETE.
+    /// READ, WRITE and/or DELETE (required).
+    #[schema(schema_with = permissions_schema, required = true)]
     pub permissions: Option<Vec<String>>,
+}
+
+/// `permissions`: READ, WRITE and/or DELETE (any case).
+fn permissions_schema() -> utoipa::openapi::schema::Schema {
+    let permission = utoipa::openapi::schema::ObjectBuilder::new().pattern(Some("^([Rr][Ee][Aa][Dd]|[Ww][Rr][Ii][Tt][Ee]|[Dd][Ee][Ll][Ee][Tt][Ee])$"));
+    crate::contract::strings(None, permission, false)
 }
 
 /// A key's grant on a table.
@@ -435,7 +526,7 @@ pub async fn get_table(State(state): State<AppState>, caller: Caller, Path(table
 
 /// Rename a table, change its description, add columns.
 #[utoipa::path(patch, path = "/v1/tables/{table}", tag = "tables", request_body = PatchTableRequest, params(("table" = String, Path, description = "Table id, resource number or name")),
-    responses((status = 200, body = TableView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
+    responses((status = 200, body = TableView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn patch_table(State(state): State<AppState>, caller: Caller, Path(table): Path<String>, JsonBody(req): JsonBody<PatchTableRequest>) -> ApiResult<Json<TableView>> {
     let table = find(&state, &caller, &table).await?;
     manage(&state, &caller, &table).await?;
@@ -446,7 +537,7 @@ pub async fn patch_table(State(state): State<AppState>, caller: Caller, Path(tab
 
 /// Delete a table and all its rows.
 #[utoipa::path(delete, path = "/v1/tables/{table}", tag = "tables", params(("table" = String, Path, description = "Table id, resource number or name")),
-    responses((status = 204), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_table(State(state): State<AppState>, caller: Caller, Path(table): Path<String>) -> ApiResult<StatusCode> {
     let table = find(&state, &caller, &table).await?;
     manage(&state, &caller, &table).await?;
@@ -475,14 +566,30 @@ pub async fn insert_rows(State(state): State<AppState>, caller: Caller, Path(tab
 /// A page of rows.
 #[utoipa::path(get, path = "/v1/tables/{table}/rows", tag = "tables",
     params(("table" = String, Path, description = "Table id, resource number or name"), ("page" = Option<u64>, Query, description = "0-based"),
-        ("per_page" = Option<u32>, Query, description = "1..=100, default 20"), ("sort" = Option<String>, Query, description = "A column (default id)"),
-        ("direction" = Option<String>, Query, description = "asc or desc")),
+        ("per_page" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1..=100, default 20"),
+        ("sort" = Option<String>, Query, description = "A column (default id)"),
+        ("direction" = Option<String>, Query, pattern = "^([Aa][Ss][Cc]|[Dd][Ee][Ss][Cc])$", description = "asc (default) or desc")),
     responses((status = 200, body = RowsPage), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_rows(State(state): State<AppState>, caller: Caller, Path(table): Path<String>, QueryParams(q): QueryParams<ListRowsQuery>) -> ApiResult<Json<RowsPage>> {
     let table = find(&state, &caller, &table).await?;
     let (page, per_page) = (q.page.unwrap_or(0), q.per_page.unwrap_or(agentd_domain::table::DEFAULT_PER_PAGE));
-    let sort = q.sort.map(|column| SortSpec { column, direction: q.direction.clone() });
-    let rows = state.engine.list_rows(access(&caller), &table, page, per_page, sort).await?;
+    // A direction alone orders by the default column.
+    let sort = match (q.sort, q.direction) {
+        (None, None) => None,
+        (column, direction) => Some(SortSpec { column: column.unwrap_or_else(|| "id".to_owned()), direction }),
+    };
+    // The engine names the sort as a query body would (`sort[0].column`); here they are parameters.
+    let rows = state.engine.list_rows(access(&caller), &table, page, per_page, sort).await.map_err(|error| match error {
+        EngineError::Invalid(mut invalid) => {
+            invalid.field = match invalid.field.as_str() {
+                "sort[0].column" => "sort".to_owned(),
+                "sort[0].direction" => "direction".to_owned(),
+                _ => invalid.field,
+            };
+            EngineError::Invalid(invalid)
+        }
+        other => other,
+    })?;
     Ok(Json(rows_page(rows, page, per_page)))
 }
 
@@ -497,16 +604,12 @@ pub async fn get_row(State(state): State<AppState>, caller: Caller, Path((table,
 }
 
 /// Change a row's values (those given).
-#[utoipa::path(patch, path = "/v1/tables/{table}/rows/{row_id}", tag = "tables", request_body = Object,
+#[utoipa::path(patch, path = "/v1/tables/{table}/rows/{row_id}", tag = "tables", request_body = UpdateRowRequest,
     params(("table" = String, Path, description = "Table id, resource number or name"), ("row_id" = i64, Path, description = "Row id")),
     responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
-pub async fn update_row(State(state): State<AppState>, caller: Caller, Path((table, row)): Path<(String, String)>, JsonBody(req): JsonBody<InsertRequest>) -> ApiResult<Json<Map<String, Value>>> {
+pub async fn update_row(State(state): State<AppState>, caller: Caller, Path((table, row)): Path<(String, String)>, JsonBody(req): JsonBody<UpdateRowRequest>) -> ApiResult<Json<Map<String, Value>>> {
     let table = find(&state, &caller, &table).await?;
-    let values = req.values.ok_or_else(|| ApiError::invalid("values", "values is required"))?;
-    if req.rows.is_some() {
-        return Err(ApiError::invalid("rows", "a row update takes `values` only"));
-    }
-    let row = state.engine.update_row(access(&caller), &table, row_id(&row)?, &values).await.map_err(row_not_found)?;
+    let row = state.engine.update_row(access(&caller), &table, row_id(&row)?, &req.values).await.map_err(row_not_found)?;
     Ok(Json(one_row(row)))
 }
 
@@ -673,8 +776,8 @@ pub async fn list_permissions(State(state): State<AppState>, caller: Caller, Pat
 
 /// Grant a key of the project exactly these permissions on the table.
 #[utoipa::path(put, path = "/v1/tables/{table}/permissions/{key_id}", tag = "tables", request_body = PermissionsRequest,
-    params(("table" = String, Path, description = "Table id, resource number or name"), ("key_id" = String, Path, description = "API key id")),
-    responses((status = 200, body = PermissionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+    params(("table" = String, Path, description = "Table id, resource number or name"), ("key_id" = uuid::Uuid, Path, description = "API key id")),
+    responses((status = 200, body = PermissionView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn put_permission(State(state): State<AppState>, caller: Caller, Path((table, key)): Path<(String, String)>, JsonBody(req): JsonBody<PermissionsRequest>) -> ApiResult<Json<PermissionView>> {
     let table = find(&state, &caller, &table).await?;
     manage(&state, &caller, &table).await?;
@@ -695,8 +798,8 @@ pub async fn put_permission(State(state): State<AppState>, caller: Caller, Path(
 
 /// Remove a key's grant (it may then do everything again).
 #[utoipa::path(delete, path = "/v1/tables/{table}/permissions/{key_id}", tag = "tables",
-    params(("table" = String, Path, description = "Table id, resource number or name"), ("key_id" = String, Path, description = "API key id")),
-    responses((status = 204), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
+    params(("table" = String, Path, description = "Table id, resource number or name"), ("key_id" = uuid::Uuid, Path, description = "API key id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_permission(State(state): State<AppState>, caller: Caller, Path((table, key)): Path<(String, String)>) -> ApiResult<StatusCode> {
     let table = find(&state, &caller, &table).await?;
     manage(&state, &caller, &table).await?;

@@ -57,8 +57,10 @@ const MAX_DEBUG_LINES: usize = 500;
 #[serde(deny_unknown_fields)]
 pub struct CreateToolRequest {
     /// Its name, unique in the project: what agents call it by (required; letters, digits, `_`, `-`).
+    #[schema(value_type = String, pattern = r"^\s*[A-Za-z0-9_-]{1,64}\s*$")]
     pub name: Option<String>,
     /// What it does, as a model reads it.
+    #[schema(max_length = 2_000)]
     pub description: Option<String>,
     /// The tool (required): `{"type": "http", "method", "url_template", "headers", "body_template",
     /// "parameters"}` or `{"type": "mcp", "server": {"transport": "stdio", "command", "args", "env"}
@@ -66,10 +68,10 @@ pub struct CreateToolRequest {
     #[schema(value_type = Object)]
     pub definition: Option<Value>,
     /// Plain variables its templates may name.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub variables: Option<Value>,
     /// Secret variables (sealed at rest, masked everywhere, shown by name only).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub private_variables: Option<Value>,
     /// Publish version 1 at once (default: it is a draft).
     pub publish: Option<bool>,
@@ -80,15 +82,16 @@ pub struct CreateToolRequest {
 #[serde(deny_unknown_fields)]
 pub struct ToolDraftRequest {
     /// What it does, as a model reads it.
+    #[schema(max_length = 2_000)]
     pub description: Option<String>,
     /// The tool.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub definition: Option<Value>,
     /// Plain variables (replace the latest version's).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub variables: Option<Value>,
     /// Secret variables (replace the latest version's; left out, they are kept).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub private_variables: Option<Value>,
 }
 
@@ -97,6 +100,7 @@ pub struct ToolDraftRequest {
 #[serde(deny_unknown_fields)]
 pub struct PatchToolRequest {
     /// A new name.
+    #[schema(pattern = r"^\s*[A-Za-z0-9_-]{1,64}\s*$")]
     pub name: Option<String>,
 }
 
@@ -105,21 +109,23 @@ pub struct PatchToolRequest {
 #[serde(deny_unknown_fields)]
 pub struct ExecuteToolRequest {
     /// The arguments (a JSON object, checked against the tool's `parameters`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub arguments: Option<Value>,
     /// The MCP server's tool to call (MCP tools only).
     pub mcp_tool: Option<String>,
     /// Secret values for this execution, for names the version does not set (masked, never
     /// stored).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub private_variables: Option<Value>,
     /// Environment values for this execution, for names the version does not set (masked,
     /// never stored; over `private_variables`).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub environment_variables: Option<Value>,
     /// A version number.
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64)]
     pub version: Option<i64>,
     /// DRAFT or PUBLISHED (the default).
+    #[schema(pattern = r"^\s*([Dd][Rr][Aa][Ff][Tt]|[Pp][Uu][Bb][Ll][Ii][Ss][Hh][Ee][Dd])\s*$")]
     pub version_state: Option<String>,
     /// Stream debug lines as Server-Sent Events.
     pub stream: Option<bool>,
@@ -415,14 +421,14 @@ pub async fn list_tools(State(state): State<AppState>, caller: Caller) -> ApiRes
 }
 
 /// One tool with its versions.
-#[utoipa::path(get, path = "/v1/tools/{id}", tag = "tools", params(("id" = String, Path, description = "Tool id")),
+#[utoipa::path(get, path = "/v1/tools/{id}", tag = "tools", params(("id" = uuid::Uuid, Path, description = "Tool id")),
     responses((status = 200, body = ToolView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_tool(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ToolView>> {
     Ok(Json(full_view(&state, caller, tool_id(&id)?).await?))
 }
 
 /// Rename a tool (agent versions name tools by name: update them too).
-#[utoipa::path(patch, path = "/v1/tools/{id}", tag = "tools", request_body = PatchToolRequest, params(("id" = String, Path, description = "Tool id")),
+#[utoipa::path(patch, path = "/v1/tools/{id}", tag = "tools", request_body = PatchToolRequest, params(("id" = uuid::Uuid, Path, description = "Tool id")),
     responses((status = 200, body = ToolView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn patch_tool(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, JsonBody(req): JsonBody<PatchToolRequest>) -> ApiResult<Json<ToolView>> {
     let id = tool_id(&id)?;
@@ -433,7 +439,7 @@ pub async fn patch_tool(State(state): State<AppState>, caller: Caller, Path(id):
 }
 
 /// Delete a tool and its versions.
-#[utoipa::path(delete, path = "/v1/tools/{id}", tag = "tools", params(("id" = String, Path, description = "Tool id")),
+#[utoipa::path(delete, path = "/v1/tools/{id}", tag = "tools", params(("id" = uuid::Uuid, Path, description = "Tool id")),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_tool(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<StatusCode> {
     state.engine.delete_tool(caller.project_id, tool_id(&id)?).await.map_err(not_found)?;
@@ -441,7 +447,7 @@ pub async fn delete_tool(State(state): State<AppState>, caller: Caller, Path(id)
 }
 
 /// A tool's versions.
-#[utoipa::path(get, path = "/v1/tools/{id}/versions", tag = "tools", params(("id" = String, Path, description = "Tool id")),
+#[utoipa::path(get, path = "/v1/tools/{id}/versions", tag = "tools", params(("id" = uuid::Uuid, Path, description = "Tool id")),
     responses((status = 200, body = Vec<ToolVersionView>), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_versions(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vec<ToolVersionView>>> {
     let versions = state.engine.tool_versions(caller.project_id, tool_id(&id)?).await.map_err(not_found)?;
@@ -450,7 +456,7 @@ pub async fn list_versions(State(state): State<AppState>, caller: Caller, Path(i
 
 /// Edit the tool's draft (or start the next version as a draft); fields left out keep the
 /// latest version's.
-#[utoipa::path(put, path = "/v1/tools/{id}/draft", tag = "tools", request_body = ToolDraftRequest, params(("id" = String, Path, description = "Tool id")),
+#[utoipa::path(put, path = "/v1/tools/{id}/draft", tag = "tools", request_body = ToolDraftRequest, params(("id" = uuid::Uuid, Path, description = "Tool id")),
     responses((status = 200, body = ToolVersionView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn put_draft(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, JsonBody(req): JsonBody<ToolDraftRequest>) -> ApiResult<Json<ToolVersionView>> {
     let id = tool_id(&id)?;
@@ -482,7 +488,7 @@ pub async fn put_draft(State(state): State<AppState>, caller: Caller, Path(id): 
 }
 
 /// Publish the draft; the version published before is archived.
-#[utoipa::path(post, path = "/v1/tools/{id}/publish", tag = "tools", params(("id" = String, Path, description = "Tool id")),
+#[utoipa::path(post, path = "/v1/tools/{id}/publish", tag = "tools", params(("id" = uuid::Uuid, Path, description = "Tool id")),
     responses((status = 200, body = ToolVersionView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn publish(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ToolVersionView>> {
     let published = state.engine.publish_tool(caller.project_id, tool_id(&id)?).await.map_err(not_found)?;
@@ -498,8 +504,9 @@ pub struct McpToolList {
 }
 
 /// The tools an MCP server tool offers (the server is started, asked, and stopped).
-#[utoipa::path(get, path = "/v1/tools/{id}/mcp-tools", tag = "tools", params(("id" = String, Path, description = "Tool id"),
-    ("version" = Option<i64>, Query, description = "A version number"), ("version_state" = Option<String>, Query, description = "DRAFT or PUBLISHED")),
+#[utoipa::path(get, path = "/v1/tools/{id}/mcp-tools", tag = "tools", params(("id" = uuid::Uuid, Path, description = "Tool id"),
+    ("version" = Option<i64>, Query, minimum = 1, maximum = 4_294_967_295_i64, description = "A version number"),
+    ("version_state" = Option<String>, Query, pattern = r"^\s*([Dd][Rr][Aa][Ff][Tt]|[Pp][Uu][Bb][Ll][Ii][Ss][Hh][Ee][Dd])\s*$", description = "DRAFT or PUBLISHED")),
     responses((status = 200, body = McpToolList), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn mcp_tools(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, QueryParams(q): QueryParams<VersionQuery>) -> ApiResult<Json<McpToolList>> {
     let choice = version_choice(q.version, q.version_state, "version")?;
@@ -513,7 +520,7 @@ pub async fn mcp_tools(State(state): State<AppState>, caller: Caller, Path(id): 
 /// Execute a tool version (published by default): the answer when it is done, or Server-Sent
 /// Events (`debug` lines as they come, then `result`) with `stream: true` or
 /// `Accept: text/event-stream`.
-#[utoipa::path(post, path = "/v1/tools/{id}/execute", tag = "tools", request_body = ExecuteToolRequest, params(("id" = String, Path, description = "Tool id")),
+#[utoipa::path(post, path = "/v1/tools/{id}/execute", tag = "tools", request_body = ExecuteToolRequest, params(("id" = uuid::Uuid, Path, description = "Tool id")),
     responses((status = 200, body = ExecutionView, description = "The execution (a failed tool has status `failed`); or an event stream"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn execute(

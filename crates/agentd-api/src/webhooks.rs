@@ -33,7 +33,7 @@ pub async fn list_deliveries(
 }
 
 /// One delivery.
-#[utoipa::path(get, path = "/v1/webhooks/deliveries/{id}", tag = "webhooks", params(("id" = String, Path, description = "msg_...")),
+#[utoipa::path(get, path = "/v1/webhooks/deliveries/{id}", tag = "webhooks", params(("id" = String, Path, pattern = "^msg_[0-9a-f]{32}$", description = "A delivery id: `msg_` and 32 hex digits")),
     responses((status = 200, body = DeliveryView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_delivery(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<DeliveryView>> {
     let delivery = state.engine.webhook_delivery(caller.project_id, &id).await.map_err(|e| not_found(e, "delivery"))?;
@@ -41,7 +41,7 @@ pub async fn get_delivery(State(state): State<AppState>, caller: Caller, Path(id
 }
 
 /// Send a delivery again now (same `webhook-id`, a fresh retry schedule).
-#[utoipa::path(post, path = "/v1/webhooks/deliveries/{id}/redeliver", tag = "webhooks", params(("id" = String, Path, description = "msg_...")),
+#[utoipa::path(post, path = "/v1/webhooks/deliveries/{id}/redeliver", tag = "webhooks", params(("id" = String, Path, pattern = "^msg_[0-9a-f]{32}$", description = "A delivery id: `msg_` and 32 hex digits")),
     responses((status = 200, body = DeliveryView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn redeliver(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<DeliveryView>> {
@@ -58,7 +58,7 @@ pub async fn list_endpoints(State(state): State<AppState>, caller: Caller) -> Ap
 }
 
 /// Let deliveries go to an endpoint again after it answered 410 Gone.
-#[utoipa::path(post, path = "/v1/webhooks/endpoints/{id}/enable", tag = "webhooks", params(("id" = String, Path, description = "ep_...")),
+#[utoipa::path(post, path = "/v1/webhooks/endpoints/{id}/enable", tag = "webhooks", params(("id" = String, Path, pattern = "^ep_[0-9a-f]{32}$", description = "An endpoint id: `ep_` and 32 hex digits")),
     responses((status = 200, body = EndpointView), (status = 404, body = ErrorBody)), security(("api_key" = [])))]
 pub async fn enable_endpoint(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<EndpointView>> {
     let endpoint = state.engine.enable_webhook_endpoint(caller.project_id, &id).await.map_err(|e| not_found(e, "endpoint"))?;

@@ -11,32 +11,44 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionRequest {
     /// The task, in plain words (required, non-empty).
+    #[schema(value_type = String, min_length = 1, max_length = 20_000, pattern = r"\S")]
     pub goal: Option<String>,
     /// Where a browser agent starts (http or https).
     pub start_url: Option<String>,
     /// browser (default) | research | chat | coding.
+    #[schema(pattern = "^(browser|research|chat|coding)$")]
     pub mode: Option<String>,
     /// Most browser actions (1 to the configured cap; default 100).
+    #[schema(minimum = 1)]
     pub max_actions: Option<i64>,
     /// Most research cycles (1 to 8; default 1 for chat, 5 otherwise).
+    #[schema(minimum = 1, maximum = 8)]
     pub max_cycles: Option<i64>,
     /// Overall time limit in seconds, paused time excluded (default 1800).
+    #[schema(minimum = 1)]
     pub timeout_seconds: Option<i64>,
     /// Ends the session after this many idle seconds, unless paused (default 300).
+    #[schema(minimum = 1)]
     pub inactivity_timeout_seconds: Option<i64>,
     /// Viewport width (200 to 7680; default 1024).
+    #[schema(minimum = 200, maximum = 7680)]
     pub display_width: Option<i64>,
     /// Viewport height (200 to 4320; default 768).
+    #[schema(minimum = 200, maximum = 4320)]
     pub display_height: Option<i64>,
     /// Run the browser without a window (default true).
     pub headless: Option<bool>,
     /// A label (at most 200 characters).
+    #[schema(max_length = 200)]
     pub name: Option<String>,
     /// Labels for filtering (at most 32, each 1 to 64 characters).
+    #[schema(schema_with = tags_schema)]
     pub tags: Option<Vec<String>>,
     /// low | normal (default) | high.
+    #[schema(pattern = "^(low|normal|high)$")]
     pub priority: Option<String>,
     /// Your end user's id (at most 200 characters).
+    #[schema(max_length = 200)]
     pub user_id: Option<String>,
     /// Your data, kept with the session (a JSON object, at most 16 KiB).
     #[schema(value_type = Option<Object>)]
@@ -44,11 +56,14 @@ pub struct CreateSessionRequest {
     /// Where to POST the session's events (http or https).
     pub webhook_url: Option<String>,
     /// Domains the agent may visit (empty: any).
+    #[schema(max_items = 100)]
     pub allowed_domains: Option<Vec<String>>,
     /// The LLM model for this session (default: the server's).
+    #[schema(pattern = r"^\s*[^\s\x00-\x1f\x7f-\x9f]{1,200}\s*$")]
     pub model: Option<String>,
     /// How a browser agent works: `dom` (default; page elements as text, any chat model) or
     /// `computer_use` (screenshots and coordinates; a computer-use model).
+    #[schema(pattern = "^(dom|computer_use)$")]
     pub driver: Option<String>,
     /// A JSON schema the response must match; the response is then JSON.
     #[schema(value_type = Option<Object>)]
@@ -63,13 +78,23 @@ pub struct CreateSessionRequest {
     pub sensitive_data: Option<Map<String, Value>>,
     /// A finished session this one follows up (research, chat and coding modes): the new
     /// session sees that conversation's questions, answers and sources.
+    #[schema(format = Uuid)]
     pub continues: Option<String>,
     /// Run a defined agent (`/v1/agents`): its kind, instructions, model, tools and limits.
+    #[schema(format = Uuid)]
     pub agent_id: Option<String>,
     /// That agent's version by number (default: the published one).
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64)]
     pub agent_version: Option<i64>,
     /// `DRAFT` to try the agent's draft (or `PUBLISHED`, the default).
+    #[schema(pattern = r"^\s*([Dd][Rr][Aa][Ff][Tt]|[Pp][Uu][Bb][Ll][Ii][Ss][Hh][Ee][Dd])\s*$")]
     pub version_state: Option<String>,
+}
+
+/// `tags`: at most 32, each 1 to 64 characters (trimmed).
+fn tags_schema() -> utoipa::openapi::schema::Schema {
+    let tag = utoipa::openapi::schema::ObjectBuilder::new().min_length(Some(1)).max_length(Some(64)).pattern(Some(r"\S"));
+    crate::contract::strings(Some(32), tag, true)
 }
 
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
@@ -82,15 +107,17 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 pub struct PatchSessionRequest {
     /// New name, or null to clear.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub name: Option<Option<String>>,
     /// New tags (replace the list).
+    #[schema(schema_with = tags_schema)]
     pub tags: Option<Vec<String>>,
     /// New priority.
+    #[schema(pattern = "^(low|normal|high)$")]
     pub priority: Option<String>,
     /// New user id, or null to clear.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200)]
     pub user_id: Option<Option<String>>,
     /// New metadata (replaces the object).
     #[schema(value_type = Option<Object>)]
@@ -102,6 +129,7 @@ pub struct PatchSessionRequest {
 #[serde(deny_unknown_fields)]
 pub struct InputRequest {
     /// The request answered (optional: the open one).
+    #[schema(pattern = "^req_[0-9a-f]{32}$")]
     pub request_id: Option<String>,
     /// The text asked for, for an input request.
     pub text: Option<String>,
@@ -122,26 +150,35 @@ pub struct SafetyCheckDecision {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListSessionsQuery {
-    /// Only these statuses (comma-separated).
+    /// Only these statuses (comma-separated): queued, running, paused, waiting, completed,
+    /// failed, stopped, timed_out.
+    #[param(pattern = r"^(\s*(queued|running|paused|waiting|completed|failed|stopped|timed_out)?\s*)(,\s*(queued|running|paused|waiting|completed|failed|stopped|timed_out)?\s*)*$")]
     pub status: Option<String>,
     /// Only sessions carrying this tag.
     pub tag: Option<String>,
     /// Only this end user's sessions.
     pub user_id: Option<String>,
     /// Created at or after (RFC 3339).
+    #[param(format = DateTime)]
     pub created_after: Option<String>,
     /// Created before (RFC 3339).
+    #[param(format = DateTime)]
     pub created_before: Option<String>,
     /// true: only sessions with an error; false: only without.
+    #[param(value_type = Option<bool>)]
     pub has_error: Option<String>,
     /// Only sessions that ran (start to end, or to now while live) for less than this many
     /// seconds.
+    #[param(value_type = Option<f64>, minimum = 0, maximum = 1e12)]
     pub duration_less_than: Option<String>,
     /// created_at (default) | updated_at | priority | name | status | ended_at | duration.
+    #[param(pattern = "^(created_at|updated_at|priority|name|status|ended_at|duration)$")]
     pub sort: Option<String>,
     /// desc (default) | asc.
+    #[param(pattern = "^(asc|desc)$")]
     pub order: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -152,7 +189,8 @@ pub struct ListSessionsQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CleanupQuery {
-    /// Delete finished sessions that ended more than this many days ago (at least 1).
+    /// Delete finished sessions that ended more than this many days ago (required; 1 to 36500).
+    #[param(value_type = u32, minimum = 1, maximum = 36500)]
     pub older_than_days: Option<String>,
 }
 
@@ -162,8 +200,10 @@ pub struct CleanupQuery {
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only events with a larger seq (default 0: from the start).
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807u64)]
     pub after: Option<String>,
     /// Page size for JSON, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
 }
 
@@ -173,6 +213,7 @@ pub struct EventsQuery {
 #[into_params(parameter_in = Query)]
 pub struct SocketQuery {
     /// Replay events with a larger seq first (default 0: from the start).
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775807u64)]
     pub after: Option<String>,
     /// The API key, for clients (browsers) that cannot send headers on a WebSocket.
     pub api_key: Option<String>,
@@ -321,10 +362,13 @@ pub struct EndpointList {
 #[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// pending | delivered | failed.
+    #[param(pattern = r"^\s*(pending|delivered|failed)\s*$")]
     pub status: Option<String>,
     /// Only this session's.
+    #[param(format = Uuid)]
     pub session_id: Option<String>,
     /// 1 to 500 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
 }
 

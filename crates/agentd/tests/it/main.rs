@@ -8,6 +8,7 @@ mod browser_agent;
 mod browser_egress;
 mod cli_run;
 mod computer_use;
+mod contract;
 mod control;
 mod conversations;
 mod assisfy;
