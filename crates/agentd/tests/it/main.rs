@@ -9,6 +9,7 @@ mod browser_egress;
 mod cli_run;
 mod computer_use;
 mod control;
+mod connections;
 mod conversations;
 mod assisfy;
 mod assisters;
