@@ -46,7 +46,6 @@ impl Server {
             bail!("{} not built; run `cargo build --release -p agentd`", exe.display());
         }
         let dir = tempfile::tempdir()?;
-        let llm_addr = llm.openai_base_url().trim_start_matches("http://").trim_end_matches("/v1").to_owned();
         let mut command = tokio::process::Command::new(&exe);
         command
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir", &dir.path().display().to_string()])
@@ -58,7 +57,6 @@ impl Server {
             .env("AGENTD_LLM_MODEL", "scripted-model")
             .env("AGENTD_LLM_TIMEOUT_SECONDS", "3600")
             .env("AGENTD_LLM_MAX_RETRIES", "0")
-            .env("AGENTD_EGRESS_ALLOW", llm_addr)
             // No browser: the research agent waits on the LLM first, and the figure is agentd's.
             .env("AGENTD_CHROME", "/nonexistent/chromium")
             .stdout(Stdio::piped())
@@ -91,6 +89,23 @@ impl Server {
             }
             last = now;
         }
+    }
+}
+
+/// How long RSS is watched after the connections close.
+const RETURN_WATCH: Duration = Duration::from_secs(30);
+
+/// RSS after the connections have closed: the first reading within 10 % of `idle` (the
+/// allocator returns memory after a delay), or the last one after [`RETURN_WATCH`]; with the
+/// time it took.
+async fn rss_after_close(server: &Server, idle: u64) -> (u64, Duration) {
+    let closed = Instant::now();
+    loop {
+        let now = rss_kib(server.pid);
+        if now * 10 <= idle * 11 || closed.elapsed() >= RETURN_WATCH {
+            return (now, closed.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -195,14 +210,15 @@ fn mb(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn report(what: &str, n: usize, idle: u64, held: u64, after: u64) {
+fn report(what: &str, n: usize, idle: u64, held: u64, (after, took): (u64, Duration)) {
     let per = held.saturating_sub(idle) as f64 * 1024.0 / n as f64 / 1000.0;
     let back = (after as f64 / idle as f64 - 1.0) * 100.0;
     println!(
-        "{n:>6} {what}: RSS {:.1} MB idle → {:.1} MB held ({per:.1} KB each) → {:.1} MB after they closed ({back:+.0} % of idle)",
+        "{n:>6} {what}: RSS {:.1} MB idle → {:.1} MB held ({per:.1} KB each) → {:.1} MB {:.0} s after they closed ({back:+.0} % of idle)",
         mb(idle),
         mb(held),
-        mb(after)
+        mb(after),
+        took.as_secs_f64()
     );
 }
 
@@ -214,7 +230,7 @@ async fn idle_connections(llm: &ScriptedLlm, n: usize, one_request: bool) -> any
     let held = if one_request { open_many(n, server.addr, after_one_request).await? } else { open_many(n, server.addr, silent).await? };
     let held_rss = server.settled_rss().await;
     close_all(held).await;
-    let after = server.settled_rss().await;
+    let after = rss_after_close(&server, idle).await;
     let what = if one_request { "idle connections (after one request each)" } else { "idle connections (silent)" };
     report(what, n, idle, held_rss, after);
     Ok(())
@@ -247,7 +263,7 @@ async fn subscribers(llm: &ScriptedLlm, n: usize) -> anyhow::Result<()> {
     let held = open_many(n, server.addr, move |socket, ready| subscriber(id.clone(), socket, ready)).await?;
     let held_rss = server.settled_rss().await;
     close_all(held).await;
-    let after = server.settled_rss().await;
+    let after = rss_after_close(&server, idle).await;
     report("SSE subscribers on one running session", n, idle, held_rss, after);
     Ok(())
 }
