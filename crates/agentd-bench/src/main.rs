@@ -16,9 +16,13 @@
 //!    latency at 10k and 100k rows (see `embed.rs`).
 //! 10. (`agentd-bench tables`) table inserts with and without vectorization, background
 //!    vectorization, and search end to end (see `tables.rs`).
+//! 11. (`agentd-bench connections`) memory per idle connection and per SSE subscriber at
+//!     1,000 and 10,000, and after they close, of the release `agentd serve` (see
+//!     `connections.rs`).
 
 mod agent;
 mod browser;
+mod connections;
 mod embed;
 mod fetch;
 mod tables;
@@ -35,6 +39,11 @@ use anyhow::{Context, bail};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The allocator of `agentd serve` (see its main.rs), so that the child server's figures are
+/// the product's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const KEY: &str = "bench-admin-key-0001";
 
@@ -437,6 +446,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if only == "agent" {
         agent::figures().await?;
+    }
+    if only == "connections" {
+        connections::figures().await?;
     }
     if only == "fetch" {
         fetch::figures().await?;

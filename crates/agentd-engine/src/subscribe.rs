@@ -20,8 +20,13 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use crate::engine::{Engine, EngineError};
 use crate::event_log::{LoggedEvent, SharedEvent};
 
-/// Events read from the store per query while catching up.
-const PAGE: u32 = 500;
+/// Events read from the store per query while catching up: what one follower holds at most
+/// (each its own copy, until delivered), so a thousand followers joining a long session at
+/// once hold a thousand pages.
+const PAGE: u32 = 100;
+
+/// Room kept in a follower's buffer once it has caught up: live events arrive one by one.
+const KEPT_BUFFER: usize = 8;
 
 /// A session's events in seq order; ends after the terminal event (or, after delivering
 /// what was committed, at shutdown).
@@ -91,6 +96,10 @@ impl Follower {
             if let Some(event) = self.buffer.pop_front() {
                 self.last = event.seq;
                 self.done |= event.kind.is_terminal();
+                if self.buffer.is_empty() {
+                    // A page's worth of room would stay with the follower for its life.
+                    self.buffer.shrink_to(KEPT_BUFFER);
+                }
                 return Some(Ok(event));
             }
             if self.done {

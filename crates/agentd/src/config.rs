@@ -57,6 +57,9 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The largest `max_connections` accepted (each connection is a file descriptor).
+const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
 /// Environment variables with the `AGENTD_` prefix that are not server settings (the CLI's
 /// client options), so they are not reported as unknown settings.
 const CLIENT_ENV: [&str; 2] = ["api_key", "url"];
@@ -79,6 +82,19 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Seconds between SSE heartbeats and WebSocket pings.
     pub heartbeat_seconds: u64,
+    // Connections (each listener: `addr`, and `metrics_addr` when set). Streams (SSE, WebSocket)
+    // and requests whose handler is working have no timeout: only waiting for a client does.
+    /// Connections open at once, WebSockets included; beyond it a new connection is answered
+    /// 503 (`unavailable`, `Retry-After: 1`) without its request being parsed, and closed.
+    pub max_connections: usize,
+    /// A request's head (request line and headers) must arrive whole within this many seconds
+    /// of its first byte, or the connection is closed.
+    pub header_timeout_seconds: u64,
+    /// A request body of which no byte arrives for this many seconds closes the connection.
+    pub body_timeout_seconds: u64,
+    /// A connection with no request in progress (a new one, or kept alive after a response) is
+    /// closed after this many seconds.
+    pub idle_timeout_seconds: u64,
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `agentd=debug`.
     pub log: String,
     /// `text` or `json`.
@@ -197,6 +213,10 @@ impl Default for Config {
             max_concurrent_sessions: 16,
             body_limit_bytes: 1024 * 1024,
             heartbeat_seconds: 15,
+            max_connections: 10_000,
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            idle_timeout_seconds: 60,
             log: "info".into(),
             log_format: "text".into(),
             sessions: SessionLimits::default(),
@@ -373,6 +393,7 @@ impl Config {
         if self.heartbeat_seconds == 0 || self.heartbeat_seconds > 3600 {
             return bad("heartbeat_seconds", "AGENTD_HEARTBEAT_SECONDS", "must be between 1 and 3600".into());
         }
+        self.validate_connections()?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return bad("log_format", "AGENTD_LOG_FORMAT", format!("must be text or json, got `{}`", self.log_format));
         }
@@ -510,6 +531,34 @@ impl Config {
             return bad("assisters_agent_tiers", "AGENTD_ASSISTERS_AGENT_TIERS", format!("no tier named `{unknown}` is configured"));
         }
         self.validate_metrics()
+    }
+
+    /// `max_connections` and the connection timeouts.
+    fn validate_connections(&self) -> Result<(), ConfigError> {
+        let bad = |name: &str, env: &str, why: &str| Err(ConfigError(format!("{name} ({env}): {why}")));
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&self.max_connections) {
+            return bad("max_connections", "AGENTD_MAX_CONNECTIONS", "must be between 1 and 1000000");
+        }
+        if !(1..=300).contains(&self.header_timeout_seconds) {
+            return bad("header_timeout_seconds", "AGENTD_HEADER_TIMEOUT_SECONDS", "must be between 1 and 300");
+        }
+        if !(1..=3600).contains(&self.body_timeout_seconds) {
+            return bad("body_timeout_seconds", "AGENTD_BODY_TIMEOUT_SECONDS", "must be between 1 and 3600");
+        }
+        if !(1..=3600).contains(&self.idle_timeout_seconds) {
+            return bad("idle_timeout_seconds", "AGENTD_IDLE_TIMEOUT_SECONDS", "must be between 1 and 3600");
+        }
+        Ok(())
+    }
+
+    /// The bounds on each listener's connections.
+    pub fn connection_limits(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            max_connections: self.max_connections,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout_seconds),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_seconds),
+        }
     }
 
     /// `metrics_token` and `metrics_addr`.
@@ -777,6 +826,35 @@ mod tests {
         config.validate().unwrap();
         config.max_concurrent_sessions = 10_001;
         assert!(error_of(&config).contains("max_concurrent_sessions"));
+    }
+
+    #[test]
+    fn connection_settings_are_bounded_at_n_and_n_plus_one() {
+        type Tweak = fn(&mut Config, u64);
+        let cases: [(Tweak, u64, u64, &str); 4] = [
+            (|c, n| c.max_connections = n as usize, 1, MAX_CONNECTIONS_LIMIT as u64, "max_connections (AGENTD_MAX_CONNECTIONS)"),
+            (|c, n| c.header_timeout_seconds = n, 1, 300, "header_timeout_seconds (AGENTD_HEADER_TIMEOUT_SECONDS)"),
+            (|c, n| c.body_timeout_seconds = n, 1, 3600, "body_timeout_seconds (AGENTD_BODY_TIMEOUT_SECONDS)"),
+            (|c, n| c.idle_timeout_seconds = n, 1, 3600, "idle_timeout_seconds (AGENTD_IDLE_TIMEOUT_SECONDS)"),
+        ];
+        for (tweak, low, high, name) in cases {
+            for ok in [low, high] {
+                let mut config = Config::default();
+                tweak(&mut config, ok);
+                config.validate().unwrap_or_else(|e| panic!("{name} = {ok}: {e}"));
+            }
+            for bad in [low - 1, high + 1] {
+                let mut config = Config::default();
+                tweak(&mut config, bad);
+                let message = error_of(&config);
+                assert!(message.contains(name), "{name} = {bad}: {message}");
+            }
+        }
+        let limits = Config { header_timeout_seconds: 2, body_timeout_seconds: 3, idle_timeout_seconds: 4, max_connections: 5, ..Config::default() }.connection_limits();
+        assert_eq!(
+            (limits.max_connections, limits.header_timeout.as_secs(), limits.body_timeout.as_secs(), limits.idle_timeout.as_secs()),
+            (5, 2, 3, 4)
+        );
     }
 
     #[test]

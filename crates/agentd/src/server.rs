@@ -13,12 +13,12 @@ use agentd_engine::{AgentRegistry, Clock, Engine, EngineConfig, SealingKey, Syst
 use agentd_tools::ToolRunner;
 use agentd_store::SqliteStore;
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::connections;
 use crate::data_dir_lock::DataDirLock;
 use crate::keys;
 
@@ -197,28 +197,16 @@ async fn launch(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
-    // Streams write many small frames: without TCP_NODELAY, Nagle's algorithm and delayed
-    // ACKs hold them back for up to 40 ms.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
+    let limits = config.connection_limits();
     let stop = CancellationToken::new();
-    let signal = stop.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { signal.cancelled().await })
-            .await
-    });
+    let http = tokio::spawn(connections::serve(listener, app, limits, stop.clone()));
     tracing::info!(%addr, "agentd listening");
     let (metrics_addr, metrics) = match metrics_listener {
         Some(listener) => {
             let at = listener.local_addr()?;
-            let signal = stop.clone();
-            let served = axum::serve(listener, agentd_api::metrics_router(state)).with_graceful_shutdown(async move { signal.cancelled().await });
+            let served = connections::serve(listener, agentd_api::metrics_router(state), limits, stop.clone());
             tracing::info!(addr = %at, "metrics listening");
-            (Some(at), Some(tokio::spawn(async move { served.await })))
+            (Some(at), Some(tokio::spawn(served)))
         }
         None => (None, None),
     };

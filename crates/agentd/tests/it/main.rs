@@ -10,6 +10,7 @@ mod cli_run;
 mod computer_use;
 mod contract;
 mod control;
+mod connections;
 mod conversations;
 mod assisfy;
 mod assisters;
