@@ -24,6 +24,10 @@ use crate::wire::{EventPage, EventView, EventsQuery, InputRequest, SocketQuery};
 const DEFAULT_EVENT_PAGE: u64 = 100;
 const MAX_EVENT_PAGE: u64 = 1_000;
 
+/// A session socket's read buffer, made when it opens: commands are small, and tungstenite's
+/// default (128 KiB) made each subscriber by WebSocket cost ~140 KB.
+const SOCKET_READ_BUFFER: usize = 4 * 1024;
+
 /// The event as the native API shows it, rendered once however many subscribers it has.
 fn wire_json(event: &agentd_engine::LoggedEvent) -> std::sync::Arc<str> {
     event.rendered(|e| serde_json::to_string(&EventView::from(e)).unwrap_or_default())
@@ -130,6 +134,9 @@ pub async fn session_ws(
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::new(crate::error::ErrorCode::InvalidRequest, format!("this route speaks WebSocket only: {rejection}"))
     })?;
+    // A command is no larger than a request body may be.
+    let limit = state.config.body_limit_bytes;
+    let upgrade = upgrade.read_buffer_size(SOCKET_READ_BUFFER).max_message_size(limit).max_frame_size(limit);
     Ok(upgrade.on_upgrade(move |socket| serve_socket(socket, state, caller.project_id, id, events)))
 }
 

@@ -1,6 +1,7 @@
 //! Connections: the cap (N open; the next answered 503 and closed), the timeouts for
 //! idle connections, half-sent heads and bodies shorter than their Content-Length, the head
-//! size limit, and streams (SSE, WebSocket) that outlive the idle timeout. Raw sockets, so the
+//! size limit, a session socket's message limit, and streams (SSE, WebSocket) that outlive
+//! the idle timeout. Raw sockets, so the
 //! test controls every byte; each timeout is short and the only check on time is that the
 //! server closes within a generous bound that the other (long) timeouts exceed.
 
@@ -251,5 +252,38 @@ async fn streams_stay_open_past_the_idle_timeout() {
         kinds.push(frame["data"]["type"].as_str().unwrap_or(frame["type"].as_str().unwrap()).to_owned());
     }
     assert!(kinds.contains(&"ack".to_owned()) && kinds.last().is_some_and(|k| k == "completed"), "{kinds:?}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_session_socket_takes_messages_up_to_the_body_limit() {
+    const N: usize = 1024;
+    let app = spawn_with(|c| c.body_limit_bytes = N).await;
+    let session = app.create("wait").await["id"].as_str().unwrap().to_owned();
+    app.wait_status(&session, "running").await;
+    let open = async || {
+        let url = app.url(&format!("/v1/sessions/{session}/ws?after=1000")).replace("http://", "ws://");
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert("authorization", format!("Bearer {}", app.key).parse().unwrap());
+        tokio_tungstenite::connect_async(request).await.expect("ws connects").0
+    };
+    // A command padded to exactly `size` bytes; any answer (ack or error) proves it was read.
+    let padded = |size: usize| {
+        let start = r#"{"type":"pause","pad":""#;
+        let end = r#""}"#;
+        format!("{start}{}{end}", "a".repeat(size - start.len() - end.len()))
+    };
+    let mut at_limit = open().await;
+    at_limit.send(Message::Text(padded(N).into())).await.unwrap();
+    let reply = tokio::time::timeout(BOUND, at_limit.next()).await.expect("a reply").expect("open").expect("a frame");
+    let Message::Text(text) = reply else { panic!("{reply:?}") };
+    let frame: Value = serde_json::from_str(&text).unwrap();
+    assert!(frame["type"] == "ack" || frame["type"] == "error", "{frame}");
+    let mut over = open().await;
+    over.send(Message::Text(padded(N + 1).into())).await.unwrap();
+    match tokio::time::timeout(BOUND, over.next()).await.expect("the socket ends") {
+        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {}
+        Some(Ok(other)) => panic!("a message over the limit was answered: {other:?}"),
+    }
     app.shutdown().await;
 }
