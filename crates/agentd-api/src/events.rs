@@ -24,9 +24,9 @@ use crate::wire::{EventPage, EventView, EventsQuery, InputRequest, SocketQuery};
 const DEFAULT_EVENT_PAGE: u64 = 100;
 const MAX_EVENT_PAGE: u64 = 1_000;
 
-/// A session socket's read buffer, made when it opens: commands are small, and tungstenite's
-/// default (128 KiB) made each subscriber by WebSocket cost ~140 KB.
-const SOCKET_READ_BUFFER: usize = 4 * 1024;
+/// Every WebSocket's read buffer, made when it opens: client messages are small, and
+/// tungstenite's default (128 KiB) made each subscriber by WebSocket cost ~140 KB.
+pub(crate) const SOCKET_READ_BUFFER: usize = 4 * 1024;
 
 /// The event as the native API shows it, rendered once however many subscribers it has.
 fn wire_json(event: &agentd_engine::LoggedEvent) -> std::sync::Arc<str> {

@@ -239,10 +239,21 @@ async fn devtools_url(child: &mut tokio::process::Child) -> io::Result<String> {
     loop {
         // Its exit is watched as well as its stderr: a child of it may hold the pipe open.
         let line = tokio::select! {
-            line = lines.next_line() => line?,
-            status = child.wait() => return Err(exited(status?, &printed)),
+            line = lines.next_line() => Some(line?),
+            _ = child.wait() => None,
         };
-        let Some(line) = line else {
+        let Some(Some(line)) = line else {
+            // What it printed just before exiting may still be in the pipe (bounded: a child
+            // of it may hold the pipe open).
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if printed.len() < 4096 {
+                        printed.push_str(&line);
+                        printed.push('\n');
+                    }
+                }
+            })
+            .await;
             return Err(exited(child.wait().await?, &printed));
         };
         if let Some((_, url)) = line.rsplit_once("listening on ")

@@ -115,6 +115,8 @@ pub(super) async fn websocket(
         return AssisfyError::bad_request("this route speaks WebSocket only: connect with ?sessionId=&apiKey=").into_response();
     };
     let given = Credentials::from_query(query.as_deref(), key);
+    let limit = state.config.body_limit_bytes;
+    let upgrade = upgrade.read_buffer_size(crate::events::SOCKET_READ_BUFFER).max_message_size(limit).max_frame_size(limit);
     upgrade.on_upgrade(move |socket| serve(socket, state, given))
 }
 

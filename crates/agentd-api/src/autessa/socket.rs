@@ -103,7 +103,7 @@ pub(crate) fn accept<H: SocketHandler>(upgrade: WebSocketUpgrade, state: &AppSta
     let state = state.clone();
     // A message holds at most what a REST body may (spoken input included).
     let limit = crate::speech::body_limit(&state);
-    let upgrade = upgrade.max_message_size(limit).max_frame_size(limit);
+    let upgrade = upgrade.read_buffer_size(crate::events::SOCKET_READ_BUFFER).max_message_size(limit).max_frame_size(limit);
     let mut response = upgrade.on_upgrade(move |socket| async move {
         match opened {
             Ok((handler, admission)) => serve(socket, handler, Arc::new((state, admission)), heartbeat, idle).await,
