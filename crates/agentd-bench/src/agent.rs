@@ -17,7 +17,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -228,21 +227,12 @@ impl Server {
     async fn start(exe: &Path, llm: &ScriptedLlm, site: &str) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
         let spawned = Instant::now();
-        let mut child = tokio::process::Command::new(exe)
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir", &dir.path().display().to_string()])
-            .env("AGENTD_ADMIN_KEY", KEY)
-            // chromiumoxide reports the browser's connection closing at shutdown as an error.
-            .env("AGENTD_LOG", "error,chromiumoxide=off")
-            .env("AGENTD_LLM_PROVIDER", "openai")
-            .env("AGENTD_LLM_BASE_URL", llm.openai_base_url())
-            .env("AGENTD_LLM_API_KEY", "sk-bench")
-            .env("AGENTD_LLM_MODEL", "scripted-model")
+        let mut child = crate::serve_command(exe, dir.path(), llm)
             // Room for 20 sessions at once (the defaults are 16 sessions, 20 contexts).
             .env("AGENTD_MAX_CONCURRENT_SESSIONS", "32")
             .env("AGENTD_BROWSER_MAX_CONTEXTS", "32")
             // The fixture site is on loopback: the egress policy lets the browser reach exactly it.
             .env("AGENTD_EGRESS_ALLOW", crate::browser::fixture_allow(site))
-            .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {}", exe.display()))?;
         let pid = child.id().context("the server's pid")?;

@@ -10,7 +10,6 @@
 //! not know, the connection cap and timeouts, are then not passed).
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -46,20 +45,12 @@ impl Server {
             bail!("{} not built; run `cargo build --release -p agentd`", exe.display());
         }
         let dir = tempfile::tempdir()?;
-        let mut command = tokio::process::Command::new(&exe);
+        let mut command = crate::serve_command(&exe, dir.path(), llm);
         command
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir", &dir.path().display().to_string()])
-            .env("AGENTD_ADMIN_KEY", KEY)
-            .env("AGENTD_LOG", "error,chromiumoxide=off")
-            .env("AGENTD_LLM_PROVIDER", "openai")
-            .env("AGENTD_LLM_BASE_URL", llm.openai_base_url())
-            .env("AGENTD_LLM_API_KEY", "sk-bench")
-            .env("AGENTD_LLM_MODEL", "scripted-model")
             .env("AGENTD_LLM_TIMEOUT_SECONDS", "3600")
             .env("AGENTD_LLM_MAX_RETRIES", "0")
             // No browser: the research agent waits on the LLM first, and the figure is agentd's.
             .env("AGENTD_CHROME", "/nonexistent/chromium")
-            .stdout(Stdio::piped())
             .kill_on_drop(true);
         if current {
             command

@@ -462,6 +462,24 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `agentd serve` from `exe` on a loopback port over `data_dir`, with the bench's admin key and
+/// the scripted LLM, its stdout piped (the listening address is read from it); callers add
+/// what their figure needs.
+pub(crate) fn serve_command(exe: &std::path::Path, data_dir: &std::path::Path, llm: &agentd_testllm::ScriptedLlm) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir", &data_dir.display().to_string()])
+        .env("AGENTD_ADMIN_KEY", KEY)
+        // chromiumoxide reports the browser's connection closing at shutdown as an error.
+        .env("AGENTD_LOG", "error,chromiumoxide=off")
+        .env("AGENTD_LLM_PROVIDER", "openai")
+        .env("AGENTD_LLM_BASE_URL", llm.openai_base_url())
+        .env("AGENTD_LLM_API_KEY", "sk-bench")
+        .env("AGENTD_LLM_MODEL", "scripted-model")
+        .stdout(Stdio::piped());
+    command
+}
+
 /// The address a starting `agentd serve` prints (`listening on ...`), read from its stdout.
 pub(crate) async fn listening_address(
     lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
